@@ -1,0 +1,26 @@
+/*
+ * clock.h - wall-clock milliseconds and their text form.
+ *
+ * jobd stores every time as integer milliseconds since the Unix epoch (UTC)
+ * and shows it as RFC 3339 text ("2026-11-28T20:07:01.123Z").
+ */
+#ifndef JOBD_CLOCK_H
+#define JOBD_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds since the epoch, wall clock. */
+int64_t clock_now_ms(void);
+
+/* Milliseconds from a monotonic clock, for durations and deadlines. */
+int64_t clock_mono_ms(void);
+
+/* Format ms as "YYYY-MM-DD<sep>HH:MM:SS.mmm" (UTC), adding "Z" when sep is
+ * 'T'.  buf should hold 32 bytes. */
+void clock_format_ms(int64_t ms, char *buf, size_t len, char sep);
+
+/* "YYYY-MM-DD" of ms (UTC); buf should hold 11 bytes. */
+void clock_format_date(int64_t ms, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * id.c - UUIDv7 and random tokens.  UUIDv7 puts the millisecond time first,
+ * so job ids sort by creation and keep B-tree inserts at the right edge.
+ */
+#include "id.h"
+#include "clock.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+
+static void fill_random(unsigned char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(buf + got, n - got, 0);
+        if (r < 0)
+            abort(); /* only fails on a kernel without getrandom */
+        got += (size_t)r;
+    }
+}
+
+void id_uuid7(char out[ID_UUID_LEN])
+{
+    unsigned char b[16];
+    uint64_t ms = (uint64_t)clock_now_ms();
+
+    fill_random(b, sizeof b);
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* variant 10 */
+    snprintf(out, ID_UUID_LEN,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+void id_hex(char *out, size_t nbytes)
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char b[64];
+    if (nbytes > sizeof b)
+        nbytes = sizeof b;
+    fill_random(b, nbytes);
+    for (size_t i = 0; i < nbytes; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * nbytes] = '\0';
+}
+
+bool id_is_uuid(const char *s)
+{
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return false;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return s[36] == '\0';
+}

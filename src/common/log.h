@@ -1,0 +1,25 @@
+/*
+ * log.h - one-line log records on stderr: "2026-11-28 20:07:01.123 INFO  text".
+ *
+ * Thread-safe (each record is one stdio call).  Callers must never pass
+ * secrets (the admin token, database passwords) to these functions.
+ */
+#ifndef JOBD_LOG_H
+#define JOBD_LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Records below `level` are dropped.  Default LOG_INFO. */
+void log_set_level(enum log_level level);
+
+/* Parse "debug", "info", "warn", "error"; returns -1 if unknown. */
+int log_level_parse(const char *name);
+
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_write(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_write(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * record.c - field tables generated from record.h and the conversion of a
+ * column's text to its JSON value, shared by every backend so that a job
+ * reads the same from SQLite and PostgreSQL.
+ */
+#include "record.h"
+#include "clock.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <errno.h>
+
+#define REC_ENTRY(name, type) {#name, type},
+const record_field_t record_job_fields[] = {JOB_FIELDS(REC_ENTRY)};
+const size_t record_job_nfields = sizeof record_job_fields / sizeof record_job_fields[0];
+const record_field_t record_bot_fields[] = {BOT_FIELDS(REC_ENTRY)};
+const size_t record_bot_nfields = sizeof record_bot_fields / sizeof record_bot_fields[0];
+const record_field_t record_attempt_fields[] = {ATTEMPT_FIELDS(REC_ENTRY)};
+const size_t record_attempt_nfields = sizeof record_attempt_fields / sizeof record_attempt_fields[0];
+#undef REC_ENTRY
+
+static char job_cols[1024], bot_cols[512], attempt_cols[512];
+static pthread_once_t cols_once = PTHREAD_ONCE_INIT;
+
+static void join(char *out, size_t len, const record_field_t *f, size_t n)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(out + used, len - used, "%s%s", i ? ", " : "", f[i].name);
+}
+
+static void build_cols(void)
+{
+    join(job_cols, sizeof job_cols, record_job_fields, record_job_nfields);
+    join(bot_cols, sizeof bot_cols, record_bot_fields, record_bot_nfields);
+    join(attempt_cols, sizeof attempt_cols, record_attempt_fields, record_attempt_nfields);
+}
+
+const char *record_job_columns(void)
+{
+    pthread_once(&cols_once, build_cols);
+    return job_cols;
+}
+
+const char *record_bot_columns(void)
+{
+    pthread_once(&cols_once, build_cols);
+    return bot_cols;
+}
+
+const char *record_attempt_columns(void)
+{
+    pthread_once(&cols_once, build_cols);
+    return attempt_cols;
+}
+
+static bool parse_int(const char *text, long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoll(text, &end, 10);
+    return errno == 0 && end != text && *end == '\0';
+}
+
+json_t *record_value(enum record_type type, const char *text)
+{
+    long long v;
+    char buf[32];
+
+    if (!text)
+        return json_null();
+    switch (type) {
+    case REC_TEXT:
+        return json_string(text);
+    case REC_INT:
+        return parse_int(text, &v) ? json_integer(v) : NULL;
+    case REC_TIME:
+        if (!parse_int(text, &v))
+            return NULL;
+        clock_format_ms(v, buf, sizeof buf, 'T');
+        return json_string(buf);
+    case REC_JSON:
+        return json_loads(text, JSON_DECODE_ANY, NULL);
+    }
+    return NULL;
+}
+
+bool record_parse_time(const char *text, long long *ms)
+{
+    struct tm tm = {0};
+    int msec = 0, n = 0;
+    if (sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &msec, &n) != 7 ||
+        text[n] != '\0')
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *ms = (long long)timegm(&tm) * 1000 + msec;
+    return true;
+}

@@ -1,0 +1,160 @@
+/*
+ * store.h - the storage interface of jobd: every read and write of jobs,
+ * bots, attempts and the datalake outbox.  The server calls only this; no
+ * SQL exists outside src/store.  Each backend (store_sqlite.c, later
+ * store_pg.c) implements it, and tests/store runs one contract suite on all.
+ *
+ * Conventions:
+ *  - Every function returns JOBD_OK or a negative JOBD_E* code (err.h) and,
+ *    on failure, fills `e` with the real cause (for database errors, the
+ *    database's own message).  `e` may be NULL.
+ *  - OUT parameters are written only on success; JSON results are new
+ *    references the caller owns and must json_decref().
+ *  - A store_t is thread-safe: any thread may call any function at any time.
+ *    Each call is its own transaction; the HTTP layer never holds one open,
+ *    so that a backend may group the changes of concurrent calls into one
+ *    commit.
+ *  - Jobs and bots are returned as JSON objects whose fields are exactly
+ *    JOB_FIELDS / BOT_FIELDS (record.h).
+ */
+#ifndef JOBD_STORE_H
+#define JOBD_STORE_H
+
+#include "err.h"
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+
+/* ---- lifecycle and schema ------------------------------------------------ */
+
+/* Open the database named by `db`: a file path (SQLite, created if missing)
+ * or later a "postgresql://" URL.  Does not migrate or prepare.
+ * OUT: *out, freed with store_free(). */
+int store_open(const char *db, store_t **out, err_t *e);
+
+/* Close the database and free s.  store_free(NULL) is a no-op. */
+void store_free(store_t *s);
+
+/* Schema version recorded in the database (0 for an empty database) and the
+ * latest version this binary knows. */
+int store_schema_version(store_t *s, int *current /* OUT */, int *latest /* OUT */, err_t *e);
+
+/* Name of migration `version` (1..latest), e.g. "initial schema"; NULL if
+ * out of range. */
+const char *store_migration_name(int version);
+
+/* Apply every pending migration, each in its own transaction, in order.
+ * Fails with JOBD_ESCHEMA if the database is newer than this binary. */
+int store_migrate_up(store_t *s, err_t *e);
+
+/* Roll back the latest applied migration (one version). */
+int store_migrate_down(store_t *s, err_t *e);
+
+/* Prepare every statement the backend uses against the live schema.  Fails
+ * with JOBD_ESCHEMA naming the statement and the database's error if any
+ * does not fit, or if the schema version is not the latest.  Must succeed
+ * before any other call below. */
+int store_prepare(store_t *s, err_t *e);
+
+/* Cheap round trip to the database, for /health. */
+int store_ping(store_t *s, err_t *e);
+
+/* ---- jobs -------------------------------------------------------------- */
+
+/* Insert a pending job.  `input` is any JSON object (borrowed).
+ * OUT: *job. */
+int store_job_create(store_t *s, const char *operation, const json_t *input, int64_t priority,
+                     json_t **job, err_t *e);
+
+/* The job with its "attempts" array (ATTEMPT_FIELDS, oldest first).
+ * JOBD_ENOTFOUND if there is no such job.  OUT: *job. */
+int store_job_get(store_t *s, const char *id, json_t **job, err_t *e);
+
+typedef struct job_filter {
+    const char *status;    /* NULL for any */
+    const char *operation; /* NULL for any */
+    const char *after;     /* keyset cursor: only ids greater than this; NULL for start */
+    int limit;             /* 1..1000 */
+} job_filter_t;
+
+/* Jobs matching f in id order (creation order, ids are UUIDv7).
+ * OUT: *jobs, an array. */
+int store_job_list(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e);
+
+/* Lease up to `max` pending jobs whose operation is one of ops[0..nops),
+ * highest priority first, then oldest, to bot `bot_id` for lease_ms.  Each
+ * returned job carries two extra fields, "lease" (the fencing token to
+ * present on complete/fail) and "lease_expires_at".  An empty array when
+ * nothing is pending.  JOBD_EUNKNOWNBOT if the bot is not registered.
+ * OUT: *jobs. */
+int store_job_claim(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,
+                    int64_t lease_ms, json_t **jobs, err_t *e);
+
+/* Finish a job the bot holds under `lease`: succeeded with `result` (any
+ * JSON value, borrowed) for complete, or failed with `error` for fail.
+ * Fencing: the job must be processing under exactly this lease and bot,
+ * else JOBD_EFINISHED / JOBD_ERELEASED / JOBD_EEXPIRED / JOBD_EMISMATCH with
+ * a message saying when and why; nothing is recorded.  Repeating the call
+ * that finished the job succeeds, records nothing, and sets *repeated.
+ * OUT: *job, *repeated. */
+int store_job_complete(store_t *s, const char *id, const char *bot_id, const char *lease,
+                       const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
+                       err_t *e);
+int store_job_fail(store_t *s, const char *id, const char *bot_id, const char *lease,
+                   const char *error, int64_t duration_ms, json_t **job, bool *repeated,
+                   err_t *e);
+
+/* Admin: put a processing job back to pending, ending its attempt with
+ * outcome "released" and `reason`.  JOBD_ENOTPROC if it is not processing.
+ * OUT: *job. */
+int store_job_release(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
+
+/* Put every processing job whose lease ended before now_ms back to pending
+ * (attempt outcome "expired").  OUT: *n, how many. */
+int store_lease_expire(store_t *s, int64_t now_ms, int *n, err_t *e);
+
+/* Counts: {"jobs":{"pending":n,...,"total":n},"operations":{"sum":{"pending":n,...}},
+ * "bots":{"ready":n,...}}.  OUT: *stats. */
+int store_stats(store_t *s, json_t **stats, err_t *e);
+
+/* ---- bots -------------------------------------------------------------- */
+
+/* Register a bot in state "ready".  `operations` is an array of strings
+ * (borrowed).  OUT: *bot. */
+int store_bot_register(store_t *s, const char *name, const json_t *operations, json_t **bot,
+                       err_t *e);
+
+/* Record that the bot is alive in `state` (ready, processing, unhealthy,
+ * offline) and renew the leases of every job it holds by lease_ms.
+ * JOBD_EUNKNOWNBOT if not registered.  OUT: *bot. */
+int store_bot_heartbeat(store_t *s, const char *id, const char *state, int64_t lease_ms,
+                        json_t **bot, err_t *e);
+
+/* JOBD_EUNKNOWNBOT if not registered.  OUT: *bot. */
+int store_bot_get(store_t *s, const char *id, json_t **bot, err_t *e);
+
+/* Every bot, oldest registration first.  OUT: *bots, an array. */
+int store_bot_list(store_t *s, json_t **bots, err_t *e);
+
+/* ---- datalake outbox ----------------------------------------------------
+ * The datalake is driven from the database: a finished job is "unexported"
+ * until store_export_mark() records, in one transaction, that it was written
+ * and the new size of every file written.  After a crash the writer
+ * truncates each file back to its recorded size and exports again whatever
+ * is still unexported, so every job is in the datalake exactly once. */
+
+/* Up to `limit` finished, unexported jobs, oldest finish first.
+ * OUT: *jobs, an array. */
+int store_export_pending(store_t *s, int limit, json_t **jobs, err_t *e);
+
+/* Mark the jobs whose ids are in `ids` (array of strings) exported and set
+ * the recorded size of each file in `files` ({"relative/path": size}). */
+int store_export_mark(store_t *s, const json_t *ids, const json_t *files, err_t *e);
+
+/* Every datalake file's recorded size. OUT: *files, {"relative/path": size}. */
+int store_export_files(store_t *s, json_t **files, err_t *e);
+
+#endif
