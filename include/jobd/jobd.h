@@ -1,0 +1,168 @@
+/*
+ * jobd.h - the jobd client library: one C call per endpoint of the HTTP API
+ * (docs/api.md), for the stock bot, jobctl and users' own programs.
+ * A client owns one libcurl handle, so its connection to the server is kept
+ * alive between calls; a client is not thread-safe (use one per thread).
+ *
+ * Conventions:
+ *  - Every call returns JOBD_CLIENT_OK (0) or a negative JOBD_CLIENT_E* code,
+ *    never aborts, and on failure records why in the client, readable with
+ *    jobd_client_last_error() until the next call on that client.
+ *  - OUT parameters are written only on success.  JSON results are new
+ *    references (jansson) that the caller owns and must json_decref().
+ *  - String and JSON arguments are borrowed: the library copies what it keeps.
+ *
+ * Link with the static library jobd_client, libcurl and jansson.
+ */
+#ifndef JOBD_JOBD_H
+#define JOBD_JOBD_H
+
+#include <jansson.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define JOBD_API __attribute__((visibility("default")))
+
+/* Return codes.  Branch on these, or for JOBD_CLIENT_EHTTP on the server's
+ * stable error code (jobd_error_t.code), never on message text. */
+enum {
+    JOBD_CLIENT_OK = 0,
+    JOBD_CLIENT_EINVAL = -1,   /* a bad argument; nothing was sent */
+    JOBD_CLIENT_ENOMEM = -2,   /* out of memory */
+    JOBD_CLIENT_ENET = -3,     /* transport failure (connect, timeout, reset): status 0 */
+    JOBD_CLIENT_EHTTP = -4,    /* the server answered with a non-2xx status */
+    JOBD_CLIENT_EPROTO = -5,   /* a 2xx reply that is not what docs/api.md promises */
+    JOBD_CLIENT_ECANCELED = -6 /* the caller's cancel flag stopped the call */
+};
+
+/* Room for an id (UUID text is 36 characters) and a lease token. */
+#define JOBD_ID_MAX 128
+
+/* Why the last call on a client failed. */
+typedef struct jobd_error {
+    int rc;              /* the JOBD_CLIENT_E* code the call returned */
+    long status;         /* HTTP status; 0 when no reply came (network error) */
+    char code[64];       /* the server's stable code ("lease_released"); "" if none */
+    char message[1024];  /* the server's message, or curl's text for transport errors */
+    char request_id[80]; /* the request's X-Request-Id: always set once a request was made */
+} jobd_error_t;
+
+typedef struct jobd_client jobd_client_t;
+
+/* Settings for jobd_client_new().  Zero-initialise and set what you need. */
+typedef struct jobd_client_options {
+    const char *base_url;    /* required, e.g. "http://127.0.0.1:3001" */
+    const char *admin_token; /* optional; sent only to admin endpoints */
+    long timeout_ms;         /* per request, excluding a claim's wait; 0 means 10000 */
+} jobd_client_options_t;
+
+/* One job leased by jobd_client_claim().  `job` is the whole object as the
+ * server sent it (owned by this struct); the other pointers borrow from it
+ * and live as long as it does. */
+typedef struct jobd_job {
+    json_t *job;
+    const char *id;
+    const char *operation;
+    const char *lease;
+    const json_t *input;
+} jobd_job_t;
+
+/* A claim request (POST /jobs/claim). */
+typedef struct jobd_claim_request {
+    const char *bot_id;
+    const char *const *operations; /* 1..64 names */
+    size_t n_operations;
+    int wait_ms;  /* long-poll time, 0..30000 */
+    int max;      /* 1..100; 0 means 1 */
+    int lease_ms; /* 0 means the server's default */
+    /* Optional: when *cancel becomes non-zero (e.g. from a signal handler) the
+     * call stops within about a second and returns JOBD_CLIENT_ECANCELED. */
+    const volatile sig_atomic_t *cancel;
+} jobd_claim_request_t;
+
+/* Filters for jobd_client_list_jobs(); NULL or 0 leaves one out. */
+typedef struct jobd_list_query {
+    const char *status;
+    const char *operation;
+    int limit;
+    const char *after; /* the `next` of the previous page */
+} jobd_list_query_t;
+
+/* Create a client.  Returns NULL when out of memory, when base_url is NULL or
+ * when libcurl cannot be initialised.  Free with jobd_client_free(). */
+JOBD_API jobd_client_t *jobd_client_new(const jobd_client_options_t *opts);
+
+/* Free a client and close its connection.  jobd_client_free(NULL) is a no-op. */
+JOBD_API void jobd_client_free(jobd_client_t *c);
+
+/* Why the last failed call failed; borrowed, valid until the next call on c. */
+JOBD_API const jobd_error_t *jobd_client_last_error(const jobd_client_t *c);
+
+/* Format the last error for a person into buf:
+ * "409 lease_released: <message> (request <id>)" for a server reply, and
+ * "<message> (request <id>)" for anything else.  Returns buf. */
+JOBD_API const char *jobd_client_error_format(const jobd_client_t *c, char *buf, size_t len);
+
+/* True if the last failure may go away by itself and the call is worth
+ * repeating unchanged: a network error or a 5xx reply. */
+JOBD_API int jobd_client_error_is_transient(const jobd_client_t *c);
+
+/* POST /bots/register.  OUT: bot_id (JOBD_ID_MAX bytes, caller's buffer). */
+JOBD_API int jobd_client_register(jobd_client_t *c, const char *name, const char *const *operations,
+                                  size_t n_operations, char bot_id[JOBD_ID_MAX]);
+
+/* POST /bots/{id}/heartbeat with state "ready", "processing", "unhealthy" or
+ * "offline".  Renews the bot's leases. */
+JOBD_API int jobd_client_heartbeat(jobd_client_t *c, const char *bot_id, const char *state);
+
+/* POST /jobs/claim.  OUT: *jobs (an array of *count jobs, free with
+ * jobd_client_jobs_free()) and *count.  A 204 (nothing within wait_ms) is
+ * success with *jobs NULL and *count 0. */
+JOBD_API int jobd_client_claim(jobd_client_t *c, const jobd_claim_request_t *req, jobd_job_t **jobs,
+                               size_t *count);
+
+/* Free what jobd_client_claim() returned.  NULL is a no-op. */
+JOBD_API void jobd_client_jobs_free(jobd_job_t *jobs, size_t count);
+
+/* POST /jobs/{id}/complete with any JSON result.  OUT (optional, may be
+ * NULL): *job, the finished job. */
+JOBD_API int jobd_client_complete(jobd_client_t *c, const char *bot_id, const char *job_id,
+                                  const char *lease, const json_t *result, int64_t duration_ms,
+                                  json_t **job);
+
+/* POST /jobs/{id}/fail with an error text.  OUT (optional): *job. */
+JOBD_API int jobd_client_fail(jobd_client_t *c, const char *bot_id, const char *job_id,
+                              const char *lease, const char *error, int64_t duration_ms,
+                              json_t **job);
+
+/* POST /jobs.  OUT (optional): *job, the new job. */
+JOBD_API int jobd_client_submit(jobd_client_t *c, const char *operation, const json_t *input,
+                                int64_t priority, json_t **job);
+
+/* GET /jobs/{id}.  OUT: *job, with its history. */
+JOBD_API int jobd_client_get_job(jobd_client_t *c, const char *id, json_t **job);
+
+/* GET /jobs.  query may be NULL.  OUT: *page, {"jobs": [...], "next": ...}. */
+JOBD_API int jobd_client_list_jobs(jobd_client_t *c, const jobd_list_query_t *query, json_t **page);
+
+/* GET /stats.  OUT: *stats. */
+JOBD_API int jobd_client_stats(jobd_client_t *c, json_t **stats);
+
+/* POST /jobs/{id}/release, an admin call: needs admin_token.  reason may be
+ * NULL.  OUT (optional): *job. */
+JOBD_API int jobd_client_release(jobd_client_t *c, const char *id, const char *reason,
+                                 json_t **job);
+
+/* GET /health.  OUT (optional): *health.  A 503 is a JOBD_CLIENT_EHTTP error. */
+JOBD_API int jobd_client_health(jobd_client_t *c, json_t **health);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,317 @@
+/*
+ * calls.c - one function per endpoint of docs/api.md.  Each builds its JSON
+ * body, hands the exchange to jobd__request() and checks that a successful
+ * reply has the shape the API promises, so callers get either what they
+ * asked for or an error in the client - never half a result.
+ */
+#include "client_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PATH_MAX_LEN 512
+
+/* One exchange whose successful reply must be a JSON object: hand it to
+ * the caller's OUT parameter, or drop it when the caller passed NULL. */
+static int exchange(jobd_client_t *c, const char *method, const char *path, const json_t *body,
+                    bool admin, const char *what, json_t **out)
+{
+    struct client_call call = {.method = method, .path = path, .body = body, .admin = admin};
+    json_t *doc = NULL;
+    int rc = jobd__request(c, &call, &doc);
+
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return jobd__fail(c, JOBD_CLIENT_EPROTO, "%s: the reply is not a JSON object", what);
+    }
+    if (out)
+        *out = doc;
+    else
+        json_decref(doc);
+    return JOBD_CLIENT_OK;
+}
+
+static json_t *string_array(const char *const *items, size_t n)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; arr && i < n; i++) {
+        if (!items[i] || json_array_append_new(arr, json_string(items[i])) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/* Shared by register and claim: both send a list of operation names. */
+static int check_operations(jobd_client_t *c, const char *const *ops, size_t n)
+{
+    if (!ops || n == 0)
+        return jobd__fail(c, JOBD_CLIENT_EINVAL, "at least one operation is required");
+    for (size_t i = 0; i < n; i++)
+        if (!ops[i] || !ops[i][0])
+            return jobd__fail(c, JOBD_CLIENT_EINVAL, "operation %zu is empty", i);
+    return JOBD_CLIENT_OK;
+}
+
+int jobd_client_register(jobd_client_t *c, const char *name, const char *const *operations,
+                         size_t n_operations, char bot_id[JOBD_ID_MAX])
+{
+    json_t *body, *reply = NULL;
+    const char *id = NULL;
+    int rc;
+
+    if (!name || !name[0])
+        return jobd__fail(c, JOBD_CLIENT_EINVAL, "a bot name is required");
+    rc = check_operations(c, operations, n_operations);
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    body = json_pack("{s:s, s:o*}", "name", name, "operations",
+                     string_array(operations, n_operations));
+    if (!body)
+        return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+    rc = exchange(c, "POST", "/bots/register", body, false, "register", &reply);
+    json_decref(body);
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    if (json_unpack(reply, "{s:s}", "bot_id", &id) != 0 || strlen(id) >= JOBD_ID_MAX)
+        rc = jobd__fail(c, JOBD_CLIENT_EPROTO, "register: the reply has no usable bot_id");
+    else
+        memcpy(bot_id, id, strlen(id) + 1);
+    json_decref(reply);
+    return rc;
+}
+
+int jobd_client_heartbeat(jobd_client_t *c, const char *bot_id, const char *state)
+{
+    char path[PATH_MAX_LEN];
+    json_t *body;
+    int rc;
+
+    if (!state)
+        return jobd__fail(c, JOBD_CLIENT_EINVAL, "a state is required");
+    rc = jobd__path(c, path, sizeof path, "/bots/", bot_id, "/heartbeat");
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    body = json_pack("{s:s}", "state", state);
+    if (!body)
+        return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+    rc = exchange(c, "POST", path, body, false, "heartbeat", NULL);
+    json_decref(body);
+    return rc;
+}
+
+void jobd_client_jobs_free(jobd_job_t *jobs, size_t count)
+{
+    if (!jobs)
+        return;
+    for (size_t i = 0; i < count; i++)
+        json_decref(jobs[i].job);
+    free(jobs);
+}
+
+/* Turn the claim reply {"jobs": [...]} into jobd_job_t, each holding a
+ * reference to its object so the borrowed fields stay valid. */
+static int take_jobs(jobd_client_t *c, json_t *reply, jobd_job_t **jobs, size_t *count)
+{
+    json_t *arr = json_object_get(reply, "jobs"), *job;
+    jobd_job_t *out;
+    size_t i, n;
+
+    if (!json_is_array(arr) || json_array_size(arr) == 0)
+        return jobd__fail(c, JOBD_CLIENT_EPROTO, "claim: a 200 reply without a jobs array");
+    n = json_array_size(arr);
+    out = calloc(n, sizeof *out);
+    if (!out)
+        return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+    json_array_foreach(arr, i, job)
+    {
+        out[i].job = json_incref(job);
+        if (json_unpack(job, "{s:s, s:s, s:s, s:o}", "id", &out[i].id, "operation",
+                        &out[i].operation, "lease", &out[i].lease, "input", &out[i].input) != 0) {
+            jobd_client_jobs_free(out, i + 1);
+            return jobd__fail(c, JOBD_CLIENT_EPROTO,
+                              "claim: job %zu lacks id, operation, lease or input", i);
+        }
+    }
+    *jobs = out;
+    *count = n;
+    return JOBD_CLIENT_OK;
+}
+
+int jobd_client_claim(jobd_client_t *c, const jobd_claim_request_t *req, jobd_job_t **jobs,
+                      size_t *count)
+{
+    struct client_call call = {.method = "POST", .path = "/jobs/claim"};
+    json_t *body, *reply = NULL;
+    int rc;
+
+    if (!req || !req->bot_id || !req->bot_id[0])
+        return jobd__fail(c, JOBD_CLIENT_EINVAL, "claim needs a bot_id");
+    rc = check_operations(c, req->operations, req->n_operations);
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    if (req->wait_ms < 0)
+        return jobd__fail(c, JOBD_CLIENT_EINVAL, "wait_ms must not be negative");
+    body = json_pack("{s:s, s:o*, s:i, s:i}", "bot_id", req->bot_id, "operations",
+                     string_array(req->operations, req->n_operations), "wait_ms", req->wait_ms,
+                     "max", req->max > 0 ? req->max : 1);
+    if (body && req->lease_ms > 0 &&
+        json_object_set_new(body, "lease_ms", json_integer(req->lease_ms)) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
+    if (!body)
+        return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+    call.body = body;
+    call.extra_ms = req->wait_ms;
+    call.cancel = req->cancel;
+    rc = jobd__request(c, &call, &reply);
+    json_decref(body);
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    if (!reply) { /* 204: nothing came within wait_ms */
+        *jobs = NULL;
+        *count = 0;
+        return JOBD_CLIENT_OK;
+    }
+    rc = take_jobs(c, reply, jobs, count);
+    json_decref(reply);
+    return rc;
+}
+
+/* complete and fail differ only in their last word and one field. */
+static int finish(jobd_client_t *c, const char *verb, const char *job_id, json_t *body,
+                  json_t **job)
+{
+    char path[PATH_MAX_LEN];
+    int rc;
+
+    if (!body)
+        return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory or a missing bot_id/lease");
+    rc = jobd__path(c, path, sizeof path, "/jobs/", job_id, verb);
+    if (rc == JOBD_CLIENT_OK)
+        rc = exchange(c, "POST", path, body, false, verb + 1, job);
+    json_decref(body);
+    return rc;
+}
+
+int jobd_client_complete(jobd_client_t *c, const char *bot_id, const char *job_id,
+                         const char *lease, const json_t *result, int64_t duration_ms, json_t **job)
+{
+    if (!bot_id || !lease || !result || duration_ms < 0)
+        return jobd__fail(c, JOBD_CLIENT_EINVAL,
+                          "complete needs bot_id, lease, result and duration_ms >= 0");
+    return finish(c, "/complete", job_id,
+                  json_pack("{s:s, s:s, s:O, s:I}", "bot_id", bot_id, "lease", lease, "result",
+                            result, "duration_ms", (json_int_t)duration_ms),
+                  job);
+}
+
+int jobd_client_fail(jobd_client_t *c, const char *bot_id, const char *job_id, const char *lease,
+                     const char *error, int64_t duration_ms, json_t **job)
+{
+    if (!bot_id || !lease || !error || duration_ms < 0)
+        return jobd__fail(c, JOBD_CLIENT_EINVAL,
+                          "fail needs bot_id, lease, error and duration_ms >= 0");
+    return finish(c, "/fail", job_id,
+                  json_pack("{s:s, s:s, s:s, s:I}", "bot_id", bot_id, "lease", lease, "error",
+                            error, "duration_ms", (json_int_t)duration_ms),
+                  job);
+}
+
+int jobd_client_submit(jobd_client_t *c, const char *operation, const json_t *input,
+                       int64_t priority, json_t **job)
+{
+    json_t *body;
+    int rc;
+
+    if (!operation || !json_is_object(input))
+        return jobd__fail(c, JOBD_CLIENT_EINVAL, "submit needs an operation and an input object");
+    body = json_pack("{s:s, s:O, s:I}", "operation", operation, "input", input, "priority",
+                     (json_int_t)priority);
+    if (!body)
+        return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+    rc = exchange(c, "POST", "/jobs", body, false, "submit", job);
+    json_decref(body);
+    return rc;
+}
+
+int jobd_client_get_job(jobd_client_t *c, const char *id, json_t **job)
+{
+    char path[PATH_MAX_LEN];
+    int rc = jobd__path(c, path, sizeof path, "/jobs/", id, "");
+
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    return exchange(c, "GET", path, NULL, false, "get job", job);
+}
+
+/* Append "&name=<escaped value>" (the first one with '?') to path. */
+static int add_param(jobd_client_t *c, char *path, size_t len, const char *name, const char *value)
+{
+    size_t used = strlen(path);
+    char *esc;
+    int n;
+
+    if (!value || !value[0])
+        return JOBD_CLIENT_OK;
+    esc = curl_easy_escape(c->curl, value, 0);
+    if (!esc)
+        return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+    n = snprintf(path + used, len - used, "%c%s=%s", strchr(path, '?') ? '&' : '?', name, esc);
+    curl_free(esc);
+    if (n < 0 || (size_t)n >= len - used)
+        return jobd__fail(c, JOBD_CLIENT_EINVAL, "the %s filter is too long", name);
+    return JOBD_CLIENT_OK;
+}
+
+int jobd_client_list_jobs(jobd_client_t *c, const jobd_list_query_t *query, json_t **page)
+{
+    char path[PATH_MAX_LEN] = "/jobs", limit[24] = "";
+    int rc = JOBD_CLIENT_OK;
+
+    if (query) {
+        if (query->limit > 0)
+            snprintf(limit, sizeof limit, "%d", query->limit);
+        rc = add_param(c, path, sizeof path, "status", query->status);
+        if (rc == JOBD_CLIENT_OK)
+            rc = add_param(c, path, sizeof path, "operation", query->operation);
+        if (rc == JOBD_CLIENT_OK)
+            rc = add_param(c, path, sizeof path, "limit", limit);
+        if (rc == JOBD_CLIENT_OK)
+            rc = add_param(c, path, sizeof path, "after", query->after);
+    }
+    if (rc == JOBD_CLIENT_OK)
+        rc = exchange(c, "GET", path, NULL, false, "list jobs", page);
+    return rc;
+}
+
+int jobd_client_stats(jobd_client_t *c, json_t **stats)
+{
+    return exchange(c, "GET", "/stats", NULL, false, "stats", stats);
+}
+
+int jobd_client_release(jobd_client_t *c, const char *id, const char *reason, json_t **job)
+{
+    char path[PATH_MAX_LEN];
+    json_t *body = NULL;
+    int rc = jobd__path(c, path, sizeof path, "/jobs/", id, "/release");
+
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    if (reason && !(body = json_pack("{s:s}", "reason", reason)))
+        return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+    rc = exchange(c, "POST", path, body, true, "release", job);
+    json_decref(body);
+    return rc;
+}
+
+int jobd_client_health(jobd_client_t *c, json_t **health)
+{
+    return exchange(c, "GET", "/health", NULL, false, "health", health);
+}
