@@ -436,14 +436,10 @@ class E2ETestCase(unittest.TestCase):
         body = {"operation": op, "input": {"a": a, "b": b}}
         if priority is not None:
             body["priority"] = priority
-        r = jobd.request("POST", "/jobs", body)
-        self.assertEqual(r.status, expect, f"POST /jobs {body} -> {r.status} {r.body!r}")
-        return r.body
+        return self.expect(jobd.request("POST", "/jobs", body), expect, f"POST /jobs {body}")
 
     def get_job(self, jobd, job_id):
-        r = jobd.request("GET", f"/jobs/{job_id}")
-        self.assertEqual(r.status, 200, f"GET /jobs/{job_id} -> {r.status} {r.body!r}")
-        return r.body
+        return self.expect(jobd.request("GET", f"/jobs/{job_id}"), 200, f"GET /jobs/{job_id}")
 
     def wait_finished(self, jobd, job_id, timeout=15):
         def done():
@@ -452,10 +448,11 @@ class E2ETestCase(unittest.TestCase):
         return self.wait_for(done, timeout, f"job {job_id} to finish")
 
     def register_bot(self, jobd, name, operations):
-        r = jobd.request("POST", "/bots/register", {"name": name, "operations": operations})
-        self.assertEqual(r.status, 201, f"register -> {r.status} {r.body!r}")
-        self.assertEqual(r.body["bot_id"], r.body["bot"]["id"])
-        return r.body["bot_id"]
+        body = self.expect(jobd.request("POST", "/bots/register",
+                                        {"name": name, "operations": operations}),
+                           201, "POST /bots/register")
+        self.assertEqual(body.get("bot_id"), (body.get("bot") or {}).get("id"), body)
+        return body["bot_id"]
 
     def claim(self, jobd, bot_id, operations, wait_ms=0, timeout=15, **extra):
         return jobd.request("POST", "/jobs/claim",
@@ -463,10 +460,9 @@ class E2ETestCase(unittest.TestCase):
                              **extra}, timeout=timeout + wait_ms / 1000)
 
     def claim_one(self, jobd, bot_id, operations):
-        r = self.claim(jobd, bot_id, operations)
-        self.assertEqual(r.status, 200, f"claim -> {r.status} {r.body!r}")
-        self.assertEqual(len(r.body["jobs"]), 1, r.body)
-        return r.body["jobs"][0]
+        body = self.expect(self.claim(jobd, bot_id, operations), 200, "POST /jobs/claim")
+        self.assertEqual(len(body.get("jobs", [])), 1, body)
+        return body["jobs"][0]
 
     def datalake_barrier(self, jobd):
         """Finish one more job by hand and wait for its datalake line.  The datalake is
@@ -485,6 +481,13 @@ class E2ETestCase(unittest.TestCase):
         return job["id"]
 
     # ---- assertions ----
+    def expect(self, reply, status, what):
+        """Assert a success reply: `status` and a JSON object body, which it returns."""
+        self.assertEqual(reply.status, status, f"{what} -> {reply.status} {reply.body!r}")
+        self.assertIsInstance(reply.body, dict, f"{what} -> {reply.status} with body "
+                              f"{reply.body!r}, not a JSON object")
+        return reply.body
+
     def assert_error(self, reply, status, code, mentions=()):
         """The documented error: status, {"error":{"code","message","request_id"}} and
         nothing else, X-Request-Id equal to request_id, the message naming `mentions`."""

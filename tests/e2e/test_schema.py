@@ -16,7 +16,7 @@ class Schema(harness.E2ETestCase):
         r = self.run_jobd("migrate", "status", "--data-dir", data_dir)
         self.assertEqual(r.returncode, 0, f"migrate status failed: {r.stdout}{r.stderr}")
         out = r.stdout + r.stderr
-        cur = re.search(r"(?i)current\D{0,30}?(\d+)", out)
+        cur = re.search(r"(?i)(?:current|schema version)\D{0,30}?(\d+)", out)
         latest = re.search(r"(?i)latest\D{0,30}?(\d+)", out)
         self.assertTrue(cur and latest, f"migrate status must print current and latest: {out!r}")
         return int(cur.group(1)), int(latest.group(1))
@@ -60,6 +60,27 @@ class Schema(harness.E2ETestCase):
         self.assertEqual(self.get_job(jobd, job["id"])["input"], {"a": 2, "b": 3})
         self.assertEqual(jobd.stop(), 0)
         self.assertEqual(self.versions(data), (latest, latest))
+
+    def test_newer_schema_is_refused(self):
+        data = f"{self.tmp}/data"
+        self.assertEqual(self.run_jobd("migrate", "up", "--data-dir", data).returncode, 0)
+        cur, latest = self.versions(data)
+        # What a newer jobd would leave behind: one more row in the store's version table.
+        db = sqlite3.connect(f"{data}/jobd.db")
+        cols = [r[1] for r in db.execute("PRAGMA table_info(schema_version)")]
+        self.assertIn("version", cols, "the store records versions in schema_version")
+        values = {c: (latest + 1 if c == "version" else 0 if c.endswith("_at") else "future")
+                  for c in cols}
+        db.execute(f"INSERT INTO schema_version ({', '.join(values)}) "
+                   f"VALUES ({', '.join('?' * len(values))})", list(values.values()))
+        db.commit()
+        db.close()
+        self.assertEqual(self.versions(data), (latest + 1, latest))
+        for args in ((), ("--no-migrate",)):
+            with self.subTest(args=args):
+                err = self.refuse(data, *args)
+                self.assertRegex(err, rf"\b{latest + 1}\b", "names the database's version")
+                self.assertRegex(err, rf"\b{latest}\b", "names the version jobd knows")
 
     def test_renamed_column_is_refused_at_start(self):
         data = f"{self.tmp}/data"

@@ -62,7 +62,7 @@ class SeedScenario(harness.E2ETestCase):
         short = jid[:8]
         self.wait_log(jobd, f"job {short} succeeded: 613 sum 342 = 955 by bot-1")
         self.wait_log(bot, "completed: 613 sum 342 = 955")
-        self.assertRegex(bot.log(), rf"Job {short}\w* completed: 613 sum 342 = 955")
+        self.assertRegex(bot.log(), rf"Job {short}[\w-]* completed: 613 sum 342 = 955")
 
         # The database row and the datalake line agree with the API, field by field.
         lines = self.wait_for(lambda: [l for l in jobd.datalake() if l[1].get("id") == jid],
