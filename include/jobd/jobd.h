@@ -153,7 +153,9 @@ JOBD_API int jobd_client_list_jobs(jobd_client_t *c, const jobd_list_query_t *qu
 /* GET /stats.  OUT: *stats. */
 JOBD_API int jobd_client_stats(jobd_client_t *c, json_t **stats);
 
-/* POST /jobs/{id}/release, an admin call: needs admin_token.  reason may be
+/* POST /jobs/{id}/release, an admin call: sends admin_token.  Without one the
+ * request goes out bare and the server answers 401 unauthorized (or 403
+ * admin_disabled), so the caller learns the server's view.  reason may be
  * NULL.  OUT (optional): *job. */
 JOBD_API int jobd_client_release(jobd_client_t *c, const char *id, const char *reason,
                                  json_t **job);

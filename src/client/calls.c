@@ -25,7 +25,8 @@ static int exchange(jobd_client_t *c, const char *method, const char *path, cons
         return rc;
     if (!json_is_object(doc)) {
         json_decref(doc);
-        return jobd__fail(c, JOBD_CLIENT_EPROTO, "%s: the reply is not a JSON object", what);
+        return jobd__fail(c, JOBD_CLIENT_EPROTO, "%s: the %ld reply %s, not a JSON object", what,
+                          c->err.status, doc ? "is other JSON" : "has an empty body");
     }
     if (out)
         *out = doc;

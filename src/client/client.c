@@ -324,10 +324,6 @@ int jobd__request(jobd_client_t *c, const struct client_call *call, json_t **out
     c->reply.len = 0;
     if (call->cancel && *call->cancel)
         return jobd__fail(c, JOBD_CLIENT_ECANCELED, "%s %s canceled", call->method, call->path);
-    if (call->admin && !c->admin_token)
-        return jobd__fail(c, JOBD_CLIENT_EINVAL,
-                          "%s needs the admin token (JOBD_ADMIN_TOKEN), and none was given",
-                          call->path);
     headers = make_headers(c, call);
     if (!headers)
         return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
@@ -349,6 +345,7 @@ int jobd__request(jobd_client_t *c, const struct client_call *call, json_t **out
         goto out_free_body;
     }
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+    c->err.status = status;
     if (status < 200 || status > 299) {
         rc = fail_http(c, status);
         goto out_free_body;
@@ -358,7 +355,6 @@ int jobd__request(jobd_client_t *c, const struct client_call *call, json_t **out
         if (!doc) {
             rc = jobd__fail(c, JOBD_CLIENT_EPROTO, "%s %s: %ld reply is not JSON: %s", call->method,
                             call->path, status, jerr.text);
-            c->err.status = status;
             goto out_free_body;
         }
     }

@@ -1,0 +1,196 @@
+/*
+ * bot.c - the bot's shared state and its claim loop: register, long-poll
+ * POST /jobs/claim for the configured operations, hand each leased job to
+ * job_process(), and start over.  Network trouble is waited out with
+ * backoff; a server that has forgotten the bot (404 unknown_bot, e.g. after
+ * its database was reset) gets a fresh registration.
+ */
+#include "bot.h"
+
+#include "err.h"
+#include "log.h"
+#include "retry.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define CLAIM_BACKOFF_FIRST_MS 100
+#define CLAIM_BACKOFF_MAX_MS   5000
+
+int bot_init(struct bot *b, const struct bot_config *cfg, const volatile sig_atomic_t *stop)
+{
+    jobd_client_options_t opts = {.base_url = cfg->server};
+
+    memset(b, 0, sizeof *b);
+    b->cfg = cfg;
+    b->stop = stop;
+    b->client = jobd_client_new(&opts);
+    if (!b->client)
+        return JOBD_EINTERNAL;
+    pthread_mutex_init(&b->lock, NULL);
+    return JOBD_OK;
+}
+
+void bot_cleanup(struct bot *b)
+{
+    jobd_client_free(b->client);
+    pthread_mutex_destroy(&b->lock);
+}
+
+/* Called with b->lock held. */
+static const char *state_locked(const struct bot *b)
+{
+    if (b->offline)
+        return "offline";
+    return b->busy > 0 ? "processing" : "ready";
+}
+
+const char *bot_state(struct bot *b)
+{
+    const char *s;
+
+    pthread_mutex_lock(&b->lock);
+    s = state_locked(b);
+    pthread_mutex_unlock(&b->lock);
+    return s;
+}
+
+void bot_get_id(struct bot *b, char out[JOBD_ID_MAX])
+{
+    pthread_mutex_lock(&b->lock);
+    memcpy(out, b->bot_id, JOBD_ID_MAX);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void set_id(struct bot *b, const char *id)
+{
+    pthread_mutex_lock(&b->lock);
+    snprintf(b->bot_id, sizeof b->bot_id, "%s", id);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Apply change under the lock and log the state change it made, if any. */
+static void change_state(struct bot *b, int busy_delta, bool offline)
+{
+    const char *before, *after;
+
+    pthread_mutex_lock(&b->lock);
+    before = state_locked(b);
+    b->busy += busy_delta;
+    b->offline = b->offline || offline;
+    after = state_locked(b);
+    pthread_mutex_unlock(&b->lock);
+    if (strcmp(before, after) != 0)
+        log_info("Bot state changed: %s -> %s", before, after);
+}
+
+void bot_busy_add(struct bot *b, int delta)
+{
+    change_state(b, delta, false);
+}
+
+void bot_set_offline(struct bot *b)
+{
+    change_state(b, 0, true);
+}
+
+/* How to react to a failed register or claim: wait and try again (false),
+ * unless the stop flag ends the wait (true). */
+static bool wait_after_failure(struct bot *b, struct backoff *bo, struct outage *o)
+{
+    char why[1400];
+
+    jobd_client_error_format(b->client, why, sizeof why);
+    if (jobd_client_error_is_transient(b->client)) {
+        outage_failed(o, why);
+    } else {
+        /* A 4xx (or a reply that breaks the API) will not go away by itself;
+         * say so every time, but at the slowest retry rate. */
+        log_error("%s %s: %s", o->what,
+                  jobd_client_last_error(b->client)->rc == JOBD_CLIENT_EHTTP ? "refused" : "failed",
+                  why);
+        bo->ceil_ms = bo->max_ms;
+    }
+    return !retry_sleep(backoff_next(bo), b->stop);
+}
+
+/* Register until it works or the bot is stopped; returns true if registered. */
+static bool register_bot(struct bot *b)
+{
+    const struct bot_config *cfg = b->cfg;
+    struct outage o = {.what = "register"};
+    struct backoff bo;
+    char id[JOBD_ID_MAX];
+
+    backoff_init(&bo, CLAIM_BACKOFF_FIRST_MS, CLAIM_BACKOFF_MAX_MS);
+    while (!*b->stop) {
+        if (jobd_client_register(b->client, cfg->name, cfg->operations, cfg->n_operations, id) ==
+            JOBD_CLIENT_OK) {
+            outage_over(&o);
+            set_id(b, id);
+            log_info("Registered as %s (bot id %s) at %s", cfg->name, id, cfg->server);
+            return true;
+        }
+        if (wait_after_failure(b, &bo, &o))
+            break;
+    }
+    return false;
+}
+
+static bool is_unknown_bot(const jobd_client_t *c)
+{
+    const jobd_error_t *e = jobd_client_last_error(c);
+    return e->rc == JOBD_CLIENT_EHTTP && e->status == 404 && strcmp(e->code, "unknown_bot") == 0;
+}
+
+void bot_run(struct bot *b)
+{
+    const struct bot_config *cfg = b->cfg;
+    struct outage o = {.what = "claim"};
+    struct backoff bo;
+    char id[JOBD_ID_MAX];
+    jobd_claim_request_t req = {
+        .bot_id = id,
+        .operations = cfg->operations,
+        .n_operations = cfg->n_operations,
+        .wait_ms = cfg->wait_ms,
+        .max = 1,
+        .cancel = b->stop,
+    };
+
+    backoff_init(&bo, CLAIM_BACKOFF_FIRST_MS, CLAIM_BACKOFF_MAX_MS);
+    while (!*b->stop) {
+        jobd_job_t *jobs;
+        size_t n;
+        int rc;
+
+        bot_get_id(b, id);
+        if (!id[0]) {
+            if (!register_bot(b))
+                break;
+            continue;
+        }
+        rc = jobd_client_claim(b->client, &req, &jobs, &n);
+        if (rc == JOBD_CLIENT_ECANCELED)
+            break;
+        if (rc != JOBD_CLIENT_OK) {
+            if (is_unknown_bot(b->client)) {
+                log_warn("The server does not know bot %s (was its database reset?); "
+                         "registering again",
+                         id);
+                set_id(b, "");
+                continue;
+            }
+            if (wait_after_failure(b, &bo, &o))
+                break;
+            continue;
+        }
+        outage_over(&o);
+        backoff_reset(&bo);
+        /* A job in hand is finished and reported even if a stop request
+         * arrives meanwhile: job_process bounds its own retries. */
+        for (size_t i = 0; i < n; i++)
+            job_process(b, b->client, id, &jobs[i]);
+        jobd_client_jobs_free(jobs, n);
+    }
+}

@@ -1,0 +1,83 @@
+/*
+ * bot.h - the stock bot's parts: its configuration and shared state, the
+ * claim loop, the processing of one leased job, and the heartbeat thread.
+ * Processing takes its client and bot id as arguments, so that a later
+ * --concurrency N can run it on N workers, each with its own client.
+ */
+#ifndef JOBD_BOT_H
+#define JOBD_BOT_H
+
+#include "jobd/jobd.h"
+#include "operations.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+
+struct bot_config {
+    const char *server;
+    const char *name;
+    const char *operations[OPERATION_COUNT];
+    size_t n_operations;
+    int wait_ms;
+    int heartbeat_ms;
+    int report_grace_ms; /* after a stop request, how long to keep trying to report */
+};
+
+struct bot {
+    const struct bot_config *cfg;
+    jobd_client_t *client;             /* the claim loop's; not thread-safe */
+    const volatile sig_atomic_t *stop; /* set by SIGTERM/SIGINT */
+
+    /* Shared with the heartbeat thread. */
+    pthread_mutex_t lock;
+    char bot_id[JOBD_ID_MAX]; /* "" until registered */
+    int busy;                 /* jobs in hand: state is "processing" while > 0 */
+    bool offline;             /* set when the bot is leaving */
+};
+
+/* Initialise b (caller-allocated) for cfg; b->client is made here.
+ * Returns JOBD_OK, or JOBD_EINTERNAL if the client cannot be created. */
+int bot_init(struct bot *b, const struct bot_config *cfg, const volatile sig_atomic_t *stop);
+
+/* Free what bot_init made. */
+void bot_cleanup(struct bot *b);
+
+/* The state the server should see: "ready", "processing" or "offline". */
+const char *bot_state(struct bot *b);
+
+/* Copy the current bot id ("" if not registered) into out. */
+void bot_get_id(struct bot *b, char out[JOBD_ID_MAX]);
+
+/* Count a job taken in hand (+1) or let go (-1), logging a change of state
+ * ("Bot state changed: ready -> processing"). */
+void bot_busy_add(struct bot *b, int delta);
+
+/* Mark the bot as leaving: its state becomes "offline" (logged). */
+void bot_set_offline(struct bot *b);
+
+/* Register, claim and process until *stop; returns when stopped, with any
+ * job in hand reported (or given up after cfg->report_grace_ms). */
+void bot_run(struct bot *b);
+
+/* Compute one leased job and report it through `client` under `bot_id` (the
+ * id it was claimed with), retrying transient failures; see process.c. */
+void job_process(struct bot *b, jobd_client_t *client, const char *bot_id, const jobd_job_t *job);
+
+/* The heartbeat thread, with its own client. */
+struct heartbeat {
+    struct bot *bot;
+    jobd_client_t *client;
+    pthread_t thread;
+    pthread_cond_t wake;
+    bool quit; /* guarded by bot->lock */
+};
+
+/* Start the thread.  Returns JOBD_OK or JOBD_EINTERNAL. */
+int heartbeat_start(struct heartbeat *h, struct bot *b);
+
+/* Stop and join the thread, then send one last heartbeat with the bot's
+ * final state (offline) so that the server need not wait for it to age out. */
+void heartbeat_stop(struct heartbeat *h);
+
+#endif
