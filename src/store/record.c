@@ -19,7 +19,8 @@ const size_t record_job_nfields = sizeof record_job_fields / sizeof record_job_f
 const record_field_t record_bot_fields[] = {BOT_FIELDS(REC_ENTRY)};
 const size_t record_bot_nfields = sizeof record_bot_fields / sizeof record_bot_fields[0];
 const record_field_t record_attempt_fields[] = {ATTEMPT_FIELDS(REC_ENTRY)};
-const size_t record_attempt_nfields = sizeof record_attempt_fields / sizeof record_attempt_fields[0];
+const size_t record_attempt_nfields =
+    sizeof record_attempt_fields / sizeof record_attempt_fields[0];
 #undef REC_ENTRY
 
 static char job_cols[1024], bot_cols[512], attempt_cols[512];

@@ -71,9 +71,8 @@ extern const size_t record_bot_nfields;
 extern const record_field_t record_attempt_fields[];
 extern const size_t record_attempt_nfields;
 
-/* Comma-separated column list of fields, each prefixed by `prefix` (may be
- * ""), e.g. "j.id, j.operation, ...".  Returns a static string built on
- * first use; thread-safe. */
+/* Comma-separated column list of the fields, e.g. "id, operation, ...".
+ * Returns a static string built on first use; thread-safe. */
 const char *record_job_columns(void);
 const char *record_bot_columns(void);
 const char *record_attempt_columns(void);

@@ -50,13 +50,17 @@ const char *store_migration_name(int version);
  * Fails with JOBD_ESCHEMA if the database is newer than this binary. */
 int store_migrate_up(store_t *s, err_t *e);
 
-/* Roll back the latest applied migration (one version). */
+/* Roll back the latest applied migration (one version); nothing to do at
+ * version 0.  Fails with JOBD_ESCHEMA if the database is newer than this
+ * binary, whose down scripts cannot undo what it does not know. */
 int store_migrate_down(store_t *s, err_t *e);
 
 /* Prepare every statement the backend uses against the live schema.  Fails
  * with JOBD_ESCHEMA naming the statement and the database's error if any
  * does not fit, or if the schema version is not the latest.  Must succeed
- * before any other call below. */
+ * before any other call below (they fail with JOBD_ESCHEMA until it does);
+ * a migration that changes the schema undoes it, so call it again after
+ * store_migrate_up/down. */
 int store_prepare(store_t *s, err_t *e);
 
 /* Cheap round trip to the database, for /health. */
@@ -69,8 +73,9 @@ int store_ping(store_t *s, err_t *e);
 int store_job_create(store_t *s, const char *operation, const json_t *input, int64_t priority,
                      json_t **job, err_t *e);
 
-/* The job with its "attempts" array (ATTEMPT_FIELDS, oldest first).
- * JOBD_ENOTFOUND if there is no such job.  OUT: *job. */
+/* The job with its "history" array (ATTEMPT_FIELDS objects, oldest first;
+ * "attempts" is the job's claim count).  JOBD_ENOTFOUND if there is no such
+ * job.  OUT: *job. */
 int store_job_get(store_t *s, const char *id, json_t **job, err_t *e);
 
 typedef struct job_filter {
@@ -104,8 +109,7 @@ int store_job_complete(store_t *s, const char *id, const char *bot_id, const cha
                        const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
                        err_t *e);
 int store_job_fail(store_t *s, const char *id, const char *bot_id, const char *lease,
-                   const char *error, int64_t duration_ms, json_t **job, bool *repeated,
-                   err_t *e);
+                   const char *error, int64_t duration_ms, json_t **job, bool *repeated, err_t *e);
 
 /* Admin: put a processing job back to pending, ending its attempt with
  * outcome "released" and `reason`.  JOBD_ENOTPROC if it is not processing.

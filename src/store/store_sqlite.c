@@ -1,0 +1,1406 @@
+/*
+ * store_sqlite.c - the SQLite backend of store.h.  One connection in WAL
+ * mode, guarded by a mutex; every statement is prepared once by
+ * store_prepare, so a statement that no longer fits the schema stops jobd at
+ * start-up instead of failing one request at a time.  Every SQLite error
+ * leaves here as a JOBD_E* code carrying SQLite's own message.
+ */
+#include "store.h"
+#include "clock.h"
+#include "id.h"
+#include "migrations.h"
+#include "record.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How long a call waits for another process's write lock before it gives
+ * up with JOBD_EDBDOWN. */
+#define BUSY_TIMEOUT_MS 5000
+
+/* Random bytes in a lease token (shown as twice as many hex digits). */
+#define LEASE_BYTES 16
+
+/*
+ * Every statement the backend runs: X(name, sql).  In the SQL, {job}, {bot}
+ * and {attempt} stand for the column lists of record.h, so that what a
+ * SELECT reads is exactly what the API shows.  The name is what an error
+ * names, e.g. "statement job_get does not fit the database schema".
+ *
+ * Checklist: a statement that reads by status, lease or export flag relies
+ * on an index of migrations/sqlite; change them together.
+ */
+#define STATEMENTS(X)                                                                              \
+    X(begin_read, "BEGIN")                                                                         \
+    X(begin_write, "BEGIN IMMEDIATE")                                                              \
+    X(commit, "COMMIT")                                                                            \
+    X(rollback, "ROLLBACK")                                                                        \
+    X(ping, "SELECT max(version) FROM schema_version")                                             \
+    X(job_insert,                                                                                  \
+      "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at)"            \
+      " VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5)")                                                \
+    X(job_get, "SELECT {job} FROM jobs WHERE id = ?1")                                             \
+    X(job_history, "SELECT {attempt} FROM attempts WHERE job_id = ?1 ORDER BY attempt")            \
+    X(job_list, "SELECT {job} FROM jobs WHERE id > ?1 AND (?2 IS NULL OR operation = ?2)"          \
+                " ORDER BY id LIMIT ?3")                                                           \
+    X(job_list_status, "SELECT {job} FROM jobs WHERE status = ?4 AND id > ?1"                      \
+                       " AND (?2 IS NULL OR operation = ?2) ORDER BY id LIMIT ?3")                 \
+    X(job_state, "SELECT status, lease FROM jobs WHERE id = ?1")                                   \
+    X(claim_candidates, "SELECT id, priority, created_at FROM jobs"                                \
+                        " WHERE status = 'pending' AND operation = ?1"                             \
+                        " ORDER BY priority DESC, created_at, id LIMIT ?2")                        \
+    X(job_claim, "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"                 \
+                 " claimed_at = ?2, bot_id = ?3, bot_name = ?4, lease = ?5, lease_expires_at = ?6" \
+                 " WHERE id = ?1 AND status = 'pending'")                                          \
+    X(attempt_start, "INSERT INTO attempts (job_id, attempt, lease, bot_id, bot_name, started_at," \
+                     " outcome) SELECT id, attempts, lease, bot_id, bot_name, claimed_at,"         \
+                     " 'running' FROM jobs WHERE id = ?1")                                         \
+    X(attempt_by_lease, "SELECT job_id, bot_id, outcome, ended_at, error FROM attempts"            \
+                        " WHERE lease = ?1")                                                       \
+    X(attempt_end, "UPDATE attempts SET outcome = ?2, ended_at = ?3, error = ?4"                   \
+                   " WHERE lease = ?1 AND outcome = 'running'")                                    \
+    X(job_finish, "UPDATE jobs SET status = ?3, result = ?4, error = ?5, duration_ms = ?6,"        \
+                  " finished_at = ?7, lease = NULL, lease_expires_at = NULL"                       \
+                  " WHERE id = ?1 AND lease = ?2 AND status = 'processing'")                       \
+    X(job_takeback, "UPDATE jobs SET status = 'pending', claimed_at = NULL, bot_id = NULL,"        \
+                    " bot_name = NULL, lease = NULL, lease_expires_at = NULL"                      \
+                    " WHERE id = ?1 AND status = 'processing'")                                    \
+    X(lease_expired, "SELECT id, lease, lease_expires_at FROM jobs"                                \
+                     " WHERE status = 'processing' AND lease_expires_at < ?1")                     \
+    X(lease_renew, "UPDATE jobs SET lease_expires_at = ?2"                                         \
+                   " WHERE bot_id = ?1 AND status = 'processing'")                                 \
+    X(stats_jobs, "SELECT operation, status, count(*) FROM jobs GROUP BY operation, status")       \
+    X(stats_bots, "SELECT state, count(*) FROM bots GROUP BY state")                               \
+    X(bot_insert, "INSERT INTO bots (id, name, operations, state, registered_at, last_seen_at)"    \
+                  " VALUES (?1, ?2, ?3, 'ready', ?4, ?4)")                                         \
+    X(bot_name, "SELECT name FROM bots WHERE id = ?1")                                             \
+    X(bot_seen, "UPDATE bots SET last_seen_at = ?2 WHERE id = ?1")                                 \
+    X(bot_heartbeat, "UPDATE bots SET state = ?2, last_seen_at = ?3 WHERE id = ?1")                \
+    X(bot_get, "SELECT {bot} FROM bots WHERE id = ?1")                                             \
+    X(bot_list, "SELECT {bot} FROM bots ORDER BY registered_at, id")                               \
+    X(export_pending, "SELECT {job} FROM jobs"                                                     \
+                      " WHERE exported = 0 AND status IN ('succeeded', 'failed')"                  \
+                      " ORDER BY finished_at, id LIMIT ?1")                                        \
+    X(export_mark, "UPDATE jobs SET exported = 1"                                                  \
+                   " WHERE id = ?1 AND status IN ('succeeded', 'failed')")                         \
+    X(export_file_set, "INSERT INTO datalake_files (path, size) VALUES (?1, ?2)"                   \
+                       " ON CONFLICT (path) DO UPDATE SET size = excluded.size")                   \
+    X(export_files, "SELECT path, size FROM datalake_files ORDER BY path")
+
+enum stmt_id {
+#define ST_ENUM(name, sql) ST_##name,
+    STATEMENTS(ST_ENUM)
+#undef ST_ENUM
+        ST_COUNT
+};
+
+static const struct {
+    const char *name;
+    const char *sql;
+} stmts[] = {
+#define ST_DEF(name, sql) {#name, sql},
+    STATEMENTS(ST_DEF)
+#undef ST_DEF
+};
+
+struct store {
+    sqlite3 *db;
+    pthread_mutex_t mu; /* one call at a time on db and st[] */
+    bool prepared;      /* st[] holds every statement, checked against the schema */
+    sqlite3_stmt *st[ST_COUNT];
+};
+
+/* The records a row can be read as. */
+enum rec_kind { REC_KIND_JOB, REC_KIND_BOT, REC_KIND_ATTEMPT };
+
+static const char *const job_statuses[] = {"pending", "processing", "succeeded", "failed", NULL};
+static const char *const bot_states[] = {"ready", "processing", "unhealthy", "offline", NULL};
+
+#define LATEST (store_sqlite_migrations_count)
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* Translate SQLite result code rc, raised while doing `what`, to JOBD_EDBDOWN
+ * when the database cannot be used at all (locked past the busy timeout,
+ * unreadable, full) or JOBD_EDB when it refused this statement. */
+static int dberr(store_t *s, int rc, err_t *e, const char *what)
+{
+    int code = JOBD_EDB;
+    const char *msg = sqlite3_errmsg(s->db);
+
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+        code = JOBD_EDBDOWN;
+        break;
+    }
+    /* errmsg describes the connection's latest failure, which is rc unless
+     * a later call (a reset, a rollback) replaced it. */
+    if ((sqlite3_extended_errcode(s->db) & 0xff) != (rc & 0xff))
+        msg = sqlite3_errstr(rc);
+    return err_set(e, code, "%s: %s", what, msg);
+}
+
+static const char *str(const char *v)
+{
+    return v ? v : "";
+}
+
+/* RFC 3339 text of ms, in buf. */
+static const char *when(int64_t ms, char buf[32])
+{
+    clock_format_ms(ms, buf, 32, 'T');
+    return buf;
+}
+
+/* ---- statements ---------------------------------------------------------- */
+
+/* Reset statement id and bind its parameters ?1, ?2, ... from the variadic
+ * arguments, one per character of types: 't' const char * (NULL binds SQL
+ * NULL), 'i' int64_t, 'j' const json_t * stored as JSON text (NULL binds
+ * SQL NULL). */
+static int vbind(store_t *s, enum stmt_id id, err_t *e, const char *types, va_list ap)
+{
+    sqlite3_stmt *st = s->st[id];
+
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    for (int i = 0; types[i]; i++) {
+        int rc = SQLITE_MISUSE;
+        const char *text;
+        const json_t *json;
+        char *dump;
+
+        switch (types[i]) {
+        case 't':
+            text = va_arg(ap, const char *);
+            rc = text ? sqlite3_bind_text(st, i + 1, text, -1, SQLITE_TRANSIENT)
+                      : sqlite3_bind_null(st, i + 1);
+            break;
+        case 'i':
+            rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+            break;
+        case 'j':
+            json = va_arg(ap, const json_t *);
+            if (!json) {
+                rc = sqlite3_bind_null(st, i + 1);
+                break;
+            }
+            dump = json_dumps(json, JSON_ENCODE_ANY | JSON_COMPACT);
+            if (!dump)
+                return err_set(e, JOBD_EINTERNAL, "%s: parameter %d cannot be encoded as JSON",
+                               stmts[id].name, i + 1);
+            rc = sqlite3_bind_text(st, i + 1, dump, -1, free);
+            break;
+        }
+        if (rc != SQLITE_OK)
+            return dberr(s, rc, e, stmts[id].name);
+    }
+    return JOBD_OK;
+}
+
+/* Bind statement id (see vbind) for reading its rows with step(). */
+static int query(store_t *s, enum stmt_id id, err_t *e, const char *types, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, types);
+    rc = vbind(s, id, e, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Step statement id: 1 with a row to read, 0 when done (the statement is
+ * then reset), or a JOBD_E* code. */
+static int step(store_t *s, enum stmt_id id, err_t *e)
+{
+    sqlite3_stmt *st = s->st[id];
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        return 0;
+    }
+    rc = dberr(s, rc, e, stmts[id].name);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Bind (see vbind) and run statement id to its end.  Returns how many rows
+ * it changed, or a JOBD_E* code. */
+static int run(store_t *s, enum stmt_id id, err_t *e, const char *types, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, types);
+    rc = vbind(s, id, e, types, ap);
+    va_end(ap);
+    while (rc >= 0 && (rc = step(s, id, e)) == 1)
+        ;
+    return rc < 0 ? rc : sqlite3_changes(s->db);
+}
+
+/* Text of column i of the current row of id, copied into buf. */
+static void col_text(store_t *s, enum stmt_id id, int i, char *buf, size_t len)
+{
+    const unsigned char *t = sqlite3_column_text(s->st[id], i);
+    snprintf(buf, len, "%s", t ? (const char *)t : "");
+}
+
+/* ---- rows as records ----------------------------------------------------- */
+
+static const record_field_t *fields(enum rec_kind k, size_t *n)
+{
+    switch (k) {
+    case REC_KIND_BOT:
+        *n = record_bot_nfields;
+        return record_bot_fields;
+    case REC_KIND_ATTEMPT:
+        *n = record_attempt_nfields;
+        return record_attempt_fields;
+    case REC_KIND_JOB:
+        break;
+    }
+    *n = record_job_nfields;
+    return record_job_fields;
+}
+
+/* The current row of id, whose columns are those of kind k, as a new JSON
+ * object.  Each column goes through record_value() so that every backend
+ * shows a value the same way. */
+static int row_record(store_t *s, enum stmt_id id, enum rec_kind k, json_t **out, err_t *e)
+{
+    size_t n;
+    const record_field_t *f = fields(k, &n);
+    json_t *obj = json_object();
+
+    for (size_t i = 0; i < n; i++) {
+        const char *text = (const char *)sqlite3_column_text(s->st[id], (int)i);
+        json_t *v = record_value(f[i].type, text);
+        if (!v) {
+            json_decref(obj);
+            return err_set(e, JOBD_EDB, "%s: column %s holds a value of the wrong type: %.100s",
+                           stmts[id].name, f[i].name, text);
+        }
+        json_object_set_new(obj, f[i].name, v);
+    }
+    *out = obj;
+    return JOBD_OK;
+}
+
+/* Run statement id, bound from the variadic arguments (see vbind), and read
+ * its rows as records of kind k: with `one` the first row as an object,
+ * otherwise every row into an array.  Returns how many rows it read or a
+ * JOBD_E* code; *out is written unless `one` found no row. */
+static int fetch(store_t *s, enum stmt_id id, enum rec_kind k, bool one, json_t **out, err_t *e,
+                 const char *types, ...)
+{
+    json_t *rows = json_array(), *row = NULL;
+    size_t n;
+    va_list ap;
+    int rc;
+
+    va_start(ap, types);
+    rc = vbind(s, id, e, types, ap);
+    va_end(ap);
+    while (rc >= 0 && (rc = step(s, id, e)) == 1 && (rc = row_record(s, id, k, &row, e)) == 0) {
+        json_array_append_new(rows, row);
+        if (one)
+            break;
+    }
+    sqlite3_reset(s->st[id]);
+    if (rc < 0) {
+        json_decref(rows);
+        return rc;
+    }
+    n = json_array_size(rows);
+    if (!one)
+        *out = rows;
+    else if (n)
+        *out = json_incref(json_array_get(rows, 0));
+    if (one)
+        json_decref(rows);
+    return (int)n;
+}
+
+static int get_job(store_t *s, const char *id, json_t **job, err_t *e)
+{
+    int rc = fetch(s, ST_job_get, REC_KIND_JOB, true, job, e, "t", id);
+    if (rc == 0)
+        return err_set(e, JOBD_ENOTFOUND, "no job with id %s", str(id));
+    return rc < 0 ? rc : JOBD_OK;
+}
+
+static int get_bot(store_t *s, const char *id, json_t **bot, err_t *e)
+{
+    int rc = fetch(s, ST_bot_get, REC_KIND_BOT, true, bot, e, "t", id);
+    if (rc == 0)
+        return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(id));
+    return rc < 0 ? rc : JOBD_OK;
+}
+
+/* The JSON form of a time in ms, as record_value shows a REC_TIME column. */
+static json_t *time_json(int64_t ms)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%lld", (long long)ms);
+    return record_value(REC_TIME, text);
+}
+
+/* Hand *r to *out on success; drop it otherwise, so that OUT parameters are
+ * written only on success.  r is a pointer so that it is read after the
+ * call that fills it, in deliver(tx_write(...), &a.job, out). */
+static int deliver(int rc, json_t **r, json_t **out)
+{
+    if (rc == JOBD_OK)
+        *out = *r;
+    else
+        json_decref(*r);
+    return rc;
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+typedef int (*tx_fn)(store_t *s, void *arg, err_t *e);
+
+/* Reset every statement still holding a row, so that COMMIT or ROLLBACK
+ * ends a transaction with no statement in progress. */
+static void reset_all(store_t *s)
+{
+    for (int i = 0; i < ST_COUNT; i++)
+        if (s->st[i] && sqlite3_stmt_busy(s->st[i]))
+            sqlite3_reset(s->st[i]);
+}
+
+/* Run fn(s, arg, e) in one transaction opened by statement `begin`: commit
+ * if fn returns >= 0, roll back otherwise. */
+static int transact(store_t *s, enum stmt_id begin, tx_fn fn, void *arg, err_t *e)
+{
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    if (!s->prepared) {
+        rc =
+            err_set(e, JOBD_ESCHEMA, "the store is not prepared: store_prepare must succeed first");
+        goto out_unlock;
+    }
+    rc = run(s, begin, e, "");
+    if (rc < 0)
+        goto out_unlock;
+    rc = fn(s, arg, e);
+    reset_all(s);
+    if (rc >= 0) {
+        rc = run(s, ST_commit, e, "");
+        if (rc >= 0)
+            goto out_unlock;
+    }
+    /* A failed statement may already have ended the transaction
+     * (SQLITE_FULL, SQLITE_IOERR); roll back only if one is open. */
+    if (!sqlite3_get_autocommit(s->db))
+        run(s, ST_rollback, NULL, "");
+out_unlock:
+    pthread_mutex_unlock(&s->mu);
+    return rc < 0 ? rc : JOBD_OK;
+}
+
+/* Every change goes through here.  Each call is one transaction now; this is
+ * the one place where the calls of concurrent threads could later be
+ * grouped into one commit. */
+static int tx_write(store_t *s, tx_fn fn, void *arg, err_t *e)
+{
+    return transact(s, ST_begin_write, fn, arg, e);
+}
+
+/* Reads see one snapshot, e.g. a job and its history together. */
+static int tx_read(store_t *s, tx_fn fn, void *arg, err_t *e)
+{
+    return transact(s, ST_begin_read, fn, arg, e);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+/* Run the SQL text `sql` (any number of statements) outside the prepared set. */
+static int exec(store_t *s, const char *sql, const char *what, err_t *e)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? JOBD_OK : dberr(s, rc, e, what);
+}
+
+/* The integer in the first column of the first row of `sql`, 0 if no row
+ * or NULL. */
+static int scalar(store_t *s, const char *sql, const char *what, int64_t *v, err_t *e)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+
+    if (rc != SQLITE_OK)
+        return dberr(s, rc, e, what);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = dberr(s, rc, e, what);
+        goto out_finalize;
+    }
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    rc = JOBD_OK;
+out_finalize:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Finalize the prepared statements: the schema changed, or the store is
+ * closing. */
+static void unprepare(store_t *s)
+{
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(s->st[i]);
+        s->st[i] = NULL;
+    }
+    s->prepared = false;
+}
+
+int store_open(const char *db, store_t **out, err_t *e)
+{
+    store_t *s;
+    int64_t unused;
+    int rc;
+
+    if (!db || !*db)
+        return err_set(e, JOBD_EDBDOWN, "no database given");
+    if (strncmp(db, "postgres", 8) == 0)
+        return err_set(e, JOBD_EDBDOWN, "this build of jobd has no PostgreSQL backend");
+    s = calloc(1, sizeof *s);
+    if (!s)
+        abort();
+    pthread_mutex_init(&s->mu, NULL);
+    /* NOMUTEX: s->mu already serializes every use of the connection. */
+    rc = sqlite3_open_v2(db, &s->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rc = err_set(e, JOBD_EDBDOWN, "cannot open database %s: %s", db,
+                     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        goto out_free;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    /* synchronous=FULL: a call that returned has reached the disk, even in
+     * WAL mode, so a job once acknowledged survives a power cut. */
+    rc = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL", "configure database", e);
+    if (rc < 0)
+        goto out_free;
+    /* journal_mode answers with the mode now in force; a file that cannot
+     * use WAL (some network filesystems) is refused, not silently kept in
+     * rollback mode. */
+    rc = exec(s, "PRAGMA journal_mode = WAL", "switch to WAL", e);
+    if (rc < 0)
+        goto out_free;
+    rc = scalar(s,
+                "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode IN ('wal', 'memory')",
+                "check journal mode", &unused, e);
+    if (rc < 0)
+        goto out_free;
+    if (unused != 1) {
+        rc = err_set(e, JOBD_EDB, "cannot switch database %s to WAL mode", db);
+        goto out_free;
+    }
+    *out = s;
+    return JOBD_OK;
+out_free:
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return rc;
+}
+
+void store_free(store_t *s)
+{
+    if (!s)
+        return;
+    unprepare(s);
+    sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* ---- schema and migrations ----------------------------------------------- */
+
+/* The applied schema version, 0 for a database that was never migrated.
+ * schema_version is the migration machinery's own table: it is created by
+ * the first store_migrate_up, not by a migration, so that rolling back
+ * migration 1 still leaves the record of it. */
+static int read_version(store_t *s, int *version, err_t *e)
+{
+    int64_t v;
+    int rc = scalar(s,
+                    "SELECT count(*) FROM sqlite_master"
+                    " WHERE type = 'table' AND name = 'schema_version'",
+                    "read schema version", &v, e);
+    if (rc < 0)
+        return rc;
+    if (v)
+        rc = scalar(s, "SELECT coalesce(max(version), 0) FROM schema_version",
+                    "read schema version", &v, e);
+    if (rc == JOBD_OK)
+        *version = (int)v;
+    return rc;
+}
+
+static int newer(int version, err_t *e)
+{
+    return err_set(e, JOBD_ESCHEMA,
+                   "database schema version %d is newer than this binary's latest version %d: "
+                   "run a newer jobd",
+                   version, LATEST);
+}
+
+int store_schema_version(store_t *s, int *current, int *latest, err_t *e)
+{
+    int rc, v;
+
+    pthread_mutex_lock(&s->mu);
+    rc = read_version(s, &v, e);
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0)
+        return rc;
+    *current = v;
+    *latest = LATEST;
+    return JOBD_OK;
+}
+
+const char *store_migration_name(int version)
+{
+    if (version < 1 || version > LATEST)
+        return NULL;
+    return store_sqlite_migrations[version - 1].name;
+}
+
+/* Apply (up) or undo (down) migration m and record it in schema_version,
+ * inside the caller's transaction. */
+static int migrate_one(store_t *s, const store_migration_t *m, bool up, err_t *e)
+{
+    char what[128];
+    char *record;
+    int rc;
+
+    /* The prepared statements were checked against the schema being
+     * changed; store_prepare must check them again. */
+    unprepare(s);
+    snprintf(what, sizeof what, "migration %d (%s) %s", m->version, m->name, up ? "up" : "down");
+    rc = exec(s, up ? m->up : m->down, what, e);
+    if (rc < 0)
+        return rc;
+    record = up ? sqlite3_mprintf("INSERT INTO schema_version (version, name, applied_at)"
+                                  " VALUES (%d, %Q, %lld)",
+                                  m->version, m->name, (long long)clock_now_ms())
+                : sqlite3_mprintf("DELETE FROM schema_version WHERE version = %d", m->version);
+    if (!record)
+        abort();
+    rc = exec(s, record, what, e);
+    sqlite3_free(record);
+    return rc;
+}
+
+/* End the transaction that migrate_step opened: commit if rc >= 0. */
+static int finish_tx(store_t *s, int rc, err_t *e)
+{
+    if (rc >= 0)
+        return exec(s, "COMMIT", "commit migration", e);
+    if (!sqlite3_get_autocommit(s->db))
+        exec(s, "ROLLBACK", "roll back migration", NULL);
+    return rc;
+}
+
+/* One step of store_migrate_up or store_migrate_down in its own
+ * transaction, reading the version inside it so that two processes
+ * migrating at once do not both apply a step.  Returns 1 if a migration was
+ * applied or undone, 0 if there was nothing to do, or a JOBD_E* code. */
+static int migrate_step(store_t *s, bool up, err_t *e)
+{
+    int rc, v;
+
+    rc = exec(s, "BEGIN IMMEDIATE", "begin migration", e);
+    if (rc < 0)
+        return rc;
+    rc = read_version(s, &v, e);
+    if (rc < 0)
+        return finish_tx(s, rc, e);
+    if (v > LATEST)
+        return finish_tx(s, newer(v, e), e);
+    if (up ? v == LATEST : v == 0)
+        return finish_tx(s, 0, e);
+    rc = migrate_one(s, &store_sqlite_migrations[up ? v : v - 1], up, e);
+    rc = finish_tx(s, rc, e);
+    return rc < 0 ? rc : 1;
+}
+
+int store_migrate_up(store_t *s, err_t *e)
+{
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    rc = exec(s,
+              "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+              " name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+              "create schema_version", e);
+    while (rc >= 0 && (rc = migrate_step(s, true, e)) == 1)
+        ;
+    pthread_mutex_unlock(&s->mu);
+    return rc < 0 ? rc : JOBD_OK;
+}
+
+int store_migrate_down(store_t *s, err_t *e)
+{
+    int rc, v;
+
+    pthread_mutex_lock(&s->mu);
+    rc = read_version(s, &v, e);
+    if (rc >= 0 && v > 0)
+        rc = migrate_step(s, false, e);
+    pthread_mutex_unlock(&s->mu);
+    return rc < 0 ? rc : JOBD_OK;
+}
+
+/* The SQL of statement i with {job}, {bot} and {attempt} replaced by the
+ * column lists of record.h.  A new string, freed with free(). */
+static char *expand(const char *sql)
+{
+    static const struct {
+        const char *key;
+        const char *(*cols)(void);
+    } subst[] = {
+        {"{job}", record_job_columns},
+        {"{bot}", record_bot_columns},
+        {"{attempt}", record_attempt_columns},
+    };
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+
+    if (!f)
+        abort();
+    while (*sql) {
+        size_t i;
+        for (i = 0; i < sizeof subst / sizeof subst[0]; i++)
+            if (strncmp(sql, subst[i].key, strlen(subst[i].key)) == 0)
+                break;
+        if (i < sizeof subst / sizeof subst[0]) {
+            fputs(subst[i].cols(), f);
+            sql += strlen(subst[i].key);
+        } else {
+            fputc(*sql++, f);
+        }
+    }
+    if (fclose(f) != 0)
+        abort();
+    return out;
+}
+
+int store_prepare(store_t *s, err_t *e)
+{
+    int rc, v;
+
+    pthread_mutex_lock(&s->mu);
+    unprepare(s);
+    rc = read_version(s, &v, e);
+    if (rc < 0)
+        goto out_unlock;
+    if (v > LATEST) {
+        rc = newer(v, e);
+        goto out_unlock;
+    }
+    if (v < LATEST) {
+        rc = err_set(e, JOBD_ESCHEMA,
+                     "database schema version %d is older than this binary's version %d: "
+                     "run `jobd migrate up`",
+                     v, LATEST);
+        goto out_unlock;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        char *sql = expand(stmts[i].sql);
+        rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+        free(sql);
+        if (rc != SQLITE_OK) {
+            rc = err_set(e, JOBD_ESCHEMA, "statement %s does not fit the database schema: %s",
+                         stmts[i].name, sqlite3_errmsg(s->db));
+            unprepare(s);
+            goto out_unlock;
+        }
+    }
+    s->prepared = true;
+    rc = JOBD_OK;
+out_unlock:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int do_ping(store_t *s, void *arg, err_t *e)
+{
+    return run(s, ST_ping, e, "");
+}
+
+int store_ping(store_t *s, err_t *e)
+{
+    return tx_read(s, do_ping, NULL, e);
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+struct create_args {
+    const char *operation;
+    const json_t *input;
+    int64_t priority;
+    json_t *job;
+};
+
+static int do_create(store_t *s, void *arg, err_t *e)
+{
+    struct create_args *a = arg;
+    char id[ID_UUID_LEN];
+    int rc;
+
+    id_uuid7(id);
+    rc = run(s, ST_job_insert, e, "ttjii", id, a->operation, a->input, a->priority, clock_now_ms());
+    return rc < 0 ? rc : get_job(s, id, &a->job, e);
+}
+
+int store_job_create(store_t *s, const char *operation, const json_t *input, int64_t priority,
+                     json_t **job, err_t *e)
+{
+    struct create_args a = {operation, input, priority, NULL};
+    return deliver(tx_write(s, do_create, &a, e), &a.job, job);
+}
+
+struct get_args {
+    const char *id;
+    json_t *job;
+};
+
+static int do_get(store_t *s, void *arg, err_t *e)
+{
+    struct get_args *a = arg;
+    json_t *history;
+    int rc = get_job(s, a->id, &a->job, e);
+
+    if (rc < 0)
+        return rc;
+    rc = fetch(s, ST_job_history, REC_KIND_ATTEMPT, false, &history, e, "t", a->id);
+    if (rc >= 0)
+        json_object_set_new(a->job, "history", history);
+    return rc;
+}
+
+int store_job_get(store_t *s, const char *id, json_t **job, err_t *e)
+{
+    struct get_args a = {id, NULL};
+    return deliver(tx_read(s, do_get, &a, e), &a.job, job);
+}
+
+struct list_args {
+    const job_filter_t *f;
+    json_t *jobs;
+};
+
+static int do_list(store_t *s, void *arg, err_t *e)
+{
+    struct list_args *a = arg;
+    const job_filter_t *f = a->f;
+    /* "" sorts before every id, so the first page needs no statement of
+     * its own; a status filter has its own so that it uses jobs_status. */
+    const char *after = f->after ? f->after : "";
+
+    if (f->status)
+        return fetch(s, ST_job_list_status, REC_KIND_JOB, false, &a->jobs, e, "ttit", after,
+                     f->operation, (int64_t)f->limit, f->status);
+    return fetch(s, ST_job_list, REC_KIND_JOB, false, &a->jobs, e, "tti", after, f->operation,
+                 (int64_t)f->limit);
+}
+
+int store_job_list(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e)
+{
+    struct list_args a = {f, NULL};
+    return deliver(tx_read(s, do_list, &a, e), &a.jobs, jobs);
+}
+
+/* ---- claim ---------------------------------------------------------------- */
+
+struct candidate {
+    char id[ID_UUID_LEN];
+    int64_t priority, created_at;
+};
+
+/* Claim order: highest priority first, then oldest, then id. */
+static int by_claim_order(const void *pa, const void *pb)
+{
+    const struct candidate *a = pa, *b = pb;
+    if (a->priority != b->priority)
+        return a->priority > b->priority ? -1 : 1;
+    if (a->created_at != b->created_at)
+        return a->created_at < b->created_at ? -1 : 1;
+    return strcmp(a->id, b->id);
+}
+
+struct claim_args {
+    const char *bot_id;
+    const char *const *ops;
+    size_t nops;
+    int max;
+    int64_t lease_ms;
+    json_t *jobs;
+};
+
+static bool seen_before(const char *const *ops, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (ops[j] && strcmp(ops[j], ops[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The best `max` pending jobs of each distinct operation, each list read
+ * from the jobs_claim index in claim order, so that the cost depends on
+ * max and nops only, never on how many jobs are queued or finished.
+ * OUT: *out (malloc'd), *n. */
+static int candidates(store_t *s, const struct claim_args *a, struct candidate **out, size_t *n,
+                      err_t *e)
+{
+    struct candidate *c = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < a->nops && rc >= 0; i++) {
+        if (!a->ops[i] || seen_before(a->ops, i))
+            continue;
+        rc = query(s, ST_claim_candidates, e, "ti", a->ops[i], (int64_t)a->max);
+        while (rc >= 0 && (rc = step(s, ST_claim_candidates, e)) == 1) {
+            if (len == cap) {
+                cap = cap ? 2 * cap : 16;
+                c = realloc(c, cap * sizeof *c);
+                if (!c)
+                    abort();
+            }
+            col_text(s, ST_claim_candidates, 0, c[len].id, sizeof c[len].id);
+            c[len].priority = sqlite3_column_int64(s->st[ST_claim_candidates], 1);
+            c[len].created_at = sqlite3_column_int64(s->st[ST_claim_candidates], 2);
+            len++;
+        }
+    }
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    if (len)
+        qsort(c, len, sizeof *c, by_claim_order);
+    *out = c;
+    *n = len;
+    return JOBD_OK;
+}
+
+/* Lease job `id` to the bot and append it, with its lease, to a->jobs. */
+static int claim_one(store_t *s, struct claim_args *a, const char *id, const char *bot_name,
+                     int64_t now, err_t *e)
+{
+    char lease[2 * LEASE_BYTES + 1];
+    int64_t expires = now + a->lease_ms;
+    json_t *job;
+    int rc;
+
+    id_hex(lease, LEASE_BYTES);
+    rc = run(s, ST_job_claim, e, "tittti", id, now, a->bot_id, bot_name, lease, expires);
+    if (rc <= 0)
+        return rc;
+    rc = run(s, ST_attempt_start, e, "t", id);
+    if (rc >= 0)
+        rc = get_job(s, id, &job, e);
+    if (rc < 0)
+        return rc;
+    json_object_set_new(job, "lease", json_string(lease));
+    json_object_set_new(job, "lease_expires_at", time_json(expires));
+    json_array_append_new(a->jobs, job);
+    return JOBD_OK;
+}
+
+static int do_claim(store_t *s, void *arg, err_t *e)
+{
+    struct claim_args *a = arg;
+    struct candidate *c = NULL;
+    char bot_name[256];
+    int64_t now = clock_now_ms();
+    size_t n = 0;
+    int rc;
+
+    rc = query(s, ST_bot_name, e, "t", a->bot_id);
+    if (rc >= 0)
+        rc = step(s, ST_bot_name, e);
+    if (rc == 0)
+        return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(a->bot_id));
+    if (rc < 0)
+        return rc;
+    col_text(s, ST_bot_name, 0, bot_name, sizeof bot_name);
+    sqlite3_reset(s->st[ST_bot_name]);
+
+    /* A claim, even an empty one, shows that the bot is alive. */
+    rc = run(s, ST_bot_seen, e, "ti", a->bot_id, now);
+    if (rc < 0)
+        return rc;
+    a->jobs = json_array();
+    if (a->max <= 0)
+        return JOBD_OK;
+    rc = candidates(s, a, &c, &n, e);
+    for (size_t i = 0; rc >= 0 && i < n && json_array_size(a->jobs) < (size_t)a->max; i++)
+        rc = claim_one(s, a, c[i].id, bot_name, now, e);
+    free(c);
+    return rc;
+}
+
+int store_job_claim(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,
+                    int64_t lease_ms, json_t **jobs, err_t *e)
+{
+    struct claim_args a = {bot_id, ops, ops ? nops : 0, max, lease_ms, NULL};
+    return deliver(tx_write(s, do_claim, &a, e), &a.jobs, jobs);
+}
+
+/* ---- complete, fail, release, expire -------------------------------------- */
+
+/* What an attempt row says about a lease. */
+struct attempt_row {
+    char job_id[64], bot_id[64], outcome[16], error[256];
+    int64_t ended_at;
+};
+
+/* The attempt that holds `lease`: 1 if found, 0 if not, or a JOBD_E* code. */
+static int read_attempt(store_t *s, const char *lease, struct attempt_row *r, err_t *e)
+{
+    int rc = query(s, ST_attempt_by_lease, e, "t", lease);
+
+    if (rc >= 0)
+        rc = step(s, ST_attempt_by_lease, e);
+    if (rc != 1)
+        return rc;
+    col_text(s, ST_attempt_by_lease, 0, r->job_id, sizeof r->job_id);
+    col_text(s, ST_attempt_by_lease, 1, r->bot_id, sizeof r->bot_id);
+    col_text(s, ST_attempt_by_lease, 2, r->outcome, sizeof r->outcome);
+    r->ended_at = sqlite3_column_int64(s->st[ST_attempt_by_lease], 3);
+    col_text(s, ST_attempt_by_lease, 4, r->error, sizeof r->error);
+    sqlite3_reset(s->st[ST_attempt_by_lease]);
+    return 1;
+}
+
+/* The status and lease of job id; JOBD_ENOTFOUND if there is none. */
+static int read_state(store_t *s, const char *id, char status[16], char lease[72], err_t *e)
+{
+    int rc = query(s, ST_job_state, e, "t", id);
+
+    if (rc >= 0)
+        rc = step(s, ST_job_state, e);
+    if (rc == 0)
+        return err_set(e, JOBD_ENOTFOUND, "no job with id %s", str(id));
+    if (rc < 0)
+        return rc;
+    col_text(s, ST_job_state, 0, status, 16);
+    col_text(s, ST_job_state, 1, lease, 72);
+    sqlite3_reset(s->st[ST_job_state]);
+    return JOBD_OK;
+}
+
+struct finish_args {
+    const char *id, *bot_id, *lease;
+    bool ok; /* complete (succeeded) rather than fail */
+    const json_t *result;
+    const char *error;
+    int64_t duration_ms;
+    json_t *job;
+    bool repeated;
+};
+
+/* Why a finish under attempt r, which is not running, is refused; or 0 if
+ * it is the very call that finished the job, to be answered again. */
+static int refuse(const struct finish_args *a, const struct attempt_row *r, const char *status,
+                  err_t *e)
+{
+    const char *want = a->ok ? "succeeded" : "failed";
+    bool done = strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0;
+    char t[32];
+
+    if (strcmp(r->outcome, "succeeded") == 0 || strcmp(r->outcome, "failed") == 0) {
+        if (strcmp(r->outcome, want) == 0)
+            return 0;
+        return err_set(e, JOBD_EFINISHED,
+                       "job %s already %s at %s under lease %s; it cannot also %s", a->id,
+                       r->outcome, when(r->ended_at, t), a->lease, a->ok ? "succeed" : "fail");
+    }
+    if (done)
+        return err_set(e, JOBD_EFINISHED,
+                       "job %s was already %s by a later attempt; lease %s was %s at %s", a->id,
+                       status, a->lease, r->outcome, when(r->ended_at, t));
+    if (strcmp(r->outcome, "released") == 0)
+        return err_set(e, JOBD_ERELEASED, "lease %s of job %s was released at %s: %s", a->lease,
+                       a->id, when(r->ended_at, t), r->error[0] ? r->error : "no reason given");
+    return err_set(e, JOBD_EEXPIRED,
+                   "lease %s of job %s expired at %s without a heartbeat renewing it, and the job "
+                   "went back to pending",
+                   a->lease, a->id, when(r->ended_at, t));
+}
+
+static int do_finish(store_t *s, void *arg, err_t *e)
+{
+    struct finish_args *a = arg;
+    const char *outcome = a->ok ? "succeeded" : "failed";
+    struct attempt_row r;
+    char status[16], lease[72];
+    int64_t now = clock_now_ms();
+    int rc;
+
+    rc = read_state(s, a->id, status, lease, e);
+    if (rc < 0)
+        return rc;
+    rc = read_attempt(s, a->lease, &r, e);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || strcmp(r.job_id, a->id) != 0)
+        return err_set(e, JOBD_EMISMATCH, "job %s was never leased under lease %s", a->id,
+                       a->lease);
+    if (strcmp(r.bot_id, a->bot_id) != 0)
+        return err_set(e, JOBD_EMISMATCH, "lease %s of job %s is held by bot %s, not by bot %s",
+                       a->lease, a->id, r.bot_id, a->bot_id);
+    if (strcmp(r.outcome, "running") != 0) {
+        rc = refuse(a, &r, status, e);
+        if (rc < 0)
+            return rc;
+        a->repeated = true;
+        return get_job(s, a->id, &a->job, e);
+    }
+    rc = run(s, ST_job_finish, e, "tttjtii", a->id, a->lease, outcome, a->ok ? a->result : NULL,
+             a->ok ? NULL : a->error, a->duration_ms, now);
+    if (rc == 0)
+        return err_set(e, JOBD_EINTERNAL,
+                       "job %s is %s, not processing under lease %s, although that attempt is "
+                       "still running",
+                       a->id, status, a->lease);
+    if (rc >= 0)
+        rc = run(s, ST_attempt_end, e, "ttit", a->lease, outcome, now, a->ok ? NULL : a->error);
+    return rc < 0 ? rc : get_job(s, a->id, &a->job, e);
+}
+
+static int finish(store_t *s, struct finish_args *a, json_t **job, bool *repeated, err_t *e)
+{
+    int rc;
+
+    a->id = str(a->id);
+    a->bot_id = str(a->bot_id);
+    a->lease = str(a->lease);
+    rc = deliver(tx_write(s, do_finish, a, e), &a->job, job);
+    if (rc == JOBD_OK)
+        *repeated = a->repeated;
+    return rc;
+}
+
+int store_job_complete(store_t *s, const char *id, const char *bot_id, const char *lease,
+                       const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
+                       err_t *e)
+{
+    struct finish_args a = {id, bot_id, lease, true, result, NULL, duration_ms, NULL, false};
+    return finish(s, &a, job, repeated, e);
+}
+
+int store_job_fail(store_t *s, const char *id, const char *bot_id, const char *lease,
+                   const char *error, int64_t duration_ms, json_t **job, bool *repeated, err_t *e)
+{
+    struct finish_args a = {id, bot_id, lease, false, NULL, error, duration_ms, NULL, false};
+    return finish(s, &a, job, repeated, e);
+}
+
+/* Put processing job `id` back to pending, ending the attempt under `lease`
+ * with `outcome` (released or expired) at `at`, because of `why`.  The
+ * job's attempts count stays: it counts claims. */
+static int takeback(store_t *s, const char *id, const char *lease, const char *outcome, int64_t at,
+                    const char *why, err_t *e)
+{
+    int rc = run(s, ST_attempt_end, e, "ttit", lease, outcome, at, why);
+    return rc < 0 ? rc : run(s, ST_job_takeback, e, "t", id);
+}
+
+struct release_args {
+    const char *id, *reason;
+    json_t *job;
+};
+
+static int do_release(store_t *s, void *arg, err_t *e)
+{
+    struct release_args *a = arg;
+    char status[16], lease[72];
+    int rc = read_state(s, a->id, status, lease, e);
+
+    if (rc < 0)
+        return rc;
+    if (strcmp(status, "processing") != 0)
+        return err_set(e, JOBD_ENOTPROC, "job %s is %s, not processing", str(a->id), status);
+    rc = takeback(s, a->id, lease, "released", clock_now_ms(), a->reason, e);
+    return rc < 0 ? rc : get_job(s, a->id, &a->job, e);
+}
+
+int store_job_release(store_t *s, const char *id, const char *reason, json_t **job, err_t *e)
+{
+    struct release_args a = {id, reason, NULL};
+    return deliver(tx_write(s, do_release, &a, e), &a.job, job);
+}
+
+struct expire_args {
+    int64_t now;
+    int n;
+};
+
+static int do_expire(store_t *s, void *arg, err_t *e)
+{
+    struct expire_args *a = arg;
+    json_t *lapsed = json_array(), *row;
+    size_t i;
+    int rc;
+
+    /* Collect first: SQLite does not define what a SELECT sees of rows
+     * changed while it is still stepping. */
+    rc = query(s, ST_lease_expired, e, "i", a->now);
+    while (rc >= 0 && (rc = step(s, ST_lease_expired, e)) == 1) {
+        sqlite3_stmt *st = s->st[ST_lease_expired];
+        json_array_append_new(lapsed, json_pack("[ssI]", sqlite3_column_text(st, 0),
+                                                sqlite3_column_text(st, 1),
+                                                (json_int_t)sqlite3_column_int64(st, 2)));
+    }
+    json_array_foreach(lapsed, i, row)
+    {
+        int64_t at = json_integer_value(json_array_get(row, 2));
+        char t[32], why[64];
+        if (rc < 0)
+            break;
+        snprintf(why, sizeof why, "lease expired at %s", when(at, t));
+        rc = takeback(s, json_string_value(json_array_get(row, 0)),
+                      json_string_value(json_array_get(row, 1)), "expired", at, why, e);
+    }
+    a->n = (int)json_array_size(lapsed);
+    json_decref(lapsed);
+    return rc;
+}
+
+int store_lease_expire(store_t *s, int64_t now_ms, int *n, err_t *e)
+{
+    struct expire_args a = {now_ms, 0};
+    int rc = tx_write(s, do_expire, &a, e);
+
+    if (rc == JOBD_OK)
+        *n = a.n;
+    return rc;
+}
+
+/* ---- stats ----------------------------------------------------------------- */
+
+/* {"name": 0, ...} for every name, so that a count never missing means 0. */
+static json_t *zeros(const char *const *names)
+{
+    json_t *obj = json_object();
+    for (; *names; names++)
+        json_object_set_new(obj, *names, json_integer(0));
+    return obj;
+}
+
+static void add(json_t *obj, const char *key, json_int_t n)
+{
+    json_object_set_new(obj, key, json_integer(json_integer_value(json_object_get(obj, key)) + n));
+}
+
+struct stats_args {
+    json_t *stats;
+};
+
+static int do_stats(store_t *s, void *arg, err_t *e)
+{
+    struct stats_args *a = arg;
+    json_t *jobs = zeros(job_statuses), *ops = json_object(), *bots = zeros(bot_states);
+    sqlite3_stmt *st;
+    int rc;
+
+    json_object_set_new(jobs, "total", json_integer(0));
+    a->stats = json_pack("{s:o,s:o,s:o}", "jobs", jobs, "operations", ops, "bots", bots);
+    rc = query(s, ST_stats_jobs, e, "");
+    st = s->st[ST_stats_jobs];
+    while (rc >= 0 && (rc = step(s, ST_stats_jobs, e)) == 1) {
+        const char *op = (const char *)sqlite3_column_text(st, 0);
+        const char *status = (const char *)sqlite3_column_text(st, 1);
+        json_int_t n = sqlite3_column_int64(st, 2);
+        json_t *per_op = json_object_get(ops, op);
+
+        if (!per_op) {
+            per_op = zeros(job_statuses);
+            json_object_set_new(ops, op, per_op);
+        }
+        add(per_op, status, n);
+        add(jobs, status, n);
+        add(jobs, "total", n);
+    }
+    if (rc < 0)
+        return rc;
+    rc = query(s, ST_stats_bots, e, "");
+    st = s->st[ST_stats_bots];
+    while (rc >= 0 && (rc = step(s, ST_stats_bots, e)) == 1)
+        add(bots, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
+    return rc;
+}
+
+int store_stats(store_t *s, json_t **stats, err_t *e)
+{
+    struct stats_args a = {NULL};
+    return deliver(tx_read(s, do_stats, &a, e), &a.stats, stats);
+}
+
+/* ---- bots ------------------------------------------------------------------ */
+
+struct bot_args {
+    const char *id, *name, *state;
+    const json_t *operations;
+    int64_t lease_ms;
+    json_t *bot;
+    json_t *bots;
+};
+
+static int do_register(store_t *s, void *arg, err_t *e)
+{
+    struct bot_args *a = arg;
+    char id[ID_UUID_LEN];
+    int rc;
+
+    id_uuid7(id);
+    rc = run(s, ST_bot_insert, e, "ttji", id, a->name, a->operations, clock_now_ms());
+    return rc < 0 ? rc : get_bot(s, id, &a->bot, e);
+}
+
+int store_bot_register(store_t *s, const char *name, const json_t *operations, json_t **bot,
+                       err_t *e)
+{
+    struct bot_args a = {.name = name, .operations = operations};
+    return deliver(tx_write(s, do_register, &a, e), &a.bot, bot);
+}
+
+static int do_heartbeat(store_t *s, void *arg, err_t *e)
+{
+    struct bot_args *a = arg;
+    int64_t now = clock_now_ms();
+    int rc = run(s, ST_bot_heartbeat, e, "tti", a->id, a->state, now);
+
+    if (rc == 0)
+        return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(a->id));
+    if (rc >= 0)
+        rc = run(s, ST_lease_renew, e, "ti", a->id, now + a->lease_ms);
+    return rc < 0 ? rc : get_bot(s, a->id, &a->bot, e);
+}
+
+int store_bot_heartbeat(store_t *s, const char *id, const char *state, int64_t lease_ms,
+                        json_t **bot, err_t *e)
+{
+    struct bot_args a = {.id = id, .state = state, .lease_ms = lease_ms};
+    return deliver(tx_write(s, do_heartbeat, &a, e), &a.bot, bot);
+}
+
+static int do_bot_get(store_t *s, void *arg, err_t *e)
+{
+    struct bot_args *a = arg;
+    return get_bot(s, a->id, &a->bot, e);
+}
+
+int store_bot_get(store_t *s, const char *id, json_t **bot, err_t *e)
+{
+    struct bot_args a = {.id = id};
+    return deliver(tx_read(s, do_bot_get, &a, e), &a.bot, bot);
+}
+
+static int do_bot_list(store_t *s, void *arg, err_t *e)
+{
+    struct bot_args *a = arg;
+    return fetch(s, ST_bot_list, REC_KIND_BOT, false, &a->bots, e, "");
+}
+
+int store_bot_list(store_t *s, json_t **bots, err_t *e)
+{
+    struct bot_args a = {0};
+    return deliver(tx_read(s, do_bot_list, &a, e), &a.bots, bots);
+}
+
+/* ---- datalake outbox -------------------------------------------------------- */
+
+struct export_args {
+    int limit;
+    const json_t *ids, *files;
+    json_t *out;
+};
+
+static int do_export_pending(store_t *s, void *arg, err_t *e)
+{
+    struct export_args *a = arg;
+    return fetch(s, ST_export_pending, REC_KIND_JOB, false, &a->out, e, "i", (int64_t)a->limit);
+}
+
+int store_export_pending(store_t *s, int limit, json_t **jobs, err_t *e)
+{
+    struct export_args a = {.limit = limit};
+    return deliver(tx_read(s, do_export_pending, &a, e), &a.out, jobs);
+}
+
+static int do_export_mark(store_t *s, void *arg, err_t *e)
+{
+    struct export_args *a = arg;
+    const char *path;
+    json_t *v;
+    size_t i;
+    int rc = 0;
+
+    json_array_foreach(a->ids, i, v)
+    {
+        if (!json_is_string(v))
+            return err_set(e, JOBD_EINTERNAL, "export_mark: ids[%zu] is not a string", i);
+        rc = run(s, ST_export_mark, e, "t", json_string_value(v));
+        if (rc < 0)
+            return rc;
+    }
+    json_object_foreach((json_t *)a->files, path, v)
+    {
+        if (!json_is_integer(v))
+            return err_set(e, JOBD_EINTERNAL, "export_file_set: size of %s is not an integer",
+                           path);
+        rc = run(s, ST_export_file_set, e, "ti", path, (int64_t)json_integer_value(v));
+        if (rc < 0)
+            return rc;
+    }
+    return rc;
+}
+
+int store_export_mark(store_t *s, const json_t *ids, const json_t *files, err_t *e)
+{
+    struct export_args a = {.ids = ids, .files = files};
+    return tx_write(s, do_export_mark, &a, e);
+}
+
+static int do_export_files(store_t *s, void *arg, err_t *e)
+{
+    struct export_args *a = arg;
+    sqlite3_stmt *st = s->st[ST_export_files];
+    int rc = query(s, ST_export_files, e, "");
+
+    a->out = json_object();
+    while (rc >= 0 && (rc = step(s, ST_export_files, e)) == 1)
+        json_object_set_new(a->out, (const char *)sqlite3_column_text(st, 0),
+                            json_integer(sqlite3_column_int64(st, 1)));
+    return rc;
+}
+
+int store_export_files(store_t *s, json_t **files, err_t *e)
+{
+    struct export_args a = {0};
+    return deliver(tx_read(s, do_export_files, &a, e), &a.out, files);
+}

@@ -1,0 +1,915 @@
+/*
+ * store_contract.c - the storage contract: what every backend of store.h must
+ * do, written against store.h alone so that it runs unchanged on SQLite and
+ * PostgreSQL.  The database is $JOBD_TEST_DB if set, else a fresh SQLite file
+ * per test; tests use their own operation names, so they also pass on a
+ * shared database that holds other jobs.
+ */
+#include "testdb.h"
+#include "record.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "id.h"
+
+struct fixture {
+    store_t *s;
+    char op[40];  /* an operation name no other test uses */
+    char bot[40]; /* a bot registered for it */
+    char bot2[40];
+};
+
+static int setup(void **state)
+{
+    static int n;
+    struct fixture *f = calloc(1, sizeof *f);
+    const char *db = getenv("JOBD_TEST_DB");
+    char name[32], *path = NULL;
+    char tag[9];
+    json_t *bot, *ops;
+    err_t e;
+
+    if (!db || !*db) {
+        snprintf(name, sizeof name, "contract-%d.db", n++);
+        db = path = testdb_path(name);
+    }
+    f->s = testdb_open(db);
+    free(path);
+    id_hex(tag, 4);
+    snprintf(f->op, sizeof f->op, "op-%s", tag);
+    ops = json_pack("[s]", f->op);
+    assert_ok(store_bot_register(f->s, "bot-1", ops, &bot, &e), &e);
+    snprintf(f->bot, sizeof f->bot, "%s", json_string_value(json_object_get(bot, "id")));
+    json_decref(bot);
+    assert_ok(store_bot_register(f->s, "bot-2", ops, &bot, &e), &e);
+    snprintf(f->bot2, sizeof f->bot2, "%s", json_string_value(json_object_get(bot, "id")));
+    json_decref(bot);
+    json_decref(ops);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_free(f->s);
+    free(f);
+    return 0;
+}
+
+/* A pause long enough that the next job is strictly younger (times are ms). */
+static void tick(void)
+{
+    struct timespec ts = {0, 3 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static const char *sget(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+static json_int_t iget(const json_t *obj, const char *key)
+{
+    return json_integer_value(json_object_get(obj, key));
+}
+
+/* Fail unless obj has exactly the fields f[0..n) plus the `extra` ones. */
+static void assert_fields(const json_t *obj, const record_field_t *f, size_t n,
+                          const char *const *extra)
+{
+    size_t want = n;
+    for (size_t i = 0; i < n; i++)
+        if (!json_object_get(obj, f[i].name))
+            fail_msg("field %s is missing", f[i].name);
+    for (; extra && *extra; extra++, want++)
+        if (!json_object_get(obj, *extra))
+            fail_msg("field %s is missing", *extra);
+    assert_int_equal(json_object_size(obj), want);
+}
+
+/* Fail unless obj has exactly the keys names[] and, if `total`, "total". */
+static void assert_keys(const json_t *obj, const char *const *names, bool total)
+{
+    size_t n = 0;
+    assert_true(json_is_object(obj));
+    for (; names[n]; n++)
+        if (!json_is_integer(json_object_get(obj, names[n])))
+            fail_msg("count %s is missing", names[n]);
+    if (total && !json_is_integer(json_object_get(obj, "total")))
+        fail_msg("count total is missing");
+    assert_int_equal(json_object_size(obj), n + total);
+}
+
+static json_t *create(struct fixture *f, const char *op, int64_t priority)
+{
+    json_t *job, *input = json_pack("{s:i,s:i}", "a", 613, "b", 342);
+    err_t e;
+
+    assert_ok(store_job_create(f->s, op, input, priority, &job, &e), &e);
+    json_decref(input);
+    return job;
+}
+
+/* Claim up to max jobs of f->op for bot. */
+static json_t *claim(struct fixture *f, const char *bot, int max, int64_t lease_ms)
+{
+    const char *ops[] = {f->op};
+    json_t *jobs;
+    err_t e;
+
+    assert_ok(store_job_claim(f->s, bot, ops, 1, max, lease_ms, &jobs, &e), &e);
+    assert_true(json_is_array(jobs));
+    return jobs;
+}
+
+/* Create one job of f->op and claim it for bot; returns the claimed job. */
+static json_t *create_claimed(struct fixture *f, const char *bot)
+{
+    json_t *jobs, *job;
+
+    json_decref(create(f, f->op, 0));
+    jobs = claim(f, bot, 1, 30000);
+    assert_int_equal(json_array_size(jobs), 1);
+    job = json_incref(json_array_get(jobs, 0));
+    json_decref(jobs);
+    return job;
+}
+
+static json_t *get(struct fixture *f, const char *id)
+{
+    json_t *job;
+    err_t e;
+    assert_ok(store_job_get(f->s, id, &job, &e), &e);
+    return job;
+}
+
+static int complete(struct fixture *f, const json_t *claimed, const char *bot, bool *repeated,
+                    err_t *e)
+{
+    json_t *job = NULL, *result = json_integer(955);
+    int rc = store_job_complete(f->s, sget(claimed, "id"), bot, sget(claimed, "lease"), result, 3,
+                                &job, repeated, e);
+    json_decref(result);
+    json_decref(job);
+    return rc;
+}
+
+/* ---- schema and lifecycle ------------------------------------------------ */
+
+static void test_schema(void **state)
+{
+    struct fixture *f = *state;
+    int current = -1, latest = -1;
+    err_t e;
+
+    assert_ok(store_schema_version(f->s, &current, &latest, &e), &e);
+    assert_true(latest >= 1);
+    assert_int_equal(current, latest);
+    assert_non_null(store_migration_name(1));
+    assert_non_null(store_migration_name(latest));
+    assert_null(store_migration_name(0));
+    assert_null(store_migration_name(latest + 1));
+    assert_ok(store_ping(f->s, &e), &e);
+    store_free(NULL);
+}
+
+/* Rolling the latest migration back leaves an unprepared store one version
+ * behind; applying it again gives a working store. */
+static void test_migrate_down_up(void **state)
+{
+    struct fixture *f = *state;
+    int current, latest;
+    json_t *job;
+    err_t e;
+
+    assert_ok(store_migrate_down(f->s, &e), &e);
+    assert_ok(store_schema_version(f->s, &current, &latest, &e), &e);
+    assert_int_equal(current, latest - 1);
+    assert_rc(store_job_create(f->s, f->op, NULL, 0, &job, &e), JOBD_ESCHEMA, &e);
+    assert_rc(store_prepare(f->s, &e), JOBD_ESCHEMA, &e);
+    assert_ok(store_migrate_up(f->s, &e), &e);
+    assert_ok(store_migrate_up(f->s, &e), &e); /* nothing left to apply */
+    assert_ok(store_prepare(f->s, &e), &e);
+    assert_ok(store_schema_version(f->s, &current, &latest, &e), &e);
+    assert_int_equal(current, latest);
+    json_decref(create(f, f->op, 0));
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+static void test_job_create_get(void **state)
+{
+    struct fixture *f = *state;
+    json_t *job = create(f, f->op, 7), *got;
+    const char *const history[] = {"history", NULL};
+    long long ms;
+    err_t e;
+
+    assert_fields(job, record_job_fields, record_job_nfields, NULL);
+    assert_true(id_is_uuid(sget(job, "id")));
+    assert_string_equal(sget(job, "operation"), f->op);
+    assert_int_equal(iget(json_object_get(job, "input"), "a"), 613);
+    assert_int_equal(iget(job, "priority"), 7);
+    assert_string_equal(sget(job, "status"), "pending");
+    assert_int_equal(iget(job, "attempts"), 0);
+    assert_true(record_parse_time(sget(job, "created_at"), &ms));
+    assert_true(llabs(ms - (long long)clock_now_ms()) < 60000);
+    assert_true(json_is_null(json_object_get(job, "claimed_at")));
+    assert_true(json_is_null(json_object_get(job, "result")));
+    assert_true(json_is_null(json_object_get(job, "bot_id")));
+
+    got = get(f, sget(job, "id"));
+    assert_fields(got, record_job_fields, record_job_nfields, history);
+    assert_int_equal(json_array_size(json_object_get(got, "history")), 0);
+    json_object_del(got, "history");
+    assert_true(json_equal(got, job));
+    json_decref(got);
+    json_decref(job);
+
+    assert_rc(store_job_get(f->s, "01937000-0000-7000-8000-000000000000", &got, &e), JOBD_ENOTFOUND,
+              &e);
+}
+
+/* A refused write reports the database's own reason, naming the column. */
+static void test_job_create_db_error(void **state)
+{
+    struct fixture *f = *state;
+    json_t *job = NULL, *input = json_object();
+    err_t e;
+
+    assert_rc(store_job_create(f->s, f->op, NULL, 0, &job, &e), JOBD_EDB, &e);
+    assert_contains(e.msg, "input");
+    assert_null(job);
+    assert_rc(store_job_create(f->s, NULL, input, 0, &job, &e), JOBD_EDB, &e);
+    assert_contains(e.msg, "operation");
+    json_decref(input);
+}
+
+static void test_job_list_pagination(void **state)
+{
+    struct fixture *f = *state;
+    const char *ids[5];
+    json_t *made[5], *page, *claimed;
+    job_filter_t flt = {.operation = f->op, .limit = 2};
+    size_t seen = 0;
+    err_t e;
+
+    /* A tick apart: UUIDv7 orders ids by millisecond only. */
+    for (int i = 0; i < 5; i++) {
+        tick();
+        made[i] = create(f, f->op, 0);
+        ids[i] = sget(made[i], "id");
+    }
+    /* Pages of two follow id order and end with an empty page. */
+    for (;;) {
+        json_t *job;
+        size_t i;
+        assert_ok(store_job_list(f->s, &flt, &page, &e), &e);
+        if (json_array_size(page) == 0) {
+            json_decref(page);
+            break;
+        }
+        assert_true(json_array_size(page) <= 2);
+        json_array_foreach(page, i, job)
+        {
+            assert_fields(job, record_job_fields, record_job_nfields, NULL);
+            assert_string_equal(sget(job, "operation"), f->op);
+            assert_true(seen < 5);
+            assert_string_equal(sget(job, "id"), ids[seen]);
+            seen++;
+        }
+        json_decref(page);
+        flt.after = ids[seen - 1];
+    }
+    assert_int_equal(seen, 5);
+
+    claimed = claim(f, f->bot, 1, 30000);
+    flt = (job_filter_t){.status = "processing", .operation = f->op, .limit = 1000};
+    assert_ok(store_job_list(f->s, &flt, &page, &e), &e);
+    assert_int_equal(json_array_size(page), 1);
+    assert_string_equal(sget(json_array_get(page, 0), "id"), ids[0]);
+    json_decref(page);
+    flt.status = "pending";
+    assert_ok(store_job_list(f->s, &flt, &page, &e), &e);
+    assert_int_equal(json_array_size(page), 4);
+    assert_string_equal(sget(json_array_get(page, 0), "id"), ids[1]);
+    json_decref(page);
+    flt = (job_filter_t){.status = "pending", .after = ids[2], .limit = 1000};
+    assert_ok(store_job_list(f->s, &flt, &page, &e), &e);
+    assert_true(json_array_size(page) >= 2);
+    assert_string_equal(sget(json_array_get(page, 0), "id"), ids[3]);
+    json_decref(page);
+
+    json_decref(claimed);
+    for (int i = 0; i < 5; i++)
+        json_decref(made[i]);
+}
+
+/* ---- claim --------------------------------------------------------------- */
+
+static void test_claim_order(void **state)
+{
+    struct fixture *f = *state;
+    json_t *low_old = create(f, f->op, 0);
+    json_t *high_old = (tick(), create(f, f->op, 5));
+    json_t *low_new = (tick(), create(f, f->op, 0));
+    json_t *high_new = (tick(), create(f, f->op, 5));
+    const json_t *order[] = {high_old, high_new, low_old, low_new};
+    int64_t before = clock_now_ms();
+    json_t *jobs = claim(f, f->bot, 10, 30000), *job;
+    const char *const lease_fields[] = {"lease", "lease_expires_at", NULL};
+    size_t i;
+
+    assert_int_equal(json_array_size(jobs), 4);
+    json_array_foreach(jobs, i, job)
+    {
+        long long ms;
+        const char *lease = sget(job, "lease");
+
+        assert_string_equal(sget(job, "id"), sget(order[i], "id"));
+        assert_fields(job, record_job_fields, record_job_nfields, lease_fields);
+        assert_string_equal(sget(job, "status"), "processing");
+        assert_int_equal(iget(job, "attempts"), 1);
+        assert_string_equal(sget(job, "bot_id"), f->bot);
+        assert_string_equal(sget(job, "bot_name"), "bot-1");
+        assert_true(json_is_string(json_object_get(job, "claimed_at")));
+        assert_non_null(lease);
+        assert_int_equal(strlen(lease), 32);
+        assert_int_equal(strspn(lease, "0123456789abcdef"), 32);
+        assert_true(record_parse_time(sget(job, "lease_expires_at"), &ms));
+        assert_true(ms >= before + 30000 && ms <= clock_now_ms() + 30000);
+    }
+    json_decref(jobs);
+    json_decref(low_old);
+    json_decref(high_old);
+    json_decref(low_new);
+    json_decref(high_new);
+}
+
+static void test_claim_filter_and_max(void **state)
+{
+    struct fixture *f = *state;
+    char other[48];
+    const char *only_other[] = {other};
+    const char *both[] = {other, f->op, other};
+    json_t *jobs, *job, *urgent;
+    size_t i;
+    err_t e;
+
+    snprintf(other, sizeof other, "%s-other", f->op);
+    for (int k = 0; k < 3; k++)
+        json_decref(create(f, f->op, 0));
+    json_decref(create(f, other, 0));
+    json_decref(create(f, other, 0));
+
+    /* Only the operations asked for. */
+    assert_ok(store_job_claim(f->s, f->bot, only_other, 1, 10, 30000, &jobs, &e), &e);
+    assert_int_equal(json_array_size(jobs), 2);
+    json_array_foreach(jobs, i, job) assert_string_equal(sget(job, "operation"), other);
+    json_decref(jobs);
+
+    /* At most max, until the queue is empty; then an empty array. */
+    jobs = claim(f, f->bot, 2, 30000);
+    assert_int_equal(json_array_size(jobs), 2);
+    json_decref(jobs);
+    jobs = claim(f, f->bot, 2, 30000);
+    assert_int_equal(json_array_size(jobs), 1);
+    json_decref(jobs);
+    jobs = claim(f, f->bot, 2, 30000);
+    assert_int_equal(json_array_size(jobs), 0);
+    json_decref(jobs);
+
+    /* Across operations, priority decides; a repeated operation is harmless. */
+    json_decref(create(f, other, 1));
+    urgent = create(f, f->op, 9);
+    assert_ok(store_job_claim(f->s, f->bot, both, 3, 1, 30000, &jobs, &e), &e);
+    assert_int_equal(json_array_size(jobs), 1);
+    assert_string_equal(sget(json_array_get(jobs, 0), "id"), sget(urgent, "id"));
+    json_decref(jobs);
+    assert_ok(store_job_claim(f->s, f->bot, both, 3, 5, 30000, &jobs, &e), &e);
+    assert_int_equal(json_array_size(jobs), 1);
+    assert_string_equal(sget(json_array_get(jobs, 0), "operation"), other);
+    json_decref(jobs);
+    json_decref(urgent);
+}
+
+static void test_claim_unknown_bot(void **state)
+{
+    struct fixture *f = *state;
+    const char *ops[] = {f->op};
+    json_t *jobs = NULL, *job = create(f, f->op, 0), *got;
+    err_t e;
+
+    assert_rc(
+        store_job_claim(f->s, "01937000-0000-7000-8000-000000000000", ops, 1, 1, 30000, &jobs, &e),
+        JOBD_EUNKNOWNBOT, &e);
+    assert_null(jobs);
+    got = get(f, sget(job, "id"));
+    assert_string_equal(sget(got, "status"), "pending");
+    json_decref(got);
+    json_decref(job);
+}
+
+struct racer {
+    store_t *s;
+    const char *bot, *op;
+    int claimed;
+    char ids[40][ID_UUID_LEN];
+    int rc;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    const char *ops[] = {r->op};
+    err_t e;
+
+    for (;;) {
+        json_t *jobs;
+        r->rc = store_job_claim(r->s, r->bot, ops, 1, 1, 30000, &jobs, &e);
+        if (r->rc != JOBD_OK)
+            return NULL;
+        if (json_array_size(jobs) == 0) {
+            json_decref(jobs);
+            return NULL;
+        }
+        snprintf(r->ids[r->claimed++], ID_UUID_LEN, "%s", sget(json_array_get(jobs, 0), "id"));
+        json_decref(jobs);
+    }
+}
+
+/* Threads claiming at once never get the same job. */
+static void test_claim_concurrent(void **state)
+{
+    struct fixture *f = *state;
+    struct racer r[4];
+    pthread_t t[4];
+    json_t *seen = json_object();
+    int total = 0;
+
+    for (int i = 0; i < 40; i++)
+        json_decref(create(f, f->op, 0));
+    for (int i = 0; i < 4; i++) {
+        r[i] = (struct racer){.s = f->s, .bot = i % 2 ? f->bot : f->bot2, .op = f->op};
+        assert_int_equal(pthread_create(&t[i], NULL, race, &r[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(r[i].rc, JOBD_OK);
+        for (int j = 0; j < r[i].claimed; j++) {
+            assert_null(json_object_get(seen, r[i].ids[j]));
+            json_object_set_new(seen, r[i].ids[j], json_true());
+        }
+        total += r[i].claimed;
+    }
+    assert_int_equal(total, 40);
+    json_decref(seen);
+}
+
+/* ---- complete, fail and fencing ------------------------------------------ */
+
+static void test_complete_and_repeat(void **state)
+{
+    struct fixture *f = *state;
+    json_t *claimed = create_claimed(f, f->bot), *done, *again, *result = json_integer(955);
+    json_t *history, *attempt;
+    const char *id = sget(claimed, "id"), *lease = sget(claimed, "lease");
+    bool repeated = true;
+    err_t e;
+
+    assert_ok(store_job_complete(f->s, id, f->bot, lease, result, 3, &done, &repeated, &e), &e);
+    assert_false(repeated);
+    assert_fields(done, record_job_fields, record_job_nfields, NULL);
+    assert_string_equal(sget(done, "status"), "succeeded");
+    assert_int_equal(iget(done, "result"), 955);
+    assert_int_equal(iget(done, "duration_ms"), 3);
+    assert_true(json_is_string(json_object_get(done, "finished_at")));
+    assert_true(json_is_null(json_object_get(done, "error")));
+    assert_string_equal(sget(done, "bot_name"), "bot-1");
+
+    /* The same call again: success, repeated, and nothing written. */
+    tick();
+    assert_ok(store_job_complete(f->s, id, f->bot, lease, result, 99, &again, &repeated, &e), &e);
+    assert_true(repeated);
+    assert_true(json_equal(again, done));
+    json_decref(again);
+
+    again = get(f, id);
+    history = json_object_get(again, "history");
+    assert_int_equal(json_array_size(history), 1);
+    attempt = json_array_get(history, 0);
+    assert_fields(attempt, record_attempt_fields, record_attempt_nfields, NULL);
+    assert_int_equal(iget(attempt, "attempt"), 1);
+    assert_string_equal(sget(attempt, "outcome"), "succeeded");
+    assert_string_equal(sget(attempt, "bot_id"), f->bot);
+    assert_string_equal(sget(attempt, "ended_at"), sget(done, "finished_at"));
+    json_object_del(again, "history");
+    assert_true(json_equal(again, done));
+    json_decref(again);
+
+    /* A fail under the lease that completed it is refused. */
+    assert_rc(store_job_fail(f->s, id, f->bot, lease, "late", 1, &again, &repeated, &e),
+              JOBD_EFINISHED, &e);
+    assert_contains(e.msg, id);
+
+    json_decref(result);
+    json_decref(done);
+    json_decref(claimed);
+}
+
+static void test_fail_and_repeat(void **state)
+{
+    struct fixture *f = *state;
+    json_t *claimed = create_claimed(f, f->bot), *done, *again, *attempt;
+    const char *id = sget(claimed, "id"), *lease = sget(claimed, "lease");
+    bool repeated = true;
+    err_t e;
+
+    assert_ok(store_job_fail(f->s, id, f->bot, lease, "division by zero", 0, &done, &repeated, &e),
+              &e);
+    assert_false(repeated);
+    assert_string_equal(sget(done, "status"), "failed");
+    assert_string_equal(sget(done, "error"), "division by zero");
+    assert_true(json_is_null(json_object_get(done, "result")));
+    assert_int_equal(iget(done, "duration_ms"), 0);
+
+    assert_ok(store_job_fail(f->s, id, f->bot, lease, "division by zero", 0, &again, &repeated, &e),
+              &e);
+    assert_true(repeated);
+    assert_true(json_equal(again, done));
+    json_decref(again);
+    assert_rc(complete(f, claimed, f->bot, &repeated, &e), JOBD_EFINISHED, &e);
+
+    again = get(f, id);
+    assert_int_equal(json_array_size(json_object_get(again, "history")), 1);
+    attempt = json_array_get(json_object_get(again, "history"), 0);
+    assert_string_equal(sget(attempt, "outcome"), "failed");
+    assert_string_equal(sget(attempt, "error"), "division by zero");
+    json_decref(again);
+    json_decref(done);
+    json_decref(claimed);
+}
+
+static void test_fencing_mismatch(void **state)
+{
+    struct fixture *f = *state;
+    json_t *claimed = create_claimed(f, f->bot), *other = create_claimed(f, f->bot), *job;
+    json_t *forged = json_deep_copy(claimed);
+    bool repeated;
+    err_t e;
+
+    /* The right lease from the wrong bot. */
+    assert_rc(complete(f, claimed, f->bot2, &repeated, &e), JOBD_EMISMATCH, &e);
+    assert_contains(e.msg, f->bot2);
+    /* A lease this job never had, and another job's lease. */
+    json_object_set_new(forged, "lease", json_string("00000000000000000000000000000000"));
+    assert_rc(complete(f, forged, f->bot, &repeated, &e), JOBD_EMISMATCH, &e);
+    json_object_set(forged, "lease", json_object_get(other, "lease"));
+    assert_rc(complete(f, forged, f->bot, &repeated, &e), JOBD_EMISMATCH, &e);
+    assert_rc(store_job_fail(f->s, sget(claimed, "id"), f->bot, NULL, "x", 0, &job, &repeated, &e),
+              JOBD_EMISMATCH, &e);
+    /* No such job. */
+    json_object_set_new(forged, "id", json_string("01937000-0000-7000-8000-000000000000"));
+    assert_rc(complete(f, forged, f->bot, &repeated, &e), JOBD_ENOTFOUND, &e);
+
+    /* Nothing was recorded: the holder can still finish. */
+    job = get(f, sget(claimed, "id"));
+    assert_string_equal(sget(job, "status"), "processing");
+    json_decref(job);
+    assert_ok(complete(f, claimed, f->bot, &repeated, &e), &e);
+    assert_false(repeated);
+
+    json_decref(forged);
+    json_decref(other);
+    json_decref(claimed);
+}
+
+/* ---- release, expiry, heartbeat ------------------------------------------ */
+
+static void test_release_and_history(void **state)
+{
+    struct fixture *f = *state;
+    json_t *first = create_claimed(f, f->bot), *job, *second, *history, *attempt;
+    const char *id = sget(first, "id");
+    bool repeated;
+    err_t e;
+
+    assert_ok(store_job_release(f->s, id, "admin release", &job, &e), &e);
+    assert_fields(job, record_job_fields, record_job_nfields, NULL);
+    assert_string_equal(sget(job, "status"), "pending");
+    assert_int_equal(iget(job, "attempts"), 1);
+    assert_true(json_is_null(json_object_get(job, "bot_id")));
+    assert_true(json_is_null(json_object_get(job, "claimed_at")));
+    json_decref(job);
+
+    /* The released lease is void, and says when and why. */
+    assert_rc(complete(f, first, f->bot, &repeated, &e), JOBD_ERELEASED, &e);
+    assert_contains(e.msg, "released at");
+    assert_contains(e.msg, "admin release");
+    assert_contains(e.msg, sget(first, "lease"));
+
+    assert_rc(store_job_release(f->s, id, "again", &job, &e), JOBD_ENOTPROC, &e);
+    assert_rc(store_job_release(f->s, "01937000-0000-7000-8000-000000000000", NULL, &job, &e),
+              JOBD_ENOTFOUND, &e);
+
+    /* Another bot takes it and finishes it; the first lease now meets a
+     * finished job. */
+    job = claim(f, f->bot2, 1, 30000);
+    assert_int_equal(json_array_size(job), 1);
+    second = json_incref(json_array_get(job, 0));
+    json_decref(job);
+    assert_string_equal(sget(second, "id"), id);
+    assert_int_equal(iget(second, "attempts"), 2);
+    assert_ok(complete(f, second, f->bot2, &repeated, &e), &e);
+    assert_rc(complete(f, first, f->bot, &repeated, &e), JOBD_EFINISHED, &e);
+    assert_rc(store_job_release(f->s, id, NULL, &job, &e), JOBD_ENOTPROC, &e);
+
+    job = get(f, id);
+    history = json_object_get(job, "history");
+    assert_int_equal(json_array_size(history), 2);
+    attempt = json_array_get(history, 0);
+    assert_int_equal(iget(attempt, "attempt"), 1);
+    assert_string_equal(sget(attempt, "outcome"), "released");
+    assert_string_equal(sget(attempt, "error"), "admin release");
+    assert_string_equal(sget(attempt, "bot_name"), "bot-1");
+    assert_true(json_is_string(json_object_get(attempt, "ended_at")));
+    attempt = json_array_get(history, 1);
+    assert_int_equal(iget(attempt, "attempt"), 2);
+    assert_string_equal(sget(attempt, "outcome"), "succeeded");
+    assert_string_equal(sget(attempt, "bot_name"), "bot-2");
+    assert_true(json_is_null(json_object_get(attempt, "error")));
+    assert_string_equal(sget(job, "bot_id"), f->bot2);
+    json_decref(job);
+    json_decref(second);
+    json_decref(first);
+}
+
+static void test_lease_expiry(void **state)
+{
+    struct fixture *f = *state;
+    json_t *jobs, *claimed, *job, *attempt;
+    int64_t now = clock_now_ms();
+    bool repeated;
+    int n = -1;
+    err_t e;
+
+    json_decref(create(f, f->op, 0));
+    jobs = claim(f, f->bot, 1, 1000);
+    claimed = json_incref(json_array_get(jobs, 0));
+    json_decref(jobs);
+
+    /* Not yet expired. */
+    assert_ok(store_lease_expire(f->s, now - 1000, &n, &e), &e);
+    job = get(f, sget(claimed, "id"));
+    assert_string_equal(sget(job, "status"), "processing");
+    json_decref(job);
+
+    assert_ok(store_lease_expire(f->s, now + 5000, &n, &e), &e);
+    assert_true(n >= 1);
+    job = get(f, sget(claimed, "id"));
+    assert_string_equal(sget(job, "status"), "pending");
+    assert_int_equal(iget(job, "attempts"), 1);
+    attempt = json_array_get(json_object_get(job, "history"), 0);
+    assert_string_equal(sget(attempt, "outcome"), "expired");
+    assert_contains(sget(attempt, "error"), "lease expired at ");
+    assert_string_equal(sget(attempt, "ended_at"), sget(claimed, "lease_expires_at"));
+    json_decref(job);
+
+    assert_rc(complete(f, claimed, f->bot, &repeated, &e), JOBD_EEXPIRED, &e);
+    assert_contains(e.msg, "expired");
+    assert_rc(store_job_fail(f->s, sget(claimed, "id"), f->bot, sget(claimed, "lease"), "x", 0,
+                             &job, &repeated, &e),
+              JOBD_EEXPIRED, &e);
+    json_decref(claimed);
+}
+
+static void test_heartbeat(void **state)
+{
+    struct fixture *f = *state;
+    json_t *jobs, *claimed, *bot, *job;
+    int64_t now = clock_now_ms();
+    int n;
+    err_t e;
+
+    json_decref(create(f, f->op, 0));
+    jobs = claim(f, f->bot, 1, 1000);
+    claimed = json_incref(json_array_get(jobs, 0));
+    json_decref(jobs);
+
+    assert_ok(store_bot_heartbeat(f->s, f->bot, "processing", 600000, &bot, &e), &e);
+    assert_fields(bot, record_bot_fields, record_bot_nfields, NULL);
+    assert_string_equal(sget(bot, "state"), "processing");
+    json_decref(bot);
+
+    /* Renewed: a sweep past the first lease leaves the job with its bot. */
+    assert_ok(store_lease_expire(f->s, now + 5000, &n, &e), &e);
+    job = get(f, sget(claimed, "id"));
+    assert_string_equal(sget(job, "status"), "processing");
+    json_decref(job);
+    assert_ok(store_lease_expire(f->s, now + 700000, &n, &e), &e);
+    job = get(f, sget(claimed, "id"));
+    assert_string_equal(sget(job, "status"), "pending");
+    json_decref(job);
+
+    assert_rc(
+        store_bot_heartbeat(f->s, "01937000-0000-7000-8000-000000000000", "ready", 1000, &bot, &e),
+        JOBD_EUNKNOWNBOT, &e);
+    /* A state the schema does not know is refused with the database's reason. */
+    assert_rc(store_bot_heartbeat(f->s, f->bot, "sleeping", 1000, &bot, &e), JOBD_EDB, &e);
+    assert_contains(e.msg, "state");
+    json_decref(claimed);
+}
+
+/* ---- bots ---------------------------------------------------------------- */
+
+static void test_bots(void **state)
+{
+    struct fixture *f = *state;
+    json_t *bot, *bots, *ops = json_pack("[ss]", "sum", "product"), *item;
+    size_t i;
+    int found = 0;
+    err_t e;
+
+    assert_ok(store_bot_register(f->s, "bot-3", ops, &bot, &e), &e);
+    assert_fields(bot, record_bot_fields, record_bot_nfields, NULL);
+    assert_true(id_is_uuid(sget(bot, "id")));
+    assert_string_equal(sget(bot, "name"), "bot-3");
+    assert_string_equal(sget(bot, "state"), "ready");
+    assert_true(json_equal(json_object_get(bot, "operations"), ops));
+    assert_string_equal(sget(bot, "registered_at"), sget(bot, "last_seen_at"));
+    json_decref(bot);
+
+    assert_ok(store_bot_get(f->s, f->bot, &bot, &e), &e);
+    assert_string_equal(sget(bot, "name"), "bot-1");
+    json_decref(bot);
+    assert_rc(store_bot_get(f->s, "01937000-0000-7000-8000-000000000000", &bot, &e),
+              JOBD_EUNKNOWNBOT, &e);
+
+    /* Oldest registration first. */
+    assert_ok(store_bot_list(f->s, &bots, &e), &e);
+    json_array_foreach(bots, i, item)
+    {
+        assert_fields(item, record_bot_fields, record_bot_nfields, NULL);
+        if (strcmp(sget(item, "id"), f->bot) == 0)
+            assert_int_equal(found++, 0);
+        else if (strcmp(sget(item, "id"), f->bot2) == 0)
+            assert_int_equal(found++, 1);
+    }
+    assert_int_equal(found, 2);
+    json_decref(bots);
+    json_decref(ops);
+}
+
+/* ---- stats --------------------------------------------------------------- */
+
+static void test_stats(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const statuses[] = {"pending", "processing", "succeeded", "failed", NULL};
+    static const char *const states[] = {"ready", "processing", "unhealthy", "offline", NULL};
+    json_t *stats, *jobs, *per_op, *claimed;
+    bool repeated;
+    json_int_t sum = 0;
+    err_t e;
+
+    json_decref(create(f, f->op, 0));
+    claimed = create_claimed(f, f->bot);
+    json_decref(create_claimed(f, f->bot));
+    assert_ok(complete(f, claimed, f->bot, &repeated, &e), &e);
+
+    assert_ok(store_stats(f->s, &stats, &e), &e);
+    assert_int_equal(json_object_size(stats), 3);
+    jobs = json_object_get(stats, "jobs");
+    assert_keys(jobs, statuses, true);
+    for (int i = 0; statuses[i]; i++)
+        sum += iget(jobs, statuses[i]);
+    assert_int_equal(iget(jobs, "total"), sum);
+    assert_true(sum >= 3);
+    per_op = json_object_get(json_object_get(stats, "operations"), f->op);
+    assert_keys(per_op, statuses, false);
+    assert_int_equal(iget(per_op, "pending"), 1);
+    assert_int_equal(iget(per_op, "processing"), 1);
+    assert_int_equal(iget(per_op, "succeeded"), 1);
+    assert_int_equal(iget(per_op, "failed"), 0);
+    assert_keys(json_object_get(stats, "bots"), states, false);
+    assert_true(iget(json_object_get(stats, "bots"), "ready") >= 2);
+    json_decref(stats);
+    json_decref(claimed);
+}
+
+/* ---- datalake outbox ----------------------------------------------------- */
+
+/* Mark every job the outbox holds exported, so that what follows sees only
+ * this test's jobs even on a shared database. */
+static void drain(struct fixture *f)
+{
+    json_t *jobs, *ids, *job;
+    size_t i;
+    err_t e;
+
+    for (;;) {
+        assert_ok(store_export_pending(f->s, 500, &jobs, &e), &e);
+        if (json_array_size(jobs) == 0) {
+            json_decref(jobs);
+            return;
+        }
+        ids = json_array();
+        json_array_foreach(jobs, i, job) json_array_append(ids, json_object_get(job, "id"));
+        assert_ok(store_export_mark(f->s, ids, NULL, &e), &e);
+        json_decref(ids);
+        json_decref(jobs);
+    }
+}
+
+static void test_export(void **state)
+{
+    struct fixture *f = *state;
+    json_t *a, *b, *pending, *ids, *files, *got, *unfinished;
+    bool repeated;
+    err_t e;
+
+    drain(f);
+    a = create_claimed(f, f->bot);
+    b = create_claimed(f, f->bot);
+    unfinished = create_claimed(f, f->bot);
+    assert_ok(complete(f, b, f->bot, &repeated, &e), &e);
+    tick();
+    assert_ok(store_job_fail(f->s, sget(a, "id"), f->bot, sget(a, "lease"), "boom", 1, &got,
+                             &repeated, &e),
+              &e);
+    json_decref(got);
+
+    /* Finished jobs only, oldest finish first, as job objects. */
+    assert_ok(store_export_pending(f->s, 10, &pending, &e), &e);
+    assert_int_equal(json_array_size(pending), 2);
+    assert_string_equal(sget(json_array_get(pending, 0), "id"), sget(b, "id"));
+    assert_string_equal(sget(json_array_get(pending, 1), "id"), sget(a, "id"));
+    assert_fields(json_array_get(pending, 0), record_job_fields, record_job_nfields, NULL);
+    json_decref(pending);
+    assert_ok(store_export_pending(f->s, 1, &pending, &e), &e);
+    assert_int_equal(json_array_size(pending), 1);
+    json_decref(pending);
+
+    /* Marking records the jobs and the file sizes together. */
+    ids = json_pack("[OO]", json_object_get(b, "id"), json_object_get(a, "id"));
+    files = json_pack("{s:i,s:i}", "2026/11/28.jsonl", 120, "2026/11/27.jsonl", 40);
+    assert_ok(store_export_mark(f->s, ids, files, &e), &e);
+    assert_ok(store_export_pending(f->s, 10, &pending, &e), &e);
+    assert_int_equal(json_array_size(pending), 0);
+    json_decref(pending);
+    assert_ok(store_export_files(f->s, &got, &e), &e);
+    assert_int_equal(iget(got, "2026/11/28.jsonl"), 120);
+    assert_int_equal(iget(got, "2026/11/27.jsonl"), 40);
+    json_decref(got);
+    json_decref(files);
+
+    /* A later mark moves a file's size; an empty mark changes nothing. */
+    files = json_pack("{s:i}", "2026/11/28.jsonl", 240);
+    json_decref(ids);
+    ids = json_array();
+    assert_ok(store_export_mark(f->s, ids, files, &e), &e);
+    assert_ok(store_export_mark(f->s, NULL, NULL, &e), &e);
+    assert_ok(store_export_files(f->s, &got, &e), &e);
+    assert_int_equal(iget(got, "2026/11/28.jsonl"), 240);
+    assert_int_equal(iget(got, "2026/11/27.jsonl"), 40);
+    json_decref(got);
+    json_decref(files);
+
+    json_decref(ids);
+    json_decref(unfinished);
+    json_decref(a);
+    json_decref(b);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_schema),
+        T(test_job_create_get),
+        T(test_job_create_db_error),
+        T(test_job_list_pagination),
+        T(test_claim_order),
+        T(test_claim_filter_and_max),
+        T(test_claim_unknown_bot),
+        T(test_claim_concurrent),
+        T(test_complete_and_repeat),
+        T(test_fail_and_repeat),
+        T(test_fencing_mismatch),
+        T(test_release_and_history),
+        T(test_lease_expiry),
+        T(test_heartbeat),
+        T(test_bots),
+        T(test_stats),
+        T(test_export),
+        T(test_migrate_down_up),
+    };
+#undef T
+    return cmocka_run_group_tests_name("store contract", tests, NULL, NULL);
+}

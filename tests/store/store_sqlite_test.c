@@ -1,0 +1,298 @@
+/*
+ * store_sqlite_test.c - what only the SQLite backend can be asked: that its
+ * migrations undo cleanly, that store_prepare refuses a schema that drifted
+ * from the code (the bug jobd exists to prevent), and that SQLite's errors
+ * arrive translated with SQLite's own words.  A second, raw sqlite3
+ * connection plays the operator or the other process.
+ */
+#include "testdb.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *fresh_path(void)
+{
+    static int n;
+    char name[32];
+    snprintf(name, sizeof name, "sqlite-%d.db", n++);
+    return testdb_path(name);
+}
+
+static sqlite3 *raw_open(const char *path)
+{
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK)
+        fail_msg("open %s: %s", path, sqlite3_errmsg(db));
+    return db;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql)
+{
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+}
+
+/* Every schema object's SQL, in name order, as one string (caller frees). */
+static char *schema_text(const char *path)
+{
+    sqlite3 *db = raw_open(path);
+    sqlite3_stmt *st;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT type, name, tbl_name, coalesce(sql, '')"
+                                        " FROM sqlite_master ORDER BY type, name",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        fprintf(f, "%s %s %s: %s\n", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
+                sqlite3_column_text(st, 2), sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    fclose(f);
+    return text;
+}
+
+static int latest_version(store_t *s)
+{
+    int current, latest;
+    err_t e;
+    assert_ok(store_schema_version(s, &current, &latest, &e), &e);
+    return latest;
+}
+
+/* Fail unless e's message names schema versions `have` and `want`. */
+static void assert_names_versions(const err_t *e, int have, int want)
+{
+    char a[32], b[32];
+    snprintf(a, sizeof a, "version %d", have);
+    snprintf(b, sizeof b, "version %d", want);
+    assert_contains(e->msg, a);
+    assert_contains(e->msg, b);
+}
+
+static void test_up_down_up_identical(void **state)
+{
+    char *path = fresh_path(), *up1, *down, *up2;
+    store_t *s = testdb_open(path);
+    int current, latest;
+    err_t e;
+
+    up1 = schema_text(path);
+    assert_contains(up1, "table jobs jobs");
+    assert_contains(up1, "index jobs_claim jobs");
+    for (latest = latest_version(s); latest > 0; latest--)
+        assert_ok(store_migrate_down(s, &e), &e);
+    assert_ok(store_schema_version(s, &current, &latest, &e), &e);
+    assert_int_equal(current, 0);
+    down = schema_text(path);
+    assert_null(strstr(down, "table jobs"));
+    assert_ok(store_migrate_down(s, &e), &e); /* nothing left: a no-op */
+    assert_ok(store_migrate_up(s, &e), &e);
+    assert_ok(store_prepare(s, &e), &e);
+    up2 = schema_text(path);
+    assert_string_equal(up1, up2);
+
+    free(up1);
+    free(down);
+    free(up2);
+    store_free(s);
+    free(path);
+}
+
+/* The --no-migrate case: a binary newer than its database refuses to start. */
+static void test_prepare_refuses_old_schema(void **state)
+{
+    char *path = fresh_path();
+    store_t *s;
+    json_t *job;
+    int latest;
+    err_t e;
+
+    assert_ok(store_open(path, &s, &e), &e);
+    latest = latest_version(s);
+    assert_rc(store_prepare(s, &e), JOBD_ESCHEMA, &e);
+    assert_names_versions(&e, 0, latest);
+    assert_rc(store_job_get(s, "x", &job, &e), JOBD_ESCHEMA, &e);
+    assert_rc(store_ping(s, &e), JOBD_ESCHEMA, &e);
+
+    assert_ok(store_migrate_up(s, &e), &e);
+    assert_ok(store_migrate_down(s, &e), &e);
+    assert_rc(store_prepare(s, &e), JOBD_ESCHEMA, &e);
+    assert_names_versions(&e, latest - 1, latest);
+    store_free(s);
+    free(path);
+}
+
+/* A database migrated by a newer jobd is left alone, and the message says
+ * which versions met. */
+static void test_newer_schema_refused(void **state)
+{
+    char *path = fresh_path();
+    store_t *s = testdb_open(path);
+    sqlite3 *db = raw_open(path);
+    int latest = latest_version(s);
+    err_t e;
+
+    raw_exec(db, "INSERT INTO schema_version (version, name, applied_at) VALUES (99, 'future', 0)");
+    sqlite3_close(db);
+    assert_rc(store_migrate_up(s, &e), JOBD_ESCHEMA, &e);
+    assert_names_versions(&e, 99, latest);
+    assert_rc(store_migrate_down(s, &e), JOBD_ESCHEMA, &e);
+    assert_names_versions(&e, 99, latest);
+    assert_rc(store_prepare(s, &e), JOBD_ESCHEMA, &e);
+    assert_names_versions(&e, 99, latest);
+    store_free(s);
+    free(path);
+}
+
+/* Open a migrated store, change its schema behind its back with `alter`,
+ * and expect store_prepare to name the statement and SQLite's reason. */
+static void check_drift(const char *alter, const char *reason)
+{
+    char *path = fresh_path();
+    store_t *s = testdb_open(path);
+    sqlite3 *db = raw_open(path);
+    err_t e;
+
+    raw_exec(db, alter);
+    sqlite3_close(db);
+    assert_rc(store_prepare(s, &e), JOBD_ESCHEMA, &e);
+    assert_contains(e.msg, "statement job_");
+    assert_contains(e.msg, reason);
+    store_free(s);
+    free(path);
+}
+
+/* The seed's bug: code and schema disagree on a column's name. */
+static void test_prepare_names_drifted_statement(void **state)
+{
+    check_drift("ALTER TABLE jobs RENAME COLUMN result TO sum", "no such column: result");
+    check_drift("ALTER TABLE jobs DROP COLUMN duration_ms", "no such column: duration_ms");
+}
+
+/* A failing migration leaves nothing behind: it ran in one transaction. */
+static void test_failed_migration_rolls_back(void **state)
+{
+    char *path = fresh_path(), *schema;
+    sqlite3 *db = raw_open(path);
+    store_t *s;
+    int current, latest;
+    err_t e;
+
+    raw_exec(db, "CREATE TABLE datalake_files (path TEXT)");
+    sqlite3_close(db);
+    assert_ok(store_open(path, &s, &e), &e);
+    assert_rc(store_migrate_up(s, &e), JOBD_EDB, &e);
+    assert_contains(e.msg, "migration 1");
+    assert_contains(e.msg, "table datalake_files already exists");
+    assert_ok(store_schema_version(s, &current, &latest, &e), &e);
+    assert_int_equal(current, 0);
+    schema = schema_text(path);
+    assert_null(strstr(schema, "table jobs"));
+    free(schema);
+    store_free(s);
+    free(path);
+}
+
+static void test_open_errors(void **state)
+{
+    char *path = fresh_path();
+    FILE *f = fopen(path, "w");
+    store_t *s = NULL;
+    err_t e;
+
+    assert_rc(store_open("/nonexistent-jobd-dir/x.db", &s, &e), JOBD_EDBDOWN, &e);
+    assert_contains(e.msg, "cannot open database /nonexistent-jobd-dir/x.db");
+    assert_rc(store_open("postgresql://u:secret@h/db", &s, &e), JOBD_EDBDOWN, &e);
+    assert_null(strstr(e.msg, "secret"));
+
+    fputs("this is not a database, but it is long enough to look like a header of one", f);
+    fclose(f);
+    assert_rc(store_open(path, &s, &e), JOBD_EDB, &e);
+    assert_contains(e.msg, "file is not a database");
+    assert_null(s);
+    free(path);
+}
+
+/* WAL is in the file itself, so another connection sees it. */
+static void test_wal_mode(void **state)
+{
+    char *path = fresh_path();
+    store_t *s = testdb_open(path);
+    sqlite3 *db = raw_open(path);
+    sqlite3_stmt *st;
+
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    store_free(s);
+    free(path);
+}
+
+/* A row the code cannot read is reported, naming the column, not shown. */
+static void test_corrupt_row(void **state)
+{
+    char *path = fresh_path();
+    store_t *s = testdb_open(path);
+    sqlite3 *db = raw_open(path);
+    json_t *job, *input = json_object();
+    err_t e;
+
+    assert_ok(store_job_create(s, "sum", input, 0, &job, &e), &e);
+    raw_exec(db, "PRAGMA ignore_check_constraints = ON; UPDATE jobs SET input = '{bad'");
+    sqlite3_close(db);
+    assert_rc(store_job_get(s, json_string_value(json_object_get(job, "id")), &job, &e), JOBD_EDB,
+              &e);
+    assert_contains(e.msg, "column input");
+    json_decref(job);
+    json_decref(input);
+    store_free(s);
+    free(path);
+}
+
+/* Another process holding the write lock past the busy timeout makes the
+ * database unavailable (503), not a generic failure. */
+static void test_busy_is_unavailable(void **state)
+{
+    char *path = fresh_path();
+    store_t *s = testdb_open(path);
+    sqlite3 *db = raw_open(path);
+    json_t *job = NULL, *input = json_object();
+    err_t e;
+
+    raw_exec(db, "BEGIN IMMEDIATE");
+    assert_rc(store_job_create(s, "sum", input, 0, &job, &e), JOBD_EDBDOWN, &e);
+    assert_contains(e.msg, "locked");
+    assert_null(job);
+    raw_exec(db, "ROLLBACK");
+    sqlite3_close(db);
+    /* The store recovers once the lock is gone. */
+    assert_ok(store_job_create(s, "sum", input, 0, &job, &e), &e);
+    json_decref(job);
+    json_decref(input);
+    store_free(s);
+    free(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_up_down_up_identical),
+        cmocka_unit_test(test_prepare_refuses_old_schema),
+        cmocka_unit_test(test_newer_schema_refused),
+        cmocka_unit_test(test_prepare_names_drifted_statement),
+        cmocka_unit_test(test_failed_migration_rolls_back),
+        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_wal_mode),
+        cmocka_unit_test(test_corrupt_row),
+        cmocka_unit_test(test_busy_is_unavailable),
+    };
+    return cmocka_run_group_tests_name("store sqlite", tests, NULL, NULL);
+}
