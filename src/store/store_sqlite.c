@@ -31,8 +31,10 @@
  * SELECT reads is exactly what the API shows.  The name is what an error
  * names, e.g. "statement job_get does not fit the database schema".
  *
- * Checklist: a statement that reads by status, lease or export flag relies
- * on an index of migrations/sqlite; change them together.
+ * Checklist: claim_candidates and export_pending name their indexes
+ * (INDEXED BY) so that their cost cannot silently grow with finished jobs;
+ * the other statements that read by status, bot or lease rely on the
+ * indexes of migrations/sqlite too.  Change them together.
  */
 #define STATEMENTS(X)                                                                              \
     X(begin_read, "BEGIN")                                                                         \
@@ -50,7 +52,7 @@
     X(job_list_status, "SELECT {job} FROM jobs WHERE status = ?4 AND id > ?1"                      \
                        " AND (?2 IS NULL OR operation = ?2) ORDER BY id LIMIT ?3")                 \
     X(job_state, "SELECT status, lease FROM jobs WHERE id = ?1")                                   \
-    X(claim_candidates, "SELECT id, priority, created_at FROM jobs"                                \
+    X(claim_candidates, "SELECT id, priority, created_at FROM jobs INDEXED BY jobs_claim"          \
                         " WHERE status = 'pending' AND operation = ?1"                             \
                         " ORDER BY priority DESC, created_at, id LIMIT ?2")                        \
     X(job_claim, "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"                 \
@@ -82,7 +84,7 @@
     X(bot_heartbeat, "UPDATE bots SET state = ?2, last_seen_at = ?3 WHERE id = ?1")                \
     X(bot_get, "SELECT {bot} FROM bots WHERE id = ?1")                                             \
     X(bot_list, "SELECT {bot} FROM bots ORDER BY registered_at, id")                               \
-    X(export_pending, "SELECT {job} FROM jobs"                                                     \
+    X(export_pending, "SELECT {job} FROM jobs INDEXED BY jobs_unexported"                          \
                       " WHERE exported = 0 AND status IN ('succeeded', 'failed')"                  \
                       " ORDER BY finished_at, id LIMIT ?1")                                        \
     X(export_mark, "UPDATE jobs SET exported = 1"                                                  \

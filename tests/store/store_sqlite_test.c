@@ -57,6 +57,43 @@ static char *schema_text(const char *path)
     return text;
 }
 
+/* A migrated, prepared store on a fresh file, and a raw connection to the
+ * same file for the test to act behind the store's back. */
+struct fixture {
+    char *path;
+    store_t *s;
+    sqlite3 *raw;
+};
+
+static void fixture_open(struct fixture *x)
+{
+    x->path = fresh_path();
+    x->s = testdb_open(x->path);
+    x->raw = raw_open(x->path);
+}
+
+static void fixture_close(struct fixture *x)
+{
+    sqlite3_close(x->raw);
+    store_free(x->s);
+    free(x->path);
+}
+
+static int setup(void **state)
+{
+    struct fixture *x = calloc(1, sizeof *x);
+    fixture_open(x);
+    *state = x;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_close(*state);
+    free(*state);
+    return 0;
+}
+
 static int latest_version(store_t *s)
 {
     int current, latest;
@@ -77,31 +114,27 @@ static void assert_names_versions(const err_t *e, int have, int want)
 
 static void test_up_down_up_identical(void **state)
 {
-    char *path = fresh_path(), *up1, *down, *up2;
-    store_t *s = testdb_open(path);
+    struct fixture *x = *state;
+    char *up1 = schema_text(x->path), *down, *up2;
     int current, latest;
     err_t e;
 
-    up1 = schema_text(path);
     assert_contains(up1, "table jobs jobs");
     assert_contains(up1, "index jobs_claim jobs");
-    for (latest = latest_version(s); latest > 0; latest--)
-        assert_ok(store_migrate_down(s, &e), &e);
-    assert_ok(store_schema_version(s, &current, &latest, &e), &e);
+    for (latest = latest_version(x->s); latest > 0; latest--)
+        assert_ok(store_migrate_down(x->s, &e), &e);
+    assert_ok(store_schema_version(x->s, &current, &latest, &e), &e);
     assert_int_equal(current, 0);
-    down = schema_text(path);
+    down = schema_text(x->path);
     assert_null(strstr(down, "table jobs"));
-    assert_ok(store_migrate_down(s, &e), &e); /* nothing left: a no-op */
-    assert_ok(store_migrate_up(s, &e), &e);
-    assert_ok(store_prepare(s, &e), &e);
-    up2 = schema_text(path);
+    assert_ok(store_migrate_down(x->s, &e), &e); /* nothing left: a no-op */
+    assert_ok(store_migrate_up(x->s, &e), &e);
+    assert_ok(store_prepare(x->s, &e), &e);
+    up2 = schema_text(x->path);
     assert_string_equal(up1, up2);
-
     free(up1);
     free(down);
     free(up2);
-    store_free(s);
-    free(path);
 }
 
 /* The --no-migrate case: a binary newer than its database refuses to start. */
@@ -132,47 +165,54 @@ static void test_prepare_refuses_old_schema(void **state)
  * which versions met. */
 static void test_newer_schema_refused(void **state)
 {
-    char *path = fresh_path();
-    store_t *s = testdb_open(path);
-    sqlite3 *db = raw_open(path);
-    int latest = latest_version(s);
+    struct fixture *x = *state;
+    int latest = latest_version(x->s);
     err_t e;
 
-    raw_exec(db, "INSERT INTO schema_version (version, name, applied_at) VALUES (99, 'future', 0)");
-    sqlite3_close(db);
-    assert_rc(store_migrate_up(s, &e), JOBD_ESCHEMA, &e);
+    raw_exec(x->raw,
+             "INSERT INTO schema_version (version, name, applied_at) VALUES (99, 'future', 0)");
+    assert_rc(store_migrate_up(x->s, &e), JOBD_ESCHEMA, &e);
     assert_names_versions(&e, 99, latest);
-    assert_rc(store_migrate_down(s, &e), JOBD_ESCHEMA, &e);
+    assert_rc(store_migrate_down(x->s, &e), JOBD_ESCHEMA, &e);
     assert_names_versions(&e, 99, latest);
-    assert_rc(store_prepare(s, &e), JOBD_ESCHEMA, &e);
+    assert_rc(store_prepare(x->s, &e), JOBD_ESCHEMA, &e);
     assert_names_versions(&e, 99, latest);
-    store_free(s);
-    free(path);
 }
 
-/* Open a migrated store, change its schema behind its back with `alter`,
- * and expect store_prepare to name the statement and SQLite's reason. */
-static void check_drift(const char *alter, const char *reason)
+/* Change a migrated database's schema behind the store's back with
+ * `alter`, and expect store_prepare to name `statement` and SQLite's
+ * `reason`. */
+static void check_drift(const char *alter, const char *statement, const char *reason)
 {
-    char *path = fresh_path();
-    store_t *s = testdb_open(path);
-    sqlite3 *db = raw_open(path);
+    struct fixture x;
     err_t e;
 
-    raw_exec(db, alter);
-    sqlite3_close(db);
-    assert_rc(store_prepare(s, &e), JOBD_ESCHEMA, &e);
-    assert_contains(e.msg, "statement job_");
+    fixture_open(&x);
+    raw_exec(x.raw, alter);
+    assert_rc(store_prepare(x.s, &e), JOBD_ESCHEMA, &e);
+    assert_contains(e.msg, statement);
     assert_contains(e.msg, reason);
-    store_free(s);
-    free(path);
+    fixture_close(&x);
 }
 
 /* The seed's bug: code and schema disagree on a column's name. */
 static void test_prepare_names_drifted_statement(void **state)
 {
-    check_drift("ALTER TABLE jobs RENAME COLUMN result TO sum", "no such column: result");
-    check_drift("ALTER TABLE jobs DROP COLUMN duration_ms", "no such column: duration_ms");
+    check_drift("ALTER TABLE jobs RENAME COLUMN result TO sum", "statement job_get",
+                "no such column: result");
+    check_drift("ALTER TABLE jobs DROP COLUMN duration_ms", "statement job_get",
+                "no such column: duration_ms");
+    check_drift("ALTER TABLE attempts RENAME COLUMN outcome TO how", "statement job_history",
+                "no such column: outcome");
+}
+
+/* Claims and the export outbox must not scan every finished job: without
+ * their index jobd does not start. */
+static void test_prepare_needs_indexes(void **state)
+{
+    check_drift("DROP INDEX jobs_claim", "statement claim_candidates", "no such index: jobs_claim");
+    check_drift("DROP INDEX jobs_unexported", "statement export_pending",
+                "no such index: jobs_unexported");
 }
 
 /* A failing migration leaves nothing behind: it ran in one transaction. */
@@ -222,77 +262,65 @@ static void test_open_errors(void **state)
 /* WAL is in the file itself, so another connection sees it. */
 static void test_wal_mode(void **state)
 {
-    char *path = fresh_path();
-    store_t *s = testdb_open(path);
-    sqlite3 *db = raw_open(path);
+    struct fixture *x = *state;
     sqlite3_stmt *st;
 
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(x->raw, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
-    sqlite3_close(db);
-    store_free(s);
-    free(path);
 }
 
 /* A row the code cannot read is reported, naming the column, not shown. */
 static void test_corrupt_row(void **state)
 {
-    char *path = fresh_path();
-    store_t *s = testdb_open(path);
-    sqlite3 *db = raw_open(path);
+    struct fixture *x = *state;
     json_t *job, *input = json_object();
     err_t e;
 
-    assert_ok(store_job_create(s, "sum", input, 0, &job, &e), &e);
-    raw_exec(db, "PRAGMA ignore_check_constraints = ON; UPDATE jobs SET input = '{bad'");
-    sqlite3_close(db);
-    assert_rc(store_job_get(s, json_string_value(json_object_get(job, "id")), &job, &e), JOBD_EDB,
-              &e);
+    assert_ok(store_job_create(x->s, "sum", input, 0, &job, &e), &e);
+    raw_exec(x->raw, "PRAGMA ignore_check_constraints = ON; UPDATE jobs SET input = '{bad'");
+    assert_rc(store_job_get(x->s, json_string_value(json_object_get(job, "id")), &job, &e),
+              JOBD_EDB, &e);
     assert_contains(e.msg, "column input");
     json_decref(job);
     json_decref(input);
-    store_free(s);
-    free(path);
 }
 
 /* Another process holding the write lock past the busy timeout makes the
  * database unavailable (503), not a generic failure. */
 static void test_busy_is_unavailable(void **state)
 {
-    char *path = fresh_path();
-    store_t *s = testdb_open(path);
-    sqlite3 *db = raw_open(path);
+    struct fixture *x = *state;
     json_t *job = NULL, *input = json_object();
     err_t e;
 
-    raw_exec(db, "BEGIN IMMEDIATE");
-    assert_rc(store_job_create(s, "sum", input, 0, &job, &e), JOBD_EDBDOWN, &e);
+    raw_exec(x->raw, "BEGIN IMMEDIATE");
+    assert_rc(store_job_create(x->s, "sum", input, 0, &job, &e), JOBD_EDBDOWN, &e);
     assert_contains(e.msg, "locked");
     assert_null(job);
-    raw_exec(db, "ROLLBACK");
-    sqlite3_close(db);
+    raw_exec(x->raw, "ROLLBACK");
     /* The store recovers once the lock is gone. */
-    assert_ok(store_job_create(s, "sum", input, 0, &job, &e), &e);
+    assert_ok(store_job_create(x->s, "sum", input, 0, &job, &e), &e);
     json_decref(job);
     json_decref(input);
-    store_free(s);
-    free(path);
 }
 
 int main(void)
 {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_up_down_up_identical),
+        T(test_up_down_up_identical),
         cmocka_unit_test(test_prepare_refuses_old_schema),
-        cmocka_unit_test(test_newer_schema_refused),
+        T(test_newer_schema_refused),
         cmocka_unit_test(test_prepare_names_drifted_statement),
+        cmocka_unit_test(test_prepare_needs_indexes),
         cmocka_unit_test(test_failed_migration_rolls_back),
         cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_wal_mode),
-        cmocka_unit_test(test_corrupt_row),
-        cmocka_unit_test(test_busy_is_unavailable),
+        T(test_wal_mode),
+        T(test_corrupt_row),
+        T(test_busy_is_unavailable),
     };
+#undef T
     return cmocka_run_group_tests_name("store sqlite", tests, NULL, NULL);
 }

@@ -1,7 +1,6 @@
 -- 0001 initial schema, rolled back: drops every object the up script made,
 -- referencing tables before the tables they reference.
 DROP INDEX jobs_unexported;
-DROP INDEX jobs_lease_expiry;
 DROP INDEX jobs_processing_bot;
 DROP INDEX jobs_status;
 DROP INDEX jobs_claim;

@@ -70,19 +70,22 @@ CREATE TABLE datalake_files (
 -- Claiming: one index walk per operation yields its best pending jobs in
 -- claim order (priority, then age).  Partial on pending, so it holds only
 -- the queue and the cost of a claim does not grow with finished jobs.
+-- store_sqlite.c names it (INDEXED BY), so that without it jobd refuses to
+-- start rather than claim by scanning the table.
 CREATE INDEX jobs_claim ON jobs (operation, priority DESC, created_at, id)
     WHERE status = 'pending';
 
--- GET /jobs?status=...: the keyset page of one status in id order.
+-- GET /jobs?status=...: the keyset page of one status in id order.  The
+-- lease sweeper also finds the processing jobs through it: they are only
+-- the work in flight, so it needs no index of its own on lease_expires_at.
 CREATE INDEX jobs_status ON jobs (status, id);
 
--- Heartbeats renew the leases of one bot's processing jobs, and the lease
--- sweeper looks for processing jobs whose lease ended.  Both indexes hold
--- only processing jobs, so they stay as small as the work in flight.
+-- Heartbeats, every few seconds from every bot, renew the leases of that
+-- bot's processing jobs.  Partial, so it is as small as the work in flight.
 CREATE INDEX jobs_processing_bot ON jobs (bot_id) WHERE status = 'processing';
-CREATE INDEX jobs_lease_expiry ON jobs (lease_expires_at) WHERE status = 'processing';
 
 -- The datalake outbox: finished jobs not yet exported, oldest finish first.
--- Partial, so it holds only the backlog of the exporter, not every job.
+-- Partial, so it holds only the backlog of the exporter, not every job;
+-- named by store_sqlite.c (INDEXED BY) like jobs_claim.
 CREATE INDEX jobs_unexported ON jobs (finished_at, id)
     WHERE exported = 0 AND status IN ('succeeded', 'failed');
