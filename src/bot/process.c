@@ -89,8 +89,11 @@ static void report(struct bot *b, jobd_client_t *c, const char *bot_id, const jo
             log_warn("Job %.8s: cannot report %s yet, keeping the result and retrying: %s", job->id,
                      verb, why);
         now = clock_mono_ms();
-        if (*b->stop && deadline == 0)
+        if (*b->stop && deadline == 0) {
             deadline = now + b->cfg->report_grace_ms;
+            log_info("Job %.8s: stop requested; trying to report %s for %d ms more", job->id, verb,
+                     b->cfg->report_grace_ms);
+        }
         if (deadline && now >= deadline) {
             log_error("Job %.8s: stopping, and %s was not accepted within %d ms (%d tries): %s; "
                       "the lease will expire and the job will run again",
