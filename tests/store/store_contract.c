@@ -24,6 +24,13 @@ struct fixture {
     char bot2[40];
 };
 
+/* A pause long enough that the next job or bot is strictly younger (times are ms). */
+static void tick(void)
+{
+    struct timespec ts = {0, 3 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
 static int setup(void **state)
 {
     static int n;
@@ -46,6 +53,7 @@ static int setup(void **state)
     assert_ok(store_bot_register(f->s, "bot-1", ops, &bot, &e), &e);
     snprintf(f->bot, sizeof f->bot, "%s", json_string_value(json_object_get(bot, "id")));
     json_decref(bot);
+    tick(); /* registered strictly later: bots are listed oldest first */
     assert_ok(store_bot_register(f->s, "bot-2", ops, &bot, &e), &e);
     snprintf(f->bot2, sizeof f->bot2, "%s", json_string_value(json_object_get(bot, "id")));
     json_decref(bot);
@@ -60,13 +68,6 @@ static int teardown(void **state)
     store_free(f->s);
     free(f);
     return 0;
-}
-
-/* A pause long enough that the next job is strictly younger (times are ms). */
-static void tick(void)
-{
-    struct timespec ts = {0, 3 * 1000 * 1000};
-    nanosleep(&ts, NULL);
 }
 
 static const char *sget(const json_t *obj, const char *key)
