@@ -474,7 +474,7 @@ static void unprepare(store_t *s)
 int store_open(const char *db, store_t **out, err_t *e)
 {
     store_t *s;
-    int64_t unused;
+    int64_t wal;
     int rc;
 
     if (!db || !*db)
@@ -491,7 +491,7 @@ int store_open(const char *db, store_t **out, err_t *e)
     if (rc != SQLITE_OK) {
         rc = err_set(e, JOBD_EDBDOWN, "cannot open database %s: %s", db,
                      s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        goto out_free;
+        goto out_close_db;
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
@@ -499,25 +499,25 @@ int store_open(const char *db, store_t **out, err_t *e)
      * WAL mode, so a job once acknowledged survives a power cut. */
     rc = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL", "configure database", e);
     if (rc < 0)
-        goto out_free;
+        goto out_close_db;
     /* journal_mode answers with the mode now in force; a file that cannot
      * use WAL (some network filesystems) is refused, not silently kept in
      * rollback mode. */
     rc = exec(s, "PRAGMA journal_mode = WAL", "switch to WAL", e);
     if (rc < 0)
-        goto out_free;
+        goto out_close_db;
     rc = scalar(s,
                 "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode IN ('wal', 'memory')",
-                "check journal mode", &unused, e);
+                "check journal mode", &wal, e);
     if (rc < 0)
-        goto out_free;
-    if (unused != 1) {
+        goto out_close_db;
+    if (wal != 1) {
         rc = err_set(e, JOBD_EDB, "cannot switch database %s to WAL mode", db);
-        goto out_free;
+        goto out_close_db;
     }
     *out = s;
     return JOBD_OK;
-out_free:
+out_close_db:
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
     free(s);
