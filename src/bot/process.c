@@ -8,6 +8,7 @@
 #include "bot.h"
 
 #include "clock.h"
+#include "id.h"
 #include "log.h"
 #include "retry.h"
 
@@ -47,9 +48,9 @@ static int send_report(jobd_client_t *c, const char *bot_id, const jobd_job_t *j
 static void log_accepted(const jobd_job_t *job, const struct outcome *out)
 {
     if (out->ok)
-        log_info("Job %.8s completed: %s = %" PRId64, job->id, out->what, out->value);
+        log_info("Job %s completed: %s = %" PRId64, id_short(job->id), out->what, out->value);
     else
-        log_info("Job %.8s failed: %s: %s", job->id, out->what, out->error.msg);
+        log_info("Job %s failed: %s: %s", id_short(job->id), out->what, out->error.msg);
 }
 
 /* Report until the server accepts or refuses.  Transient failures are retried
@@ -74,30 +75,30 @@ static void report(struct bot *b, jobd_client_t *c, const char *bot_id, const jo
         if (rc == JOBD_CLIENT_OK) {
             log_accepted(job, out);
             if (tries > 1)
-                log_info("Job %.8s: %s accepted after %d tries", job->id, verb, tries);
+                log_info("Job %s: %s accepted after %d tries", id_short(job->id), verb, tries);
             return;
         }
         jobd_client_error_format(c, why, sizeof why);
         if (!jobd_client_error_is_transient(c)) {
             /* The server (or this bot's own request) says no, and asking
              * again will not change that: keep what the server said. */
-            log_error("Job %.8s: server refused %s: %s; dropping the job (it was %s)", job->id,
+            log_error("Job %s: server refused %s: %s; dropping the job (it was %s)", id_short(job->id),
                       verb, why, out->what);
             return;
         }
         if (tries == 1)
-            log_warn("Job %.8s: cannot report %s yet, keeping the result and retrying: %s", job->id,
+            log_warn("Job %s: cannot report %s yet, keeping the result and retrying: %s", id_short(job->id),
                      verb, why);
         now = clock_mono_ms();
         if (*b->stop && deadline == 0) {
             deadline = now + b->cfg->report_grace_ms;
-            log_info("Job %.8s: stop requested; trying to report %s for %d ms more", job->id, verb,
+            log_info("Job %s: stop requested; trying to report %s for %d ms more", id_short(job->id), verb,
                      b->cfg->report_grace_ms);
         }
         if (deadline && now >= deadline) {
-            log_error("Job %.8s: stopping, and %s was not accepted within %d ms (%d tries): %s; "
+            log_error("Job %s: stopping, and %s was not accepted within %d ms (%d tries): %s; "
                       "the lease will expire and the job will run again",
-                      job->id, verb, b->cfg->report_grace_ms, tries, why);
+                      id_short(job->id), verb, b->cfg->report_grace_ms, tries, why);
             return;
         }
         wait = backoff_next(&bo);
@@ -115,7 +116,7 @@ void job_process(struct bot *b, jobd_client_t *client, const char *bot_id, const
     bot_busy_add(b, +1);
     /* Log lines name the job by its first 8 characters, as the server's do;
      * this one ties them to the whole id. */
-    log_debug("Job %.8s: claimed %s, lease %s", job->id, job->id, job->lease);
+    log_debug("Job %s: claimed %s, lease %s", id_short(job->id), job->id, job->lease);
     operation_describe(job->operation, job->input, out.what, sizeof out.what);
     start = clock_mono_ms();
     out.ok = operation_run(job->operation, job->input, &out.value, &out.error) == JOBD_OK;

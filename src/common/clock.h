@@ -16,6 +16,9 @@ int64_t clock_now_ms(void);
 /* Milliseconds from a monotonic clock, for durations and deadlines. */
 int64_t clock_mono_ms(void);
 
+/* Microseconds from a monotonic clock, for request timings. */
+int64_t clock_mono_us(void);
+
 /* Format ms as "YYYY-MM-DD<sep>HH:MM:SS.mmm" (UTC), adding "Z" when sep is
  * 'T'.  buf should hold 32 bytes. */
 void clock_format_ms(int64_t ms, char *buf, size_t len, char sep);

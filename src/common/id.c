@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 
 static void fill_random(unsigned char *buf, size_t n)
@@ -49,6 +50,12 @@ void id_hex(char *out, size_t nbytes)
         out[2 * i + 1] = digits[b[i] & 15];
     }
     out[2 * nbytes] = '\0';
+}
+
+const char *id_short(const char *id)
+{
+    size_t n = strlen(id);
+    return n > 8 ? id + n - 8 : id;
 }
 
 bool id_is_uuid(const char *s)

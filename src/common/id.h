@@ -16,6 +16,11 @@ void id_uuid7(char out[ID_UUID_LEN]);
 /* Write 2*nbytes random hex characters and a NUL into out. */
 void id_hex(char *out, size_t nbytes);
 
+/* The last 8 characters of an id, for log lines.  A UUIDv7 starts with its
+ * time, so ids made in the same minute share their first characters; the
+ * tail is random and tells them apart.  Returns a pointer into id. */
+const char *id_short(const char *id);
+
 /* True if s is a canonical lower-case UUID text. */
 bool id_is_uuid(const char *s);
 

@@ -59,7 +59,7 @@ class SeedScenario(harness.E2ETestCase):
         self.assertNotIn("lease", job, "a finished job has no lease to show")
 
         # The people watching see it in the logs, under the job's short id.
-        short = jid[:8]
+        short = jid[-8:]
         self.wait_log(jobd, f"job {short} succeeded: 613 sum 342 = 955 by bot-1")
         self.wait_log(bot, "completed: 613 sum 342 = 955")
         self.assertRegex(bot.log(), rf"Job {short}[\w-]* completed: 613 sum 342 = 955")

@@ -1,0 +1,25 @@
+/*
+ * http.h - the HTTP front of jobd on libmicrohttpd: a pool of poll-mode
+ * worker threads, request bodies gathered into one buffer, request ids,
+ * the request log, and suspension of long-poll claims (a waiting bot holds
+ * a parked connection, not a thread).
+ */
+#ifndef JOBD_HTTP_H
+#define JOBD_HTTP_H
+
+#include "server.h"
+
+typedef struct http http_t;
+
+/* Start listening on srv->cfg.listen with srv->cfg.threads workers.
+ * OUT: *out; *port is the port bound (useful with port 0). */
+int http_start(server_t *srv, http_t **out, int *port, err_t *e);
+
+/* Stop accepting connections; requests in flight go on. */
+void http_quiesce(http_t *h);
+
+/* Close every connection and join the workers, then free h.  NULL is a
+ * no-op. */
+void http_stop(http_t *h);
+
+#endif

@@ -1,0 +1,340 @@
+/*
+ * jobs.c - the /jobs resource: submit, read, list, claim (with long-poll),
+ * complete, fail, and the admin's release.  Each handler validates its input,
+ * makes one store call, logs the state change in words, and wakes waiting
+ * claims or the datalake writer when its change concerns them.
+ */
+#include "clock.h"
+#include "datalake.h"
+#include "id.h"
+#include "log.h"
+#include "server.h"
+#include "validate.h"
+#include "waitq.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ID          64
+#define MAX_LEASE       128
+#define MAX_ERROR       16384
+#define MAX_WAIT_MS     30000
+#define MAX_CLAIM       100
+#define MAX_DURATION_MS (INT64_C(365) * 24 * 3600 * 1000)
+
+/* "613 sum 342" for the usual {"a","b"} input, else "sum {...}", for logs. */
+static void describe(const char *operation, const json_t *input, char *buf, size_t len)
+{
+    json_t *a = json_object_get(input, "a"), *b = json_object_get(input, "b");
+    if (json_is_integer(a) && json_is_integer(b)) {
+        snprintf(buf, len, "%lld %s %lld", (long long)json_integer_value(a), operation,
+                 (long long)json_integer_value(b));
+    } else {
+        char *text = json_dumps(input, JSON_COMPACT);
+        snprintf(buf, len, "%s %.200s", operation, text ? text : "?");
+        free(text);
+    }
+}
+
+static const char *str_field(const json_t *obj, const char *name)
+{
+    const char *s = json_string_value(json_object_get(obj, name));
+    return s ? s : "?";
+}
+
+/* Log a finished job the way the seed's operators read it:
+ * "job 4b1de16e succeeded: 792 sum 943 = 1735 by bot-1 in 3 ms". */
+static void log_finished(const json_t *job)
+{
+    char what[256];
+    char *result = NULL;
+    const char *status = str_field(job, "status");
+
+    describe(str_field(job, "operation"), json_object_get(job, "input"), what, sizeof what);
+    if (strcmp(status, "succeeded") == 0)
+        result = json_dumps(json_object_get(job, "result"), JSON_COMPACT | JSON_ENCODE_ANY);
+    log_info("job %s %s: %s %s %.200s by %s in %lld ms", id_short(str_field(job, "id")), status,
+             what, result ? "=" : "failed with", result ? result : str_field(job, "error"),
+             str_field(job, "bot_name"),
+             (long long)json_integer_value(json_object_get(job, "duration_ms")));
+    free(result);
+}
+
+/* Admin endpoints compare the bearer token in constant time, so that the
+ * reply time says nothing about how much of a guess was right. */
+static int require_admin(const server_t *srv, const req_t *req, err_t *e)
+{
+    const char *tok = srv->cfg.admin_token;
+    const char *got;
+    size_t n = strlen(tok), m;
+    unsigned diff = 0;
+
+    if (!tok[0])
+        return err_set(e, JOBD_EADMINOFF,
+                       "admin endpoints are disabled: start jobd with JOBD_ADMIN_TOKEN set");
+    if (!req->authorization || strncmp(req->authorization, "Bearer ", 7) != 0)
+        return err_set(e, JOBD_EUNAUTH, "admin endpoint: send 'Authorization: Bearer <token>'");
+    got = req->authorization + 7;
+    m = strlen(got);
+    diff = (unsigned)(n ^ m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned)(tok[i] ^ got[i < m ? i : 0]);
+    if (diff)
+        return err_set(e, JOBD_EFORBIDDEN, "the admin token is wrong");
+    return JOBD_OK;
+}
+
+void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
+{
+    json_t *body = NULL, *input, *job = NULL;
+    const char *operation;
+    int64_t priority;
+    size_t input_len;
+    char what[256];
+    err_t e;
+
+    if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK)
+        goto out_error;
+    if (validate_string(body, "operation", true, 64, &operation, &e) != JOBD_OK)
+        goto out_error;
+    if (!validate_name(operation)) {
+        err_set(&e, JOBD_EFIELD,
+                "field 'operation' must be 1 to 64 characters of A-Z a-z 0-9 _ . -");
+        goto out_error;
+    }
+    input = json_object_get(body, "input");
+    if (!json_is_object(input)) {
+        err_set(&e, JOBD_EFIELD, "field 'input' is required and must be an object");
+        goto out_error;
+    }
+    input_len = json_dumpb(input, NULL, 0, JSON_COMPACT);
+    if (input_len > srv->cfg.max_input) {
+        err_set(&e, JOBD_EINPUTSIZE,
+                "field 'input' is %zu bytes as JSON; the limit is %zu (the server's --max-input)",
+                input_len, srv->cfg.max_input);
+        goto out_error;
+    }
+    if (validate_int(body, "priority", false, -1000000000, 1000000000, 0, &priority, &e) != JOBD_OK)
+        goto out_error;
+    if (store_job_create(srv->store, operation, input, priority, &job, &e) != JOBD_OK)
+        goto out_error;
+
+    describe(operation, input, what, sizeof what);
+    log_info("job %s created: %s (priority %lld)", id_short(str_field(job, "id")), what,
+             (long long)priority);
+    waitq_announce(srv->waitq, operation);
+    reply_json(rep, 201, job);
+    json_decref(body);
+    return;
+
+out_error:
+    reply_err(rep, &e);
+    json_decref(body);
+}
+
+void jobs_get(server_t *srv, req_t *req, reply_t *rep)
+{
+    json_t *job;
+    err_t e;
+    if (store_job_get(srv->store, req->params[0], &job, &e) != JOBD_OK) {
+        reply_err(rep, &e);
+        return;
+    }
+    reply_json(rep, 200, job);
+}
+
+static bool known_status(const char *s)
+{
+    static const char *const all[] = {"pending", "processing", "succeeded", "failed"};
+    for (size_t i = 0; i < 4; i++)
+        if (strcmp(s, all[i]) == 0)
+            return true;
+    return false;
+}
+
+void jobs_list(server_t *srv, req_t *req, reply_t *rep)
+{
+    job_filter_t f = {.limit = 100};
+    const char *limit = req_arg(req, "limit");
+    json_t *jobs, *last;
+    err_t e;
+
+    f.status = req_arg(req, "status");
+    f.operation = req_arg(req, "operation");
+    f.after = req_arg(req, "after");
+    if (f.status && !known_status(f.status)) {
+        err_set(&e, JOBD_EFIELD,
+                "query 'status' must be pending, processing, succeeded or failed, not '%.64s'",
+                f.status);
+        goto out_error;
+    }
+    if (f.operation && !validate_name(f.operation)) {
+        err_set(&e, JOBD_EFIELD, "query 'operation' must be an operation name");
+        goto out_error;
+    }
+    if (limit) {
+        char *end;
+        long n = strtol(limit, &end, 10);
+        if (*end || end == limit || n < 1 || n > 1000) {
+            err_set(&e, JOBD_EFIELD, "query 'limit' must be an integer from 1 to 1000, not '%.64s'",
+                    limit);
+            goto out_error;
+        }
+        f.limit = (int)n;
+    }
+    if (store_job_list(srv->store, &f, &jobs, &e) != JOBD_OK)
+        goto out_error;
+    last = json_array_get(jobs, json_array_size(jobs) - 1);
+    reply_json(rep, 200,
+               json_pack("{s:o,s:O}", "jobs", jobs, "next",
+                         json_array_size(jobs) == (size_t)f.limit ? json_object_get(last, "id")
+                                                                  : json_null()));
+    return;
+
+out_error:
+    reply_err(rep, &e);
+}
+
+void jobs_claim(server_t *srv, req_t *req, reply_t *rep)
+{
+    json_t *body = NULL, *ops, *jobs = NULL, *job;
+    const char *bot_id;
+    const char *names[64];
+    int64_t wait_ms, max, lease_ms, now = clock_mono_ms();
+    uint64_t seq;
+    size_t i;
+    err_t e;
+
+    if (req->wait_deadline && now >= req->wait_deadline) {
+        reply_json(rep, 204, NULL);
+        return;
+    }
+    if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK ||
+        validate_string(body, "bot_id", true, MAX_ID, &bot_id, &e) != JOBD_OK ||
+        validate_names(body, "operations", 64, &ops, &e) != JOBD_OK ||
+        validate_int(body, "wait_ms", false, 0, MAX_WAIT_MS, 0, &wait_ms, &e) != JOBD_OK ||
+        validate_int(body, "max", false, 1, MAX_CLAIM, 1, &max, &e) != JOBD_OK ||
+        validate_int(body, "lease_ms", false, 1000, 3600000, srv->cfg.lease_ms, &lease_ms, &e) !=
+            JOBD_OK)
+        goto out_error;
+
+    json_array_foreach(ops, i, job) names[i] = json_string_value(job);
+
+    /* Read the sequence before looking, so that a job submitted between the
+     * look and the park wakes us (waitq.h). */
+    seq = waitq_seq(srv->waitq);
+    if (store_job_claim(srv->store, bot_id, names, json_array_size(ops), (int)max, lease_ms, &jobs,
+                        &e) != JOBD_OK)
+        goto out_error;
+
+    if (json_array_size(jobs) > 0) {
+        json_array_foreach(jobs, i, job)
+        {
+            log_info("job %s claimed by %s (attempt %lld)", id_short(str_field(job, "id")),
+                     str_field(job, "bot_name"),
+                     (long long)json_integer_value(json_object_get(job, "attempts")));
+        }
+        reply_json(rep, 200, json_pack("{s:o}", "jobs", jobs));
+    } else if (wait_ms == 0 || srv->stopping) {
+        json_decref(jobs);
+        reply_json(rep, 204, NULL);
+    } else {
+        json_decref(jobs);
+        rep->wait_until = req->wait_deadline ? req->wait_deadline : now + wait_ms;
+        rep->wait_ops = json_deep_copy(ops);
+        rep->wait_seq = seq;
+    }
+    json_decref(body);
+    return;
+
+out_error:
+    reply_err(rep, &e);
+    json_decref(body);
+}
+
+/* complete and fail share everything but the field they carry. */
+static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
+{
+    json_t *body = NULL, *result = NULL, *job;
+    const char *bot_id, *lease, *error = NULL;
+    int64_t duration_ms;
+    bool repeated = false;
+    int rc;
+    err_t e;
+
+    if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK ||
+        validate_string(body, "bot_id", true, MAX_ID, &bot_id, &e) != JOBD_OK ||
+        validate_string(body, "lease", true, MAX_LEASE, &lease, &e) != JOBD_OK ||
+        validate_int(body, "duration_ms", true, 0, MAX_DURATION_MS, 0, &duration_ms, &e) != JOBD_OK)
+        goto out_error;
+    if (ok) {
+        result = json_object_get(body, "result");
+        if (!result) {
+            err_set(&e, JOBD_EFIELD, "field 'result' is required (any JSON value)");
+            goto out_error;
+        }
+        rc = store_job_complete(srv->store, req->params[0], bot_id, lease, result, duration_ms,
+                                &job, &repeated, &e);
+    } else {
+        if (validate_string(body, "error", true, MAX_ERROR, &error, &e) != JOBD_OK)
+            goto out_error;
+        rc = store_job_fail(srv->store, req->params[0], bot_id, lease, error, duration_ms, &job,
+                            &repeated, &e);
+    }
+    if (rc != JOBD_OK)
+        goto out_error;
+    if (repeated) {
+        log_info("job %s: repeated %s from %s ignored (already recorded)",
+                 id_short(str_field(job, "id")), ok ? "complete" : "fail",
+                 str_field(job, "bot_name"));
+    } else {
+        log_finished(job);
+        datalake_notify(srv->datalake);
+    }
+    reply_json(rep, 200, job);
+    json_decref(body);
+    return;
+
+out_error:
+    if (e.rc != JOBD_EFIELD && e.rc != JOBD_EJSON)
+        log_info("job %s: %s refused: %s", id_short(req->params[0]), ok ? "complete" : "fail",
+                 e.msg);
+    reply_err(rep, &e);
+    json_decref(body);
+}
+
+void jobs_complete(server_t *srv, req_t *req, reply_t *rep)
+{
+    finish(srv, req, rep, true);
+}
+
+void jobs_fail(server_t *srv, req_t *req, reply_t *rep)
+{
+    finish(srv, req, rep, false);
+}
+
+void jobs_release(server_t *srv, req_t *req, reply_t *rep)
+{
+    json_t *body = NULL, *job;
+    const char *reason;
+    err_t e;
+
+    if (require_admin(srv, req, &e) != JOBD_OK ||
+        validate_body(req->body, req->body_len, true, &body, &e) != JOBD_OK ||
+        validate_string(body, "reason", false, 1024, &reason, &e) != JOBD_OK)
+        goto out_error;
+    if (!reason)
+        reason = "admin release";
+    if (store_job_release(srv->store, req->params[0], reason, &job, &e) != JOBD_OK)
+        goto out_error;
+    log_info("job %s released by admin: %s", id_short(str_field(job, "id")), reason);
+    waitq_announce(srv->waitq, str_field(job, "operation"));
+    reply_json(rep, 200, job);
+    json_decref(body);
+    return;
+
+out_error:
+    reply_err(rep, &e);
+    json_decref(body);
+}

@@ -1,0 +1,355 @@
+/*
+ * main.c - jobd's entry point: configuration, the `migrate` subcommand, the
+ * start-up checks that refuse to run on a schema the code does not fit, the
+ * ticker thread (long-poll deadlines and lease expiry), and the orderly stop
+ * on SIGTERM.
+ */
+#include "clock.h"
+#include "datalake.h"
+#include "http.h"
+#include "log.h"
+#include "server.h"
+#include "waitq.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define EXIT_REFUSED 2
+
+static const char usage[] =
+    "usage: jobd [options]\n"
+    "       jobd migrate status|up|down [--data-dir DIR]\n"
+    "\n"
+    "options (environment variable in brackets):\n"
+    "  --listen HOST:PORT   address to serve on, default 127.0.0.1:3001 [JOBD_LISTEN]\n"
+    "  --data-dir DIR       database and datalake, default ./jobd-data [JOBD_DATA_DIR]\n"
+    "  --server-id NAME     names this server's datalake files, default the host name\n"
+    "  --lease-ms N         default lease of a claim, default 30000\n"
+    "  --threads N          HTTP worker threads, default 4\n"
+    "  --max-body BYTES     largest request body, default 1048576\n"
+    "  --max-input BYTES    largest job input as JSON, default 65536\n"
+    "  --no-migrate         refuse to start on an older schema instead of migrating\n"
+    "  --log-level LEVEL    debug, info, warn or error, default info\n"
+    "  admin token: set JOBD_ADMIN_TOKEN; without it admin endpoints answer 403\n";
+
+static void config_defaults(server_config_t *cfg)
+{
+    const char *v;
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen, sizeof cfg->listen, "%s",
+             (v = getenv("JOBD_LISTEN")) ? v : "127.0.0.1:3001");
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s",
+             (v = getenv("JOBD_DATA_DIR")) ? v : "./jobd-data");
+    snprintf(cfg->admin_token, sizeof cfg->admin_token, "%s",
+             (v = getenv("JOBD_ADMIN_TOKEN")) ? v : "");
+    if (gethostname(cfg->server_id, sizeof cfg->server_id) != 0 || !cfg->server_id[0])
+        snprintf(cfg->server_id, sizeof cfg->server_id, "jobd");
+    cfg->lease_ms = 30000;
+    cfg->threads = 4;
+    cfg->max_body = 1 << 20;
+    cfg->max_input = 64 << 10;
+    cfg->migrate = true;
+}
+
+static bool parse_size(const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return errno == 0 && end != s && !*end && *out >= min && *out <= max;
+}
+
+/* Parse options into cfg; returns the index of the first non-option
+ * argument, or -1 after printing why. */
+static int parse_args(int argc, char **argv, server_config_t *cfg)
+{
+    enum { O_LISTEN = 1, O_DATA, O_ID, O_LEASE, O_THREADS, O_BODY, O_INPUT, O_NOMIG, O_LOG };
+    static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
+                                         {"data-dir", required_argument, 0, O_DATA},
+                                         {"server-id", required_argument, 0, O_ID},
+                                         {"lease-ms", required_argument, 0, O_LEASE},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"max-body", required_argument, 0, O_BODY},
+                                         {"max-input", required_argument, 0, O_INPUT},
+                                         {"no-migrate", no_argument, 0, O_NOMIG},
+                                         {"log-level", required_argument, 0, O_LOG},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    long long n;
+    int c, level;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_LISTEN:
+            snprintf(cfg->listen, sizeof cfg->listen, "%s", optarg);
+            break;
+        case O_DATA:
+            snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", optarg);
+            break;
+        case O_ID:
+            snprintf(cfg->server_id, sizeof cfg->server_id, "%s", optarg);
+            break;
+        case O_LEASE:
+            if (!parse_size(optarg, 1000, 86400000, &n))
+                goto out_bad;
+            cfg->lease_ms = n;
+            break;
+        case O_THREADS:
+            if (!parse_size(optarg, 1, 256, &n))
+                goto out_bad;
+            cfg->threads = (unsigned)n;
+            break;
+        case O_BODY:
+            if (!parse_size(optarg, 1024, 1LL << 30, &n))
+                goto out_bad;
+            cfg->max_body = (size_t)n;
+            break;
+        case O_INPUT:
+            if (!parse_size(optarg, 16, 1LL << 30, &n))
+                goto out_bad;
+            cfg->max_input = (size_t)n;
+            break;
+        case O_NOMIG:
+            cfg->migrate = false;
+            break;
+        case O_LOG:
+            if ((level = log_level_parse(optarg)) < 0)
+                goto out_bad;
+            log_set_level((enum log_level)level);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            exit(0);
+        default:
+            fputs(usage, stderr);
+            return -1;
+        }
+    }
+    return optind;
+
+out_bad:
+    fprintf(stderr, "jobd: bad value '%s' for --%s\n%s", optarg, opts[c - 1].name, usage);
+    return -1;
+}
+
+static int open_store(const server_config_t *cfg, store_t **out, err_t *e)
+{
+    char path[1100];
+    if (mkdir(cfg->data_dir, 0755) != 0 && errno != EEXIST)
+        return err_set(e, JOBD_EIO, "cannot create data dir %s: %s", cfg->data_dir,
+                       strerror(errno));
+    snprintf(path, sizeof path, "%s/jobd.db", cfg->data_dir);
+    return store_open(path, out, e);
+}
+
+static int cmd_migrate(const server_config_t *cfg, const char *what)
+{
+    store_t *store = NULL;
+    int cur, latest, rc = 1;
+    err_t e;
+
+    if (open_store(cfg, &store, &e) != JOBD_OK ||
+        store_schema_version(store, &cur, &latest, &e) != JOBD_OK)
+        goto out_error;
+    if (strcmp(what, "status") == 0) {
+        printf("schema version %d, latest %d%s\n", cur, latest,
+               cur == latest  ? " (up to date)"
+               : cur < latest ? " (run: jobd migrate up)"
+                              : " (the database is newer than this jobd)");
+        for (int v = 1; v <= latest; v++)
+            printf("  %s %4d  %s\n", v <= cur ? "applied" : "pending", v, store_migration_name(v));
+    } else if (strcmp(what, "up") == 0) {
+        if (store_migrate_up(store, &e) != JOBD_OK)
+            goto out_error;
+        printf("schema version %d -> %d\n", cur, latest);
+    } else if (strcmp(what, "down") == 0) {
+        if (cur == 0) {
+            printf("schema version 0: nothing to roll back\n");
+        } else {
+            if (store_migrate_down(store, &e) != JOBD_OK)
+                goto out_error;
+            printf("schema version %d -> %d (rolled back: %s)\n", cur, cur - 1,
+                   store_migration_name(cur));
+        }
+    } else {
+        fprintf(stderr, "jobd: migrate takes status, up or down, not '%s'\n", what);
+        goto out_close;
+    }
+    rc = 0;
+    goto out_close;
+
+out_error:
+    fprintf(stderr, "jobd: migrate %s: %s (%s)\n", what, e.msg, err_code_str(e.rc));
+out_close:
+    store_free(store);
+    return rc;
+}
+
+/* Bring the schema to this binary's version (or refuse), then prepare every
+ * statement: the seed's "INSERT INTO results (... sum ...)" is caught here,
+ * at start, instead of as a 500 on the first completed job. */
+static int check_schema(server_t *srv, err_t *e)
+{
+    int cur, latest, rc;
+
+    if ((rc = store_schema_version(srv->store, &cur, &latest, e)) != JOBD_OK)
+        return rc;
+    if (cur > latest)
+        return err_set(e, JOBD_ESCHEMA,
+                       "the database schema is version %d, newer than this jobd knows (%d): "
+                       "run a newer jobd",
+                       cur, latest);
+    if (cur < latest) {
+        if (!srv->cfg.migrate)
+            return err_set(e, JOBD_ESCHEMA,
+                           "the database schema is version %d but this jobd needs version %d; "
+                           "run 'jobd migrate up' or start without --no-migrate",
+                           cur, latest);
+        if ((rc = store_migrate_up(srv->store, e)) != JOBD_OK)
+            return rc;
+        log_info("schema migrated from version %d to %d", cur, latest);
+    }
+    if ((rc = store_prepare(srv->store, e)) != JOBD_OK)
+        return rc;
+    srv->schema_version = latest;
+    return JOBD_OK;
+}
+
+static pthread_mutex_t tick_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tick_cond = PTHREAD_COND_INITIALIZER;
+static bool tick_stop;
+
+/* Every 100 ms: answer long-polls whose time is up; every 500 ms: put jobs
+ * whose lease ran out back to pending, so no job stays stuck with a dead
+ * bot. */
+static void *ticker(void *arg)
+{
+    server_t *srv = arg;
+    int64_t next_expire = 0;
+    char last_error[JOBD_ERR_MSG_MAX] = "";
+
+    pthread_mutex_lock(&tick_lock);
+    while (!tick_stop) {
+        struct timespec until;
+        int64_t now = clock_mono_ms();
+
+        pthread_mutex_unlock(&tick_lock);
+        waitq_expire(srv->waitq, now, false);
+        if (now >= next_expire) {
+            int n;
+            err_t e;
+            next_expire = now + 500;
+            if (store_lease_expire(srv->store, clock_now_ms(), &n, &e) != JOBD_OK) {
+                if (strcmp(last_error, e.msg) != 0)
+                    log_error("lease expiry failed, will retry: %s", e.msg);
+                snprintf(last_error, sizeof last_error, "%s", e.msg);
+            } else {
+                last_error[0] = '\0';
+                if (n > 0) {
+                    log_warn("%d job%s went back to pending: lease expired", n, n > 1 ? "s" : "");
+                    waitq_announce(srv->waitq, NULL);
+                }
+            }
+        }
+        pthread_mutex_lock(&tick_lock);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (!tick_stop)
+            pthread_cond_timedwait(&tick_cond, &tick_lock, &until);
+    }
+    pthread_mutex_unlock(&tick_lock);
+    return NULL;
+}
+
+static int serve(server_t *srv)
+{
+    http_t *http = NULL;
+    pthread_t tick;
+    sigset_t sigs;
+    int port, sig, rc = EXIT_REFUSED;
+    err_t e;
+
+    /* Signals are taken by sigwait() in this thread only. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (open_store(&srv->cfg, &srv->store, &e) != JOBD_OK || check_schema(srv, &e) != JOBD_OK)
+        goto out_refuse;
+    srv->waitq = waitq_new();
+    if (datalake_open(srv->cfg.data_dir, srv->cfg.server_id, srv->store, &srv->datalake, &e) !=
+        JOBD_OK)
+        goto out_refuse;
+    if (http_start(srv, &http, &port, &e) != JOBD_OK)
+        goto out_refuse;
+    if (pthread_create(&tick, NULL, ticker, srv) != 0)
+        abort();
+    log_info("jobd listening on %.*s:%d (schema version %d, data in %s, admin %s)",
+             (int)(strrchr(srv->cfg.listen, ':') - srv->cfg.listen), srv->cfg.listen, port,
+             srv->schema_version, srv->cfg.data_dir,
+             srv->cfg.admin_token[0] ? "enabled" : "disabled");
+
+    sigwait(&sigs, &sig);
+    log_info("jobd stopping (%s): no new work, answering waiting claims", strsignal(sig));
+    srv->stopping = 1;
+    http_quiesce(http);
+    waitq_expire(srv->waitq, 0, true);
+    pthread_mutex_lock(&tick_lock);
+    tick_stop = true;
+    pthread_cond_signal(&tick_cond);
+    pthread_mutex_unlock(&tick_lock);
+    pthread_join(tick, NULL);
+    http_stop(http);
+    datalake_close(srv->datalake);
+    srv->datalake = NULL;
+    log_info("jobd stopped");
+    rc = 0;
+    goto out_free;
+
+out_refuse:
+    log_error("jobd refuses to start: %s (%s)", e.msg, err_code_str(e.rc));
+    fprintf(stderr, "jobd: refusing to start: %s\n", e.msg);
+out_free:
+    datalake_close(srv->datalake);
+    waitq_free(srv->waitq);
+    store_free(srv->store);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    server_t srv;
+    int first;
+
+    memset(&srv, 0, sizeof srv);
+    config_defaults(&srv.cfg);
+    if (argc > 1 && strcmp(argv[1], "migrate") == 0) {
+        if ((first = parse_args(argc - 1, argv + 1, &srv.cfg)) < 0)
+            return EXIT_REFUSED;
+        if (first + 1 != argc - 1) {
+            fprintf(stderr, "usage: jobd migrate status|up|down [--data-dir DIR]\n");
+            return EXIT_REFUSED;
+        }
+        return cmd_migrate(&srv.cfg, argv[first + 1]);
+    }
+    if ((first = parse_args(argc, argv, &srv.cfg)) < 0)
+        return EXIT_REFUSED;
+    if (first != argc) {
+        fprintf(stderr, "jobd: unexpected argument '%s'\n%s", argv[first], usage);
+        return EXIT_REFUSED;
+    }
+    return serve(&srv);
+}

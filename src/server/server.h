@@ -1,0 +1,101 @@
+/*
+ * server.h - the jobd server's shared state and the request/reply types that
+ * connect the HTTP layer (http.c) to the resource handlers (jobs.c, bots.c,
+ * service.c).  Handlers see a parsed request and fill a reply; they never
+ * touch libmicrohttpd, so they can be driven by tests without a socket.
+ */
+#ifndef JOBD_SERVER_H
+#define JOBD_SERVER_H
+
+#include "err.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct waitq waitq_t;
+typedef struct datalake datalake_t;
+
+typedef struct server_config {
+    char listen[256];      /* "host:port"; port 0 picks a free one */
+    char data_dir[1024];   /* holds jobd.db and datalake/ */
+    char server_id[128];   /* names this server's datalake files */
+    char admin_token[256]; /* empty: admin endpoints disabled */
+    int64_t lease_ms;      /* default lease of a claim */
+    size_t max_body;       /* bytes of a request body */
+    size_t max_input;      /* bytes of a job's input as JSON */
+    unsigned threads;      /* HTTP worker threads */
+    bool migrate;          /* apply pending migrations at start */
+} server_config_t;
+
+typedef struct server {
+    server_config_t cfg;
+    store_t *store;
+    waitq_t *waitq;
+    datalake_t *datalake;
+    int schema_version;
+    volatile int stopping; /* set once by the signal path; read by handlers */
+} server_t;
+
+#define REQ_MAX_ARGS 16
+
+/* A request as the handlers see it.  All strings are borrowed from the HTTP
+ * layer and live until the reply is sent. */
+typedef struct req {
+    const char *method;
+    const char *path;      /* without the query string */
+    const char *params[4]; /* ":id" segments of the route, in order */
+    const char *arg_names[REQ_MAX_ARGS];
+    const char *arg_values[REQ_MAX_ARGS];
+    size_t nargs;
+    const char *authorization; /* the Authorization header or NULL */
+    const char *body;          /* NUL-terminated; NULL when empty */
+    size_t body_len;
+    const char *request_id;
+    int64_t wait_deadline; /* long-poll deadline (mono ms) kept across wake-ups; 0 at first */
+} req_t;
+
+/* What a handler produces: a JSON body with a status, an error, or (for a
+ * long-poll) a request to wait until `wait_until` (mono ms) for a job of one
+ * of `wait_ops` and then run the handler again. */
+typedef struct reply {
+    int status;   /* 2xx; 0 when err is set */
+    json_t *body; /* owned; NULL for no body (204) */
+    err_t err;    /* err.rc != 0: an error reply */
+    int64_t wait_until;
+    json_t *wait_ops;  /* owned; array of operation names */
+    uint64_t wait_seq; /* waitq sequence seen before the handler looked */
+    char allow[64];    /* Allow header of a 405 */
+} reply_t;
+
+/* Query argument `name` of req, or NULL. */
+const char *req_arg(const req_t *req, const char *name);
+
+/* Fill rep with status and body (ownership of body passes to rep).
+ * Returns 0. */
+int reply_json(reply_t *rep, int status, json_t *body);
+
+/* Fill rep with the error in e.  Returns e->rc. */
+int reply_err(reply_t *rep, const err_t *e);
+
+/* Route one request to its handler and fill rep.  Thread-safe. */
+void router_dispatch(server_t *srv, req_t *req, reply_t *rep);
+
+/* Handlers, one per endpoint (router.c holds the table). */
+void jobs_submit(server_t *srv, req_t *req, reply_t *rep);
+void jobs_get(server_t *srv, req_t *req, reply_t *rep);
+void jobs_list(server_t *srv, req_t *req, reply_t *rep);
+void jobs_claim(server_t *srv, req_t *req, reply_t *rep);
+void jobs_complete(server_t *srv, req_t *req, reply_t *rep);
+void jobs_fail(server_t *srv, req_t *req, reply_t *rep);
+void jobs_release(server_t *srv, req_t *req, reply_t *rep);
+void bots_register(server_t *srv, req_t *req, reply_t *rep);
+void bots_heartbeat(server_t *srv, req_t *req, reply_t *rep);
+void bots_get(server_t *srv, req_t *req, reply_t *rep);
+void bots_list(server_t *srv, req_t *req, reply_t *rep);
+void service_health(server_t *srv, req_t *req, reply_t *rep);
+void service_stats(server_t *srv, req_t *req, reply_t *rep);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * service.c - /health and /stats: what an operator or a load balancer asks
+ * of a running server.
+ */
+#include "server.h"
+#include "waitq.h"
+
+void service_health(server_t *srv, req_t *req, reply_t *rep)
+{
+    err_t e;
+    (void)req;
+    if (store_ping(srv->store, &e) != JOBD_OK) {
+        /* Whatever the store says, to a load balancer this server cannot
+         * serve: one code, with the database's reason. */
+        err_set(&rep->err, JOBD_EDBDOWN, "database: %s", e.msg);
+        return;
+    }
+    reply_json(rep, 200,
+               json_pack("{s:s,s:s,s:i,s:i}", "status", srv->stopping ? "stopping" : "ok",
+                         "database", "ok", "schema_version", srv->schema_version, "waiting_claims",
+                         waitq_count(srv->waitq)));
+}
+
+void service_stats(server_t *srv, req_t *req, reply_t *rep)
+{
+    json_t *stats;
+    err_t e;
+    (void)req;
+    if (store_stats(srv->store, &stats, &e) != JOBD_OK) {
+        reply_err(rep, &e);
+        return;
+    }
+    json_object_set_new(stats, "waiting_claims", json_integer(waitq_count(srv->waitq)));
+    reply_json(rep, 200, stats);
+}

@@ -1,0 +1,134 @@
+/*
+ * waitq.c - the parked long-poll claims: a doubly linked list under one
+ * mutex.  Lists stay short (one entry per waiting bot connection), so a
+ * linear scan on announce is cheaper than any index.
+ */
+#include "waitq.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct waitq {
+    pthread_mutex_t lock;
+    uint64_t seq;
+    waiter_t head; /* sentinel */
+    int count;
+};
+
+waitq_t *waitq_new(void)
+{
+    waitq_t *q = calloc(1, sizeof *q);
+    if (!q)
+        abort();
+    pthread_mutex_init(&q->lock, NULL);
+    q->head.next = q->head.prev = &q->head;
+    return q;
+}
+
+void waitq_free(waitq_t *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_destroy(&q->lock);
+    free(q);
+}
+
+uint64_t waitq_seq(waitq_t *q)
+{
+    uint64_t s;
+    pthread_mutex_lock(&q->lock);
+    s = q->seq;
+    pthread_mutex_unlock(&q->lock);
+    return s;
+}
+
+static void unlink_waiter(waitq_t *q, waiter_t *w)
+{
+    w->prev->next = w->next;
+    w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+    w->parked = false;
+    q->count--;
+}
+
+bool waitq_park(waitq_t *q, waiter_t *w, uint64_t seen, void (*suspend)(waiter_t *w))
+{
+    pthread_mutex_lock(&q->lock);
+    if (q->seq != seen) {
+        pthread_mutex_unlock(&q->lock);
+        return false;
+    }
+    w->prev = q->head.prev;
+    w->next = &q->head;
+    q->head.prev->next = w;
+    q->head.prev = w;
+    w->parked = true;
+    q->count++;
+    suspend(w);
+    pthread_mutex_unlock(&q->lock);
+    return true;
+}
+
+static bool wants(const waiter_t *w, const char *operation)
+{
+    size_t i;
+    json_t *op;
+    if (!operation)
+        return true;
+    json_array_foreach(w->ops, i, op)
+    {
+        if (strcmp(json_string_value(op), operation) == 0)
+            return true;
+    }
+    return false;
+}
+
+void waitq_announce(waitq_t *q, const char *operation)
+{
+    waiter_t *w, *next;
+    pthread_mutex_lock(&q->lock);
+    q->seq++;
+    for (w = q->head.next; w != &q->head; w = next) {
+        next = w->next;
+        if (wants(w, operation)) {
+            unlink_waiter(q, w);
+            w->wake(w);
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+int waitq_expire(waitq_t *q, int64_t now, bool everyone)
+{
+    waiter_t *w, *next;
+    int n = 0;
+    pthread_mutex_lock(&q->lock);
+    for (w = q->head.next; w != &q->head; w = next) {
+        next = w->next;
+        if (everyone || w->deadline <= now) {
+            unlink_waiter(q, w);
+            w->wake(w);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+void waitq_cancel(waitq_t *q, waiter_t *w)
+{
+    pthread_mutex_lock(&q->lock);
+    if (w->parked)
+        unlink_waiter(q, w);
+    pthread_mutex_unlock(&q->lock);
+}
+
+int waitq_count(waitq_t *q)
+{
+    int n;
+    pthread_mutex_lock(&q->lock);
+    n = q->count;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}

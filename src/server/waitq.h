@@ -1,0 +1,56 @@
+/*
+ * waitq.h - long-poll claims waiting for work without holding a thread.
+ *
+ * A claim that finds nothing parks a waiter here and its connection is
+ * suspended; submitting a job (or a lease going back to pending) announces
+ * the operation and wakes the waiters that want it, which then claim again.
+ * A sequence number closes the race between "looked and found nothing" and
+ * "parked": a waiter is only parked if nothing was announced since it looked.
+ *
+ * The waiter is caller-allocated (it lives in the connection's state); the
+ * queue only links it.  All functions are thread-safe.
+ */
+#ifndef JOBD_WAITQ_H
+#define JOBD_WAITQ_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct waitq waitq_t;
+
+typedef struct waiter {
+    struct waiter *prev, *next;
+    const json_t *ops; /* array of operation names; borrowed, must outlive parking */
+    int64_t deadline;  /* mono ms */
+    bool parked;
+    void *data;                     /* the caller's (the connection) */
+    void (*wake)(struct waiter *w); /* called once, under the queue lock, after unlinking */
+} waiter_t;
+
+waitq_t *waitq_new(void);
+void waitq_free(waitq_t *q);
+
+/* The current announcement sequence; read it before looking for work. */
+uint64_t waitq_seq(waitq_t *q);
+
+/* Park w unless something was announced since `seen`.  `suspend` is called
+ * under the lock once w is linked, so that a wake cannot overtake it.
+ * Returns true if parked, false if the caller should look again now. */
+bool waitq_park(waitq_t *q, waiter_t *w, uint64_t seen, void (*suspend)(waiter_t *w));
+
+/* Work of `operation` (NULL: of any kind) became available: wake every
+ * parked waiter that wants it. */
+void waitq_announce(waitq_t *q, const char *operation);
+
+/* Wake waiters whose deadline is at or before now (mono ms); with
+ * everyone set, wake all (shutdown). Returns how many were woken. */
+int waitq_expire(waitq_t *q, int64_t now, bool everyone);
+
+/* Unlink w if parked, without waking it (its connection is going away). */
+void waitq_cancel(waitq_t *q, waiter_t *w);
+
+/* How many waiters are parked. */
+int waitq_count(waitq_t *q);
+
+#endif

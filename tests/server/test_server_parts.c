@@ -1,0 +1,221 @@
+/*
+ * test_server_parts.c - unit tests for the server's pieces that need no
+ * database: request validation, the error table, routing of unknown paths
+ * and methods, the long-poll wait queue, and the record definitions.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "err.h"
+#include "id.h"
+#include "record.h"
+#include "server.h"
+#include "validate.h"
+#include "waitq.h"
+
+#include <string.h>
+
+static void test_body_malformed_names_line_and_column(void **state)
+{
+    json_t *obj = NULL;
+    err_t e;
+    const char *body = "{\"operation\": \"sum\",\n \"input\": {\"a\": 1,, }}";
+    (void)state;
+    assert_int_equal(validate_body(body, strlen(body), false, &obj, &e), JOBD_EJSON);
+    assert_null(obj);
+    assert_non_null(strstr(e.msg, "line 2"));
+    assert_non_null(strstr(e.msg, "column"));
+    assert_int_equal(err_http_status(e.rc), 400);
+}
+
+static void test_body_must_be_object(void **state)
+{
+    json_t *obj = NULL;
+    err_t e;
+    (void)state;
+    assert_int_equal(validate_body("[1,2]", 5, false, &obj, &e), JOBD_EFIELD);
+    assert_non_null(strstr(e.msg, "an array"));
+    assert_int_equal(validate_body("", 0, false, &obj, &e), JOBD_EJSON);
+    assert_int_equal(validate_body("", 0, true, &obj, &e), JOBD_OK);
+    assert_true(json_is_object(obj));
+    json_decref(obj);
+    /* duplicate keys are ambiguous: refuse them */
+    assert_int_equal(validate_body("{\"a\":1,\"a\":2}", 13, false, &obj, &e), JOBD_EJSON);
+}
+
+static void test_fields_name_the_field(void **state)
+{
+    json_t *o = json_pack("{s:s,s:i,s:f,s:[s,i]}", "s", "x", "n", 5, "f", 1.5, "ops", "sum", 3);
+    const char *s;
+    int64_t n;
+    json_t *ops;
+    err_t e;
+    (void)state;
+
+    assert_int_equal(validate_string(o, "missing", true, 10, &s, &e), JOBD_EFIELD);
+    assert_non_null(strstr(e.msg, "'missing' is required"));
+    assert_int_equal(validate_string(o, "missing", false, 10, &s, &e), JOBD_OK);
+    assert_null(s);
+    assert_int_equal(validate_string(o, "n", true, 10, &s, &e), JOBD_EFIELD);
+    assert_non_null(strstr(e.msg, "'n' must be a string, not an integer"));
+    assert_int_equal(validate_int(o, "f", true, 0, 10, 0, &n, &e), JOBD_EFIELD);
+    assert_non_null(strstr(e.msg, "'f' must be an integer"));
+    assert_int_equal(validate_int(o, "n", true, 0, 4, 0, &n, &e), JOBD_EFIELD);
+    assert_non_null(strstr(e.msg, "between 0 and 4"));
+    assert_int_equal(validate_int(o, "absent", false, 0, 4, 3, &n, &e), JOBD_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(validate_names(o, "ops", 8, &ops, &e), JOBD_EFIELD);
+    assert_non_null(strstr(e.msg, "item 1"));
+    json_decref(o);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_true(validate_name("sum"));
+    assert_true(validate_name("image.resize-v2_x"));
+    assert_false(validate_name(""));
+    assert_false(validate_name("has space"));
+    assert_false(validate_name("semi;colon"));
+    assert_false(
+        validate_name("0123456789012345678901234567890123456789012345678901234567890123x"));
+}
+
+static void test_error_table(void **state)
+{
+    (void)state;
+    assert_string_equal(err_code_str(JOBD_ERELEASED), "lease_released");
+    assert_int_equal(err_http_status(JOBD_ERELEASED), 409);
+    assert_int_equal(err_http_status(JOBD_EDBDOWN), 503);
+    assert_int_equal(err_http_status(JOBD_EUNAUTH), 401);
+    assert_int_equal(err_http_status(JOBD_EINPUTSIZE), 413);
+    assert_string_equal(err_code_str(-999), "unknown_error");
+    assert_int_equal(err_http_status(-999), 500);
+}
+
+static void dispatch(const char *method, const char *path, reply_t *rep)
+{
+    server_t srv;
+    req_t req;
+    memset(&srv, 0, sizeof srv);
+    memset(&req, 0, sizeof req);
+    memset(rep, 0, sizeof *rep);
+    req.method = method;
+    req.path = path;
+    router_dispatch(&srv, &req, rep);
+}
+
+static void test_routes_unknown_and_wrong_method(void **state)
+{
+    reply_t rep;
+    (void)state;
+    dispatch("GET", "/nope", &rep);
+    assert_int_equal(rep.err.rc, JOBD_ENOROUTE);
+    dispatch("GET", "/jobs/", &rep);
+    assert_int_equal(rep.err.rc, JOBD_ENOROUTE);
+    dispatch("GET", "//jobs", &rep);
+    assert_int_equal(rep.err.rc, JOBD_ENOROUTE);
+    dispatch("DELETE", "/jobs", &rep);
+    assert_int_equal(rep.err.rc, JOBD_EMETHOD);
+    assert_string_equal(rep.allow, "POST, GET");
+    dispatch("GET", "/jobs/abc/complete", &rep);
+    assert_int_equal(rep.err.rc, JOBD_EMETHOD);
+    assert_string_equal(rep.allow, "POST");
+}
+
+static int woken;
+static void wake(waiter_t *w)
+{
+    (void)w;
+    woken++;
+}
+static void suspend(waiter_t *w)
+{
+    (void)w;
+}
+
+static void test_waitq_wakes_matching_waiters(void **state)
+{
+    waitq_t *q = waitq_new();
+    json_t *sum = json_pack("[s]", "sum"), *prod = json_pack("[s,s]", "product", "power");
+    waiter_t a = {.ops = sum, .deadline = 100, .wake = wake};
+    waiter_t b = {.ops = prod, .deadline = 200, .wake = wake};
+    (void)state;
+
+    woken = 0;
+    assert_true(waitq_park(q, &a, waitq_seq(q), suspend));
+    assert_true(waitq_park(q, &b, waitq_seq(q), suspend));
+    assert_int_equal(waitq_count(q), 2);
+    waitq_announce(q, "power");
+    assert_int_equal(woken, 1);
+    assert_false(b.parked);
+    assert_true(a.parked);
+    /* a job announced between looking and parking must not be missed */
+    {
+        uint64_t seen = waitq_seq(q);
+        waitq_announce(q, "other");
+        assert_false(waitq_park(q, &b, seen, suspend));
+    }
+    assert_int_equal(waitq_expire(q, 99, false), 0);
+    assert_int_equal(waitq_expire(q, 100, false), 1);
+    assert_int_equal(waitq_count(q), 0);
+    assert_true(waitq_park(q, &a, waitq_seq(q), suspend));
+    waitq_cancel(q, &a);
+    assert_int_equal(waitq_expire(q, 0, true), 0);
+    waitq_free(q);
+    json_decref(sum);
+    json_decref(prod);
+}
+
+static void test_record_values(void **state)
+{
+    json_t *v;
+    long long ms;
+    (void)state;
+    v = record_value(REC_TIME, "1787947621123");
+    assert_string_equal(json_string_value(v), "2026-08-28T20:07:01.123Z");
+    assert_true(record_parse_time(json_string_value(v), &ms));
+    assert_int_equal(ms, 1787947621123LL);
+    json_decref(v);
+    v = record_value(REC_JSON, "{\"a\":1}");
+    assert_true(json_is_object(v));
+    json_decref(v);
+    assert_true(json_is_null(record_value(REC_INT, NULL)));
+    assert_null(record_value(REC_INT, "12x"));
+    assert_null(record_value(REC_JSON, "{bad"));
+    assert_non_null(strstr(record_job_columns(), "id, operation, input"));
+    assert_int_equal(record_job_nfields, 14);
+}
+
+static void test_ids(void **state)
+{
+    char a[ID_UUID_LEN], b[ID_UUID_LEN], h[33];
+    (void)state;
+    id_uuid7(a);
+    id_uuid7(b);
+    assert_true(id_is_uuid(a));
+    assert_int_equal(a[14], '7');
+    assert_true(strcmp(a, b) != 0);
+    id_hex(h, 16);
+    assert_int_equal(strlen(h), 32);
+    assert_false(id_is_uuid("not-a-uuid"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_body_malformed_names_line_and_column),
+        cmocka_unit_test(test_body_must_be_object),
+        cmocka_unit_test(test_fields_name_the_field),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_routes_unknown_and_wrong_method),
+        cmocka_unit_test(test_waitq_wakes_matching_waiters),
+        cmocka_unit_test(test_record_values),
+        cmocka_unit_test(test_ids),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
