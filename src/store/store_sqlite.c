@@ -5,7 +5,7 @@
  * start-up instead of failing one request at a time.  Every SQLite error
  * leaves here as a JOBD_E* code carrying SQLite's own message.
  */
-#include "store.h"
+#include "store_int.h"
 #include "clock.h"
 #include "id.h"
 #include "migrations.h"
@@ -109,12 +109,13 @@ static const struct {
 #undef ST_DEF
 };
 
-struct store {
+typedef struct sq {
+    store_t base; /* first: store.c sees only this */
     sqlite3 *db;
     pthread_mutex_t mu; /* one call at a time on db and st[] */
     bool prepared;      /* st[] holds every statement, checked against the schema */
     sqlite3_stmt *st[ST_COUNT];
-};
+} sq_t;
 
 /* The records a row can be read as. */
 enum rec_kind { REC_KIND_JOB, REC_KIND_BOT, REC_KIND_ATTEMPT };
@@ -129,7 +130,7 @@ static const char *const bot_states[] = {"ready", "processing", "unhealthy", "of
 /* Translate SQLite result code rc, raised while doing `what`, to JOBD_EDBDOWN
  * when the database cannot be used at all (locked past the busy timeout,
  * unreadable, full) or JOBD_EDB when it refused this statement. */
-static int dberr(store_t *s, int rc, err_t *e, const char *what)
+static int dberr(sq_t *s, int rc, err_t *e, const char *what)
 {
     int code = JOBD_EDB;
     const char *msg = sqlite3_errmsg(s->db);
@@ -168,7 +169,7 @@ static const char *when(int64_t ms, char buf[32])
  * arguments, one per character of types: 't' const char * (NULL binds SQL
  * NULL), 'i' int64_t, 'j' const json_t * stored as JSON text (NULL binds
  * SQL NULL). */
-static int vbind(store_t *s, enum stmt_id id, err_t *e, const char *types, va_list ap)
+static int vbind(sq_t *s, enum stmt_id id, err_t *e, const char *types, va_list ap)
 {
     sqlite3_stmt *st = s->st[id];
 
@@ -209,7 +210,7 @@ static int vbind(store_t *s, enum stmt_id id, err_t *e, const char *types, va_li
 }
 
 /* Bind statement id (see vbind) for reading its rows with step(). */
-static int query(store_t *s, enum stmt_id id, err_t *e, const char *types, ...)
+static int query(sq_t *s, enum stmt_id id, err_t *e, const char *types, ...)
 {
     va_list ap;
     int rc;
@@ -222,7 +223,7 @@ static int query(store_t *s, enum stmt_id id, err_t *e, const char *types, ...)
 
 /* Step statement id: 1 with a row to read, 0 when done (the statement is
  * then reset), or a JOBD_E* code. */
-static int step(store_t *s, enum stmt_id id, err_t *e)
+static int step(sq_t *s, enum stmt_id id, err_t *e)
 {
     sqlite3_stmt *st = s->st[id];
     int rc = sqlite3_step(st);
@@ -240,7 +241,7 @@ static int step(store_t *s, enum stmt_id id, err_t *e)
 
 /* Bind (see vbind) and run statement id to its end.  Returns how many rows
  * it changed, or a JOBD_E* code. */
-static int run(store_t *s, enum stmt_id id, err_t *e, const char *types, ...)
+static int run(sq_t *s, enum stmt_id id, err_t *e, const char *types, ...)
 {
     va_list ap;
     int rc;
@@ -254,7 +255,7 @@ static int run(store_t *s, enum stmt_id id, err_t *e, const char *types, ...)
 }
 
 /* Text of column i of the current row of id, copied into buf. */
-static void col_text(store_t *s, enum stmt_id id, int i, char *buf, size_t len)
+static void col_text(sq_t *s, enum stmt_id id, int i, char *buf, size_t len)
 {
     const unsigned char *t = sqlite3_column_text(s->st[id], i);
     snprintf(buf, len, "%s", t ? (const char *)t : "");
@@ -281,7 +282,7 @@ static const record_field_t *fields(enum rec_kind k, size_t *n)
 /* The current row of id, whose columns are those of kind k, as a new JSON
  * object.  Each column goes through record_value() so that every backend
  * shows a value the same way. */
-static int row_record(store_t *s, enum stmt_id id, enum rec_kind k, json_t **out, err_t *e)
+static int row_record(sq_t *s, enum stmt_id id, enum rec_kind k, json_t **out, err_t *e)
 {
     size_t n;
     const record_field_t *f = fields(k, &n);
@@ -305,7 +306,7 @@ static int row_record(store_t *s, enum stmt_id id, enum rec_kind k, json_t **out
  * its rows as records of kind k: with `one` the first row as an object,
  * otherwise every row into an array.  Returns how many rows it read or a
  * JOBD_E* code; *out is written unless `one` found no row. */
-static int fetch(store_t *s, enum stmt_id id, enum rec_kind k, bool one, json_t **out, err_t *e,
+static int fetch(sq_t *s, enum stmt_id id, enum rec_kind k, bool one, json_t **out, err_t *e,
                  const char *types, ...)
 {
     json_t *rows = json_array(), *row = NULL;
@@ -336,7 +337,7 @@ static int fetch(store_t *s, enum stmt_id id, enum rec_kind k, bool one, json_t 
     return (int)n;
 }
 
-static int get_job(store_t *s, const char *id, json_t **job, err_t *e)
+static int get_job(sq_t *s, const char *id, json_t **job, err_t *e)
 {
     int rc = fetch(s, ST_job_get, REC_KIND_JOB, true, job, e, "t", id);
     if (rc == 0)
@@ -344,7 +345,7 @@ static int get_job(store_t *s, const char *id, json_t **job, err_t *e)
     return rc < 0 ? rc : JOBD_OK;
 }
 
-static int get_bot(store_t *s, const char *id, json_t **bot, err_t *e)
+static int get_bot(sq_t *s, const char *id, json_t **bot, err_t *e)
 {
     int rc = fetch(s, ST_bot_get, REC_KIND_BOT, true, bot, e, "t", id);
     if (rc == 0)
@@ -374,11 +375,11 @@ static int deliver(int rc, json_t **r, json_t **out)
 
 /* ---- transactions -------------------------------------------------------- */
 
-typedef int (*tx_fn)(store_t *s, void *arg, err_t *e);
+typedef int (*tx_fn)(sq_t *s, void *arg, err_t *e);
 
 /* Reset every statement still holding a row, so that COMMIT or ROLLBACK
  * ends a transaction with no statement in progress. */
-static void reset_all(store_t *s)
+static void reset_all(sq_t *s)
 {
     for (int i = 0; i < ST_COUNT; i++)
         if (s->st[i] && sqlite3_stmt_busy(s->st[i]))
@@ -387,7 +388,7 @@ static void reset_all(store_t *s)
 
 /* Run fn(s, arg, e) in one transaction opened by statement `begin`: commit
  * if fn returns >= 0, roll back otherwise. */
-static int transact(store_t *s, enum stmt_id begin, tx_fn fn, void *arg, err_t *e)
+static int transact(sq_t *s, enum stmt_id begin, tx_fn fn, void *arg, err_t *e)
 {
     int rc;
 
@@ -419,13 +420,13 @@ out_unlock:
 /* Every change goes through here.  Each call is one transaction now; this is
  * the one place where the calls of concurrent threads could later be
  * grouped into one commit. */
-static int tx_write(store_t *s, tx_fn fn, void *arg, err_t *e)
+static int tx_write(sq_t *s, tx_fn fn, void *arg, err_t *e)
 {
     return transact(s, ST_begin_write, fn, arg, e);
 }
 
 /* Reads see one snapshot, e.g. a job and its history together. */
-static int tx_read(store_t *s, tx_fn fn, void *arg, err_t *e)
+static int tx_read(sq_t *s, tx_fn fn, void *arg, err_t *e)
 {
     return transact(s, ST_begin_read, fn, arg, e);
 }
@@ -433,7 +434,7 @@ static int tx_read(store_t *s, tx_fn fn, void *arg, err_t *e)
 /* ---- lifecycle ----------------------------------------------------------- */
 
 /* Run the SQL text `sql` (any number of statements) outside the prepared set. */
-static int exec(store_t *s, const char *sql, const char *what, err_t *e)
+static int exec(sq_t *s, const char *sql, const char *what, err_t *e)
 {
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? JOBD_OK : dberr(s, rc, e, what);
@@ -441,7 +442,7 @@ static int exec(store_t *s, const char *sql, const char *what, err_t *e)
 
 /* The integer in the first column of the first row of `sql`, 0 if no row
  * or NULL. */
-static int scalar(store_t *s, const char *sql, const char *what, int64_t *v, err_t *e)
+static int scalar(sq_t *s, const char *sql, const char *what, int64_t *v, err_t *e)
 {
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
@@ -462,7 +463,7 @@ out_finalize:
 
 /* Finalize the prepared statements: the schema changed, or the store is
  * closing. */
-static void unprepare(store_t *s)
+static void unprepare(sq_t *s)
 {
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(s->st[i]);
@@ -471,19 +472,18 @@ static void unprepare(store_t *s)
     s->prepared = false;
 }
 
-int store_open(const char *db, store_t **out, err_t *e)
+static int sq_open(const char *db, store_t **out, err_t *e)
 {
-    store_t *s;
+    sq_t *s;
     int64_t wal;
     int rc;
 
     if (!db || !*db)
         return err_set(e, JOBD_EDBDOWN, "no database given");
-    if (strncmp(db, "postgres", 8) == 0)
-        return err_set(e, JOBD_EDBDOWN, "this build of jobd has no PostgreSQL backend");
     s = calloc(1, sizeof *s);
     if (!s)
         abort();
+    s->base.backend = &store_sqlite_backend;
     pthread_mutex_init(&s->mu, NULL);
     /* NOMUTEX: s->mu already serializes every use of the connection. */
     rc = sqlite3_open_v2(db, &s->db,
@@ -515,7 +515,7 @@ int store_open(const char *db, store_t **out, err_t *e)
         rc = err_set(e, JOBD_EDB, "cannot switch database %s to WAL mode", db);
         goto out_close_db;
     }
-    *out = s;
+    *out = &s->base;
     return JOBD_OK;
 out_close_db:
     sqlite3_close(s->db);
@@ -524,8 +524,9 @@ out_close_db:
     return rc;
 }
 
-void store_free(store_t *s)
+static void sq_free(store_t *base)
 {
+    sq_t *s = (sq_t *)base;
     if (!s)
         return;
     unprepare(s);
@@ -540,7 +541,7 @@ void store_free(store_t *s)
  * schema_version is the migration machinery's own table: it is created by
  * the first store_migrate_up, not by a migration, so that rolling back
  * migration 1 still leaves the record of it. */
-static int read_version(store_t *s, int *version, err_t *e)
+static int read_version(sq_t *s, int *version, err_t *e)
 {
     int64_t v;
     int rc = scalar(s,
@@ -565,8 +566,9 @@ static int newer(int version, err_t *e)
                    version, LATEST);
 }
 
-int store_schema_version(store_t *s, int *current, int *latest, err_t *e)
+static int sq_schema_version(store_t *base, int *current, int *latest, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     int rc, v;
 
     pthread_mutex_lock(&s->mu);
@@ -588,7 +590,7 @@ const char *store_migration_name(int version)
 
 /* Apply (up) or undo (down) migration m and record it in schema_version,
  * inside the caller's transaction. */
-static int migrate_one(store_t *s, const store_migration_t *m, bool up, err_t *e)
+static int migrate_one(sq_t *s, const store_migration_t *m, bool up, err_t *e)
 {
     char what[128];
     char *record;
@@ -613,7 +615,7 @@ static int migrate_one(store_t *s, const store_migration_t *m, bool up, err_t *e
 }
 
 /* End the transaction that migrate_step opened: commit if rc >= 0. */
-static int finish_tx(store_t *s, int rc, err_t *e)
+static int finish_tx(sq_t *s, int rc, err_t *e)
 {
     if (rc >= 0)
         return exec(s, "COMMIT", "commit migration", e);
@@ -626,7 +628,7 @@ static int finish_tx(store_t *s, int rc, err_t *e)
  * transaction, reading the version inside it so that two processes
  * migrating at once do not both apply a step.  Returns 1 if a migration was
  * applied or undone, 0 if there was nothing to do, or a JOBD_E* code. */
-static int migrate_step(store_t *s, bool up, err_t *e)
+static int migrate_step(sq_t *s, bool up, err_t *e)
 {
     int rc, v;
 
@@ -645,8 +647,9 @@ static int migrate_step(store_t *s, bool up, err_t *e)
     return rc < 0 ? rc : 1;
 }
 
-int store_migrate_up(store_t *s, err_t *e)
+static int sq_migrate_up(store_t *base, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     int rc;
 
     pthread_mutex_lock(&s->mu);
@@ -660,8 +663,9 @@ int store_migrate_up(store_t *s, err_t *e)
     return rc < 0 ? rc : JOBD_OK;
 }
 
-int store_migrate_down(store_t *s, err_t *e)
+static int sq_migrate_down(store_t *base, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     int rc, v;
 
     pthread_mutex_lock(&s->mu);
@@ -707,8 +711,9 @@ static char *expand(const char *sql)
     return out;
 }
 
-int store_prepare(store_t *s, err_t *e)
+static int sq_prepare(store_t *base, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     int rc, v;
 
     pthread_mutex_lock(&s->mu);
@@ -745,13 +750,14 @@ out_unlock:
     return rc;
 }
 
-static int do_ping(store_t *s, void *arg, err_t *e)
+static int do_ping(sq_t *s, void *arg, err_t *e)
 {
     return run(s, ST_ping, e, "");
 }
 
-int store_ping(store_t *s, err_t *e)
+static int sq_ping(store_t *base, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     return tx_read(s, do_ping, NULL, e);
 }
 
@@ -764,7 +770,7 @@ struct create_args {
     json_t *job;
 };
 
-static int do_create(store_t *s, void *arg, err_t *e)
+static int do_create(sq_t *s, void *arg, err_t *e)
 {
     struct create_args *a = arg;
     char id[ID_UUID_LEN];
@@ -775,9 +781,10 @@ static int do_create(store_t *s, void *arg, err_t *e)
     return rc < 0 ? rc : get_job(s, id, &a->job, e);
 }
 
-int store_job_create(store_t *s, const char *operation, const json_t *input, int64_t priority,
-                     json_t **job, err_t *e)
+static int sq_job_create(store_t *base, const char *operation, const json_t *input,
+                         int64_t priority, json_t **job, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct create_args a = {operation, input, priority, NULL};
     return deliver(tx_write(s, do_create, &a, e), &a.job, job);
 }
@@ -787,7 +794,7 @@ struct get_args {
     json_t *job;
 };
 
-static int do_get(store_t *s, void *arg, err_t *e)
+static int do_get(sq_t *s, void *arg, err_t *e)
 {
     struct get_args *a = arg;
     json_t *history;
@@ -801,8 +808,9 @@ static int do_get(store_t *s, void *arg, err_t *e)
     return rc;
 }
 
-int store_job_get(store_t *s, const char *id, json_t **job, err_t *e)
+static int sq_job_get(store_t *base, const char *id, json_t **job, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct get_args a = {id, NULL};
     return deliver(tx_read(s, do_get, &a, e), &a.job, job);
 }
@@ -812,7 +820,7 @@ struct list_args {
     json_t *jobs;
 };
 
-static int do_list(store_t *s, void *arg, err_t *e)
+static int do_list(sq_t *s, void *arg, err_t *e)
 {
     struct list_args *a = arg;
     const job_filter_t *f = a->f;
@@ -827,8 +835,9 @@ static int do_list(store_t *s, void *arg, err_t *e)
                  (int64_t)f->limit);
 }
 
-int store_job_list(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e)
+static int sq_job_list(store_t *base, const job_filter_t *f, json_t **jobs, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct list_args a = {f, NULL};
     return deliver(tx_read(s, do_list, &a, e), &a.jobs, jobs);
 }
@@ -872,7 +881,7 @@ static bool seen_before(const char *const *ops, size_t i)
  * from the jobs_claim index in claim order, so that the cost depends on
  * max and nops only, never on how many jobs are queued or finished.
  * OUT: *out (malloc'd), *n. */
-static int candidates(store_t *s, const struct claim_args *a, struct candidate **out, size_t *n,
+static int candidates(sq_t *s, const struct claim_args *a, struct candidate **out, size_t *n,
                       err_t *e)
 {
     struct candidate *c = NULL;
@@ -908,7 +917,7 @@ static int candidates(store_t *s, const struct claim_args *a, struct candidate *
 }
 
 /* Lease job `id` to the bot and append it, with its lease, to a->jobs. */
-static int claim_one(store_t *s, struct claim_args *a, const char *id, const char *bot_name,
+static int claim_one(sq_t *s, struct claim_args *a, const char *id, const char *bot_name,
                      int64_t now, err_t *e)
 {
     char lease[2 * LEASE_BYTES + 1];
@@ -931,7 +940,7 @@ static int claim_one(store_t *s, struct claim_args *a, const char *id, const cha
     return JOBD_OK;
 }
 
-static int do_claim(store_t *s, void *arg, err_t *e)
+static int do_claim(sq_t *s, void *arg, err_t *e)
 {
     struct claim_args *a = arg;
     struct candidate *c = NULL;
@@ -964,9 +973,10 @@ static int do_claim(store_t *s, void *arg, err_t *e)
     return rc;
 }
 
-int store_job_claim(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,
-                    int64_t lease_ms, json_t **jobs, err_t *e)
+static int sq_job_claim(store_t *base, const char *bot_id, const char *const *ops, size_t nops,
+                        int max, int64_t lease_ms, json_t **jobs, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct claim_args a = {bot_id, ops, ops ? nops : 0, max, lease_ms, NULL};
     return deliver(tx_write(s, do_claim, &a, e), &a.jobs, jobs);
 }
@@ -980,7 +990,7 @@ struct attempt_row {
 };
 
 /* The attempt that holds `lease`: 1 if found, 0 if not, or a JOBD_E* code. */
-static int read_attempt(store_t *s, const char *lease, struct attempt_row *r, err_t *e)
+static int read_attempt(sq_t *s, const char *lease, struct attempt_row *r, err_t *e)
 {
     int rc = query(s, ST_attempt_by_lease, e, "t", lease);
 
@@ -998,7 +1008,7 @@ static int read_attempt(store_t *s, const char *lease, struct attempt_row *r, er
 }
 
 /* The status and lease of job id; JOBD_ENOTFOUND if there is none. */
-static int read_state(store_t *s, const char *id, char status[16], char lease[72], err_t *e)
+static int read_state(sq_t *s, const char *id, char status[16], char lease[72], err_t *e)
 {
     int rc = query(s, ST_job_state, e, "t", id);
 
@@ -1053,7 +1063,7 @@ static int refuse(const struct finish_args *a, const struct attempt_row *r, cons
                    a->lease, a->id, when(r->ended_at, t));
 }
 
-static int do_finish(store_t *s, void *arg, err_t *e)
+static int do_finish(sq_t *s, void *arg, err_t *e)
 {
     struct finish_args *a = arg;
     const char *outcome = a->ok ? "succeeded" : "failed";
@@ -1093,7 +1103,7 @@ static int do_finish(store_t *s, void *arg, err_t *e)
     return rc < 0 ? rc : get_job(s, a->id, &a->job, e);
 }
 
-static int finish(store_t *s, struct finish_args *a, json_t **job, bool *repeated, err_t *e)
+static int finish(sq_t *s, struct finish_args *a, json_t **job, bool *repeated, err_t *e)
 {
     int rc;
 
@@ -1106,17 +1116,20 @@ static int finish(store_t *s, struct finish_args *a, json_t **job, bool *repeate
     return rc;
 }
 
-int store_job_complete(store_t *s, const char *id, const char *bot_id, const char *lease,
-                       const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
-                       err_t *e)
+static int sq_job_complete(store_t *base, const char *id, const char *bot_id, const char *lease,
+                           const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
+                           err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct finish_args a = {id, bot_id, lease, true, result, NULL, duration_ms, NULL, false};
     return finish(s, &a, job, repeated, e);
 }
 
-int store_job_fail(store_t *s, const char *id, const char *bot_id, const char *lease,
-                   const char *error, int64_t duration_ms, json_t **job, bool *repeated, err_t *e)
+static int sq_job_fail(store_t *base, const char *id, const char *bot_id, const char *lease,
+                       const char *error, int64_t duration_ms, json_t **job, bool *repeated,
+                       err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct finish_args a = {id, bot_id, lease, false, NULL, error, duration_ms, NULL, false};
     return finish(s, &a, job, repeated, e);
 }
@@ -1124,7 +1137,7 @@ int store_job_fail(store_t *s, const char *id, const char *bot_id, const char *l
 /* Put processing job `id` back to pending, ending the attempt under `lease`
  * with `outcome` (released or expired) at `at`, because of `why`.  The
  * job's attempts count stays: it counts claims. */
-static int takeback(store_t *s, const char *id, const char *lease, const char *outcome, int64_t at,
+static int takeback(sq_t *s, const char *id, const char *lease, const char *outcome, int64_t at,
                     const char *why, err_t *e)
 {
     int rc = run(s, ST_attempt_end, e, "ttit", lease, outcome, at, why);
@@ -1136,7 +1149,7 @@ struct release_args {
     json_t *job;
 };
 
-static int do_release(store_t *s, void *arg, err_t *e)
+static int do_release(sq_t *s, void *arg, err_t *e)
 {
     struct release_args *a = arg;
     char status[16], lease[72];
@@ -1150,8 +1163,9 @@ static int do_release(store_t *s, void *arg, err_t *e)
     return rc < 0 ? rc : get_job(s, a->id, &a->job, e);
 }
 
-int store_job_release(store_t *s, const char *id, const char *reason, json_t **job, err_t *e)
+static int sq_job_release(store_t *base, const char *id, const char *reason, json_t **job, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct release_args a = {id, reason, NULL};
     return deliver(tx_write(s, do_release, &a, e), &a.job, job);
 }
@@ -1161,7 +1175,7 @@ struct expire_args {
     int n;
 };
 
-static int do_expire(store_t *s, void *arg, err_t *e)
+static int do_expire(sq_t *s, void *arg, err_t *e)
 {
     struct expire_args *a = arg;
     json_t *lapsed = json_array(), *row;
@@ -1192,8 +1206,9 @@ static int do_expire(store_t *s, void *arg, err_t *e)
     return rc;
 }
 
-int store_lease_expire(store_t *s, int64_t now_ms, int *n, err_t *e)
+static int sq_lease_expire(store_t *base, int64_t now_ms, int *n, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct expire_args a = {now_ms, 0};
     int rc = tx_write(s, do_expire, &a, e);
 
@@ -1222,7 +1237,7 @@ struct stats_args {
     json_t *stats;
 };
 
-static int do_stats(store_t *s, void *arg, err_t *e)
+static int do_stats(sq_t *s, void *arg, err_t *e)
 {
     struct stats_args *a = arg;
     json_t *jobs = zeros(job_statuses), *ops = json_object(), *bots = zeros(bot_states);
@@ -1256,8 +1271,9 @@ static int do_stats(store_t *s, void *arg, err_t *e)
     return rc;
 }
 
-int store_stats(store_t *s, json_t **stats, err_t *e)
+static int sq_stats(store_t *base, json_t **stats, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct stats_args a = {NULL};
     return deliver(tx_read(s, do_stats, &a, e), &a.stats, stats);
 }
@@ -1272,7 +1288,7 @@ struct bot_args {
     json_t *bots;
 };
 
-static int do_register(store_t *s, void *arg, err_t *e)
+static int do_register(sq_t *s, void *arg, err_t *e)
 {
     struct bot_args *a = arg;
     char id[ID_UUID_LEN];
@@ -1283,14 +1299,15 @@ static int do_register(store_t *s, void *arg, err_t *e)
     return rc < 0 ? rc : get_bot(s, id, &a->bot, e);
 }
 
-int store_bot_register(store_t *s, const char *name, const json_t *operations, json_t **bot,
-                       err_t *e)
+static int sq_bot_register(store_t *base, const char *name, const json_t *operations, json_t **bot,
+                           err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct bot_args a = {.name = name, .operations = operations};
     return deliver(tx_write(s, do_register, &a, e), &a.bot, bot);
 }
 
-static int do_heartbeat(store_t *s, void *arg, err_t *e)
+static int do_heartbeat(sq_t *s, void *arg, err_t *e)
 {
     struct bot_args *a = arg;
     int64_t now = clock_now_ms();
@@ -1303,33 +1320,36 @@ static int do_heartbeat(store_t *s, void *arg, err_t *e)
     return rc < 0 ? rc : get_bot(s, a->id, &a->bot, e);
 }
 
-int store_bot_heartbeat(store_t *s, const char *id, const char *state, int64_t lease_ms,
-                        json_t **bot, err_t *e)
+static int sq_bot_heartbeat(store_t *base, const char *id, const char *state, int64_t lease_ms,
+                            json_t **bot, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct bot_args a = {.id = id, .state = state, .lease_ms = lease_ms};
     return deliver(tx_write(s, do_heartbeat, &a, e), &a.bot, bot);
 }
 
-static int do_bot_get(store_t *s, void *arg, err_t *e)
+static int do_bot_get(sq_t *s, void *arg, err_t *e)
 {
     struct bot_args *a = arg;
     return get_bot(s, a->id, &a->bot, e);
 }
 
-int store_bot_get(store_t *s, const char *id, json_t **bot, err_t *e)
+static int sq_bot_get(store_t *base, const char *id, json_t **bot, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct bot_args a = {.id = id};
     return deliver(tx_read(s, do_bot_get, &a, e), &a.bot, bot);
 }
 
-static int do_bot_list(store_t *s, void *arg, err_t *e)
+static int do_bot_list(sq_t *s, void *arg, err_t *e)
 {
     struct bot_args *a = arg;
     return fetch(s, ST_bot_list, REC_KIND_BOT, false, &a->bots, e, "");
 }
 
-int store_bot_list(store_t *s, json_t **bots, err_t *e)
+static int sq_bot_list(store_t *base, json_t **bots, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct bot_args a = {0};
     return deliver(tx_read(s, do_bot_list, &a, e), &a.bots, bots);
 }
@@ -1342,19 +1362,20 @@ struct export_args {
     json_t *out;
 };
 
-static int do_export_pending(store_t *s, void *arg, err_t *e)
+static int do_export_pending(sq_t *s, void *arg, err_t *e)
 {
     struct export_args *a = arg;
     return fetch(s, ST_export_pending, REC_KIND_JOB, false, &a->out, e, "i", (int64_t)a->limit);
 }
 
-int store_export_pending(store_t *s, int limit, json_t **jobs, err_t *e)
+static int sq_export_pending(store_t *base, int limit, json_t **jobs, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct export_args a = {.limit = limit};
     return deliver(tx_read(s, do_export_pending, &a, e), &a.out, jobs);
 }
 
-static int do_export_mark(store_t *s, void *arg, err_t *e)
+static int do_export_mark(sq_t *s, void *arg, err_t *e)
 {
     struct export_args *a = arg;
     const char *path;
@@ -1382,13 +1403,14 @@ static int do_export_mark(store_t *s, void *arg, err_t *e)
     return rc;
 }
 
-int store_export_mark(store_t *s, const json_t *ids, const json_t *files, err_t *e)
+static int sq_export_mark(store_t *base, const json_t *ids, const json_t *files, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct export_args a = {.ids = ids, .files = files};
     return tx_write(s, do_export_mark, &a, e);
 }
 
-static int do_export_files(store_t *s, void *arg, err_t *e)
+static int do_export_files(sq_t *s, void *arg, err_t *e)
 {
     struct export_args *a = arg;
     sqlite3_stmt *st = s->st[ST_export_files];
@@ -1401,8 +1423,36 @@ static int do_export_files(store_t *s, void *arg, err_t *e)
     return rc;
 }
 
-int store_export_files(store_t *s, json_t **files, err_t *e)
+static int sq_export_files(store_t *base, json_t **files, err_t *e)
 {
+    sq_t *s = (sq_t *)base;
     struct export_args a = {0};
     return deliver(tx_read(s, do_export_files, &a, e), &a.out, files);
 }
+
+const store_backend_t store_sqlite_backend = {
+    .name = "sqlite",
+    .open = sq_open,
+    .free = sq_free,
+    .schema_version = sq_schema_version,
+    .migrate_up = sq_migrate_up,
+    .migrate_down = sq_migrate_down,
+    .prepare = sq_prepare,
+    .ping = sq_ping,
+    .job_create = sq_job_create,
+    .job_get = sq_job_get,
+    .job_list = sq_job_list,
+    .job_claim = sq_job_claim,
+    .job_complete = sq_job_complete,
+    .job_fail = sq_job_fail,
+    .job_release = sq_job_release,
+    .lease_expire = sq_lease_expire,
+    .stats = sq_stats,
+    .bot_register = sq_bot_register,
+    .bot_heartbeat = sq_bot_heartbeat,
+    .bot_get = sq_bot_get,
+    .bot_list = sq_bot_list,
+    .export_pending = sq_export_pending,
+    .export_mark = sq_export_mark,
+    .export_files = sq_export_files,
+};

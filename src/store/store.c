@@ -1,0 +1,142 @@
+/*
+ * store.c - choosing a backend by the database name, and forwarding every
+ * store.h call to it.  A "postgresql://" or "postgres://" URL (or a libpq
+ * "key=value" string) names PostgreSQL; anything else is a SQLite file.
+ */
+#include "store_int.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+static bool is_postgres(const char *db)
+{
+    return strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
+}
+
+int store_open(const char *db, store_t **out, err_t *e)
+{
+    if (!db || !*db)
+        return err_set(e, JOBD_EDBDOWN, "no database given");
+    /* Never echo a URL here: it may carry a password. */
+    if (is_postgres(db))
+        return err_set(e, JOBD_EDBDOWN, "this build of jobd has no PostgreSQL backend");
+    return store_sqlite_backend.open(db, out, e);
+}
+
+void store_free(store_t *s)
+{
+    if (s)
+        s->backend->free(s);
+}
+
+int store_schema_version(store_t *s, int *current, int *latest, err_t *e)
+{
+    return s->backend->schema_version(s, current, latest, e);
+}
+
+int store_migrate_up(store_t *s, err_t *e)
+{
+    return s->backend->migrate_up(s, e);
+}
+
+int store_migrate_down(store_t *s, err_t *e)
+{
+    return s->backend->migrate_down(s, e);
+}
+
+int store_prepare(store_t *s, err_t *e)
+{
+    return s->backend->prepare(s, e);
+}
+
+int store_ping(store_t *s, err_t *e)
+{
+    return s->backend->ping(s, e);
+}
+
+int store_job_create(store_t *s, const char *operation, const json_t *input, int64_t priority,
+                     json_t **job, err_t *e)
+{
+    return s->backend->job_create(s, operation, input, priority, job, e);
+}
+
+int store_job_get(store_t *s, const char *id, json_t **job, err_t *e)
+{
+    return s->backend->job_get(s, id, job, e);
+}
+
+int store_job_list(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e)
+{
+    return s->backend->job_list(s, f, jobs, e);
+}
+
+int store_job_claim(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,
+                    int64_t lease_ms, json_t **jobs, err_t *e)
+{
+    return s->backend->job_claim(s, bot_id, ops, nops, max, lease_ms, jobs, e);
+}
+
+int store_job_complete(store_t *s, const char *id, const char *bot_id, const char *lease,
+                       const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
+                       err_t *e)
+{
+    return s->backend->job_complete(s, id, bot_id, lease, result, duration_ms, job, repeated, e);
+}
+
+int store_job_fail(store_t *s, const char *id, const char *bot_id, const char *lease,
+                   const char *error, int64_t duration_ms, json_t **job, bool *repeated, err_t *e)
+{
+    return s->backend->job_fail(s, id, bot_id, lease, error, duration_ms, job, repeated, e);
+}
+
+int store_job_release(store_t *s, const char *id, const char *reason, json_t **job, err_t *e)
+{
+    return s->backend->job_release(s, id, reason, job, e);
+}
+
+int store_lease_expire(store_t *s, int64_t now_ms, int *n, err_t *e)
+{
+    return s->backend->lease_expire(s, now_ms, n, e);
+}
+
+int store_stats(store_t *s, json_t **stats, err_t *e)
+{
+    return s->backend->stats(s, stats, e);
+}
+
+int store_bot_register(store_t *s, const char *name, const json_t *operations, json_t **bot,
+                       err_t *e)
+{
+    return s->backend->bot_register(s, name, operations, bot, e);
+}
+
+int store_bot_heartbeat(store_t *s, const char *id, const char *state, int64_t lease_ms,
+                        json_t **bot, err_t *e)
+{
+    return s->backend->bot_heartbeat(s, id, state, lease_ms, bot, e);
+}
+
+int store_bot_get(store_t *s, const char *id, json_t **bot, err_t *e)
+{
+    return s->backend->bot_get(s, id, bot, e);
+}
+
+int store_bot_list(store_t *s, json_t **bots, err_t *e)
+{
+    return s->backend->bot_list(s, bots, e);
+}
+
+int store_export_pending(store_t *s, int limit, json_t **jobs, err_t *e)
+{
+    return s->backend->export_pending(s, limit, jobs, e);
+}
+
+int store_export_mark(store_t *s, const json_t *ids, const json_t *files, err_t *e)
+{
+    return s->backend->export_mark(s, ids, files, e);
+}
+
+int store_export_files(store_t *s, json_t **files, err_t *e)
+{
+    return s->backend->export_files(s, files, e);
+}
