@@ -328,7 +328,8 @@ class Bot(Proc):
 
 class E2ETestCase(unittest.TestCase):
     """Each test gets its own temporary directory, removed when the test passes and kept
-    (its path printed, with every process's log tail) when it fails."""
+    (its path printed, with every process's log tail) when it fails or JOBD_E2E_KEEP is
+    set."""
 
     needs = ("jobd",)  # binaries a test class needs: jobd, jobd-bot, jobctl
 
@@ -354,6 +355,8 @@ class E2ETestCase(unittest.TestCase):
                                  f"{p.tail()}\n")
             if tmp:
                 sys.stderr.write(f"\n(test directory kept: {tmp})\n")
+        elif tmp and os.environ.get("JOBD_E2E_KEEP"):
+            sys.stderr.write(f"\n(JOBD_E2E_KEEP: test directory kept: {tmp})\n")
         elif tmp:
             shutil.rmtree(tmp, ignore_errors=True)
         return result

@@ -3,6 +3,8 @@ on the same data directory and port: bots ride it out, every job ends succeeded 
 once in the database and the datalake, none is left stuck in processing, and every
 program exits 0 on SIGTERM."""
 
+import threading
+
 import harness
 
 N = 300
@@ -70,6 +72,41 @@ class Restart(harness.E2ETestCase):
             self.assertEqual(b.stop(), 0, f"{b.name} exits 0 on SIGTERM")
             self.assertFalse(b.killed, f"{b.name} stopped within the timeout")
         self.assertEqual(jobd2.stop(), 0)
+
+    def test_claims_cut_off_by_shutdown_are_not_lost(self):
+        """A claim jobd answers while stopping must reach the bot or not happen: a job
+        leased under a lease no bot received stays `processing` for as long as that bot
+        heartbeats (heartbeats renew all its leases) - the seed's stuck job."""
+        jobd = self.start_jobd()
+        bot = self.register_bot(jobd, "claimer", ["sum"])
+        for i in range(400):
+            self.submit(jobd, "sum", i, i)
+        received, stop = set(), threading.Event()
+
+        def claim_loop():
+            while not stop.is_set():
+                try:
+                    r = self.claim(jobd, bot, ["sum"], timeout=5)
+                except OSError:
+                    continue  # refused or reset: the server is going away
+                if r.status == 200:
+                    received.update(j["lease"] for j in r.body["jobs"])
+                elif r.status != 204:
+                    self.assertEqual((r.status, r.body["error"]["code"]),
+                                     (503, "shutting_down"), r.body)
+        threads = [threading.Thread(target=claim_loop) for _ in range(8)]
+        for t in threads:
+            t.start()
+        self.wait_for(lambda: len(received) >= 50, 10, "claims to flow")
+        self.assertEqual(jobd.stop(), 0)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        leased = {r["id"]: r["lease"] for r in jobd.db_query(
+            "SELECT id, lease FROM jobs WHERE status = 'processing'")}
+        lost = {i: lease for i, lease in leased.items() if lease not in received}
+        self.assertEqual(lost, {}, f"{len(lost)} jobs leased to {bot} although no claim reply "
+                         f"carried their lease ({len(received)} replies did)")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ job succeeds with the right answer (computed here, independently), and each job 
 exactly one row in the database and exactly one line in the datalake."""
 
 import random
+import re
 
 import harness
 
@@ -88,6 +89,20 @@ class ThousandJobs(harness.E2ETestCase):
         lake_diff = [o["id"] for _, o in jobd.datalake()
                      if o["id"] in db and harness.normalise_api_job(o) != db[o["id"]]]
         self.assertEqual(lake_diff[:5], [], "datalake lines that differ from the DB")
+
+        # A log line about a job must say which job: one distinct name per job, each
+        # naming exactly one id (UUIDv7's first 8 hex digits are a timestamp, the same
+        # for every job of the same minute, so they do not).
+        for who, pattern, text in (
+                ("jobd", r"\bjob (\S+) succeeded:",
+                 "\n".join(l for l in jobd.log().splitlines() if "e2e_barrier" not in l)),
+                ("jobd-bot", r"\bJob (\S+) completed:",
+                 "".join(p.log() for p in self.procs if p.name.startswith("bot-")))):
+            names = re.findall(pattern, text)
+            self.assertEqual(len(names), N, f"{who}: one line per job")
+            ambiguous = [n for n in set(names) if sum(n in i for i in expected) != 1]
+            self.assertEqual((len(set(names)), ambiguous[:3]), (N, []),
+                             f"{who} log lines do not tell the jobs apart")
 
 
 if __name__ == "__main__":
