@@ -434,6 +434,15 @@ class E2ETestCase(unittest.TestCase):
     def wait_log(self, proc, text, timeout=5):
         return self.wait_for(lambda: text in proc.log(), timeout, f"{text!r} in {proc.name} log")
 
+    def wait_job_log(self, proc, job_id, pattern, timeout=5):
+        """Wait for a line of proc's log matching `pattern`, whose group 1 names the job;
+        assert that name is a piece (8 or more characters) of job_id.  Returns the line."""
+        def find():
+            return next((m for m in re.finditer(pattern, proc.log())
+                         if job_id in m.group(0) or _names(m.group(1), job_id)), None)
+        m = self.wait_for(find, timeout, f"/{pattern}/ naming job {job_id} in {proc.name} log")
+        return m.group(0)
+
     # ---- the API, as a bot or a user would use it ----
     def submit(self, jobd, op, a, b, priority=None, expect=201):
         body = {"operation": op, "input": {"a": a, "b": b}}
@@ -508,6 +517,10 @@ class E2ETestCase(unittest.TestCase):
         for m in mentions:
             self.assertIn(m, err["message"], f"message does not name {m!r}")
         return err
+
+
+def _names(token, job_id):
+    return len(token) >= 8 and token in job_id
 
 
 def run_concurrently(fns):

@@ -35,7 +35,7 @@ class FailurePath(harness.E2ETestCase):
                 self.assertEqual(job["input"], {"a": a, "b": b}, "int64 input kept exactly")
                 self.assertEqual([h["outcome"] for h in job["history"]], ["failed"])
                 self.assertIn(words, job["history"][0]["error"] or "")
-                self.wait_log(jobd, f"job {job['id'][-8:]} failed")
+                self.wait_job_log(jobd, job["id"], rf"job (\S+) failed: .*{words}")
 
         job = self.wait_finished(jobd, ok["id"])
         self.assertEqual((job["status"], job["result"]), ("succeeded", -3),

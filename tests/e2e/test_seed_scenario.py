@@ -58,11 +58,9 @@ class SeedScenario(harness.E2ETestCase):
         self.assertEqual(h["ended_at"], job["finished_at"])
         self.assertNotIn("lease", job, "a finished job has no lease to show")
 
-        # The people watching see it in the logs, under the job's short id.
-        short = jid[-8:]
-        self.wait_log(jobd, f"job {short} succeeded: 613 sum 342 = 955 by bot-1")
-        self.wait_log(bot, "completed: 613 sum 342 = 955")
-        self.assertRegex(bot.log(), rf"Job {short}[\w-]* completed: 613 sum 342 = 955")
+        # The people watching see it in the logs, under (a piece of) the job's id.
+        self.wait_job_log(jobd, jid, r"job (\S+) succeeded: 613 sum 342 = 955 by bot-1 in \d+ ms")
+        self.wait_job_log(bot, jid, r"Job (\S+) completed: 613 sum 342 = 955")
 
         # The database row and the datalake line agree with the API, field by field.
         lines = self.wait_for(lambda: [l for l in jobd.datalake() if l[1].get("id") == jid],
