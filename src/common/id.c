@@ -5,6 +5,7 @@
 #include "id.h"
 #include "clock.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,15 +23,39 @@ static void fill_random(unsigned char *buf, size_t n)
     }
 }
 
+/* RFC 9562 method 1: a 12-bit counter after the millisecond keeps ids made
+ * in the same millisecond in the order they were made, across threads, so
+ * "oldest first" and keyset pages follow creation order exactly.  When the
+ * counter runs out the time is moved on by a millisecond. */
+static pthread_mutex_t seq_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t seq_ms;
+static unsigned seq_counter;
+
 void id_uuid7(char out[ID_UUID_LEN])
 {
     unsigned char b[16];
     uint64_t ms = (uint64_t)clock_now_ms();
+    unsigned counter;
 
     fill_random(b, sizeof b);
+    pthread_mutex_lock(&seq_lock);
+    if (ms <= seq_ms) {
+        ms = seq_ms;
+        if (++seq_counter > 0xfff) {
+            ms++;
+            seq_counter = 0;
+        }
+    } else {
+        seq_counter = b[7] & 0x7f; /* a random start, with room to count up */
+    }
+    seq_ms = ms;
+    counter = seq_counter;
+    pthread_mutex_unlock(&seq_lock);
+
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
-    b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
+    b[6] = (unsigned char)(0x70 | (counter >> 8)); /* version 7, counter high bits */
+    b[7] = (unsigned char)(counter & 0xff);
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* variant 10 */
     snprintf(out, ID_UUID_LEN,
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],

@@ -13,15 +13,22 @@
 #include "waitq.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct http {
     struct MHD_Daemon *daemon;
 };
+
+/* Requests between their first byte and the end of their reply, so that a
+ * stop can wait for them: a claim whose reply never left would leave its
+ * job leased to a bot that does not know it. */
+static atomic_int active_requests;
 
 typedef struct conn {
     server_t *srv;
@@ -51,6 +58,7 @@ static conn_t *conn_new(server_t *srv, struct MHD_Connection *mc, const char *me
         abort();
     cn->srv = srv;
     cn->mc = mc;
+    atomic_fetch_add(&active_requests, 1);
     cn->start_us = clock_mono_us();
     snprintf(cn->method, sizeof cn->method, "%s", method);
     cn->path = strdup(url);
@@ -141,6 +149,8 @@ static enum MHD_Result send_reply(conn_t *cn, reply_t *rep)
     if (text)
         MHD_add_response_header(resp, "Content-Type", "application/json");
     MHD_add_response_header(resp, "X-Request-Id", cn->request_id);
+    if (cn->srv->stopping)
+        MHD_add_response_header(resp, "Connection", "close");
     if (rep->allow[0])
         MHD_add_response_header(resp, "Allow", rep->allow);
     cn->status = status;
@@ -237,6 +247,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     conn_free(cn);
     *con_cls = NULL;
+    atomic_fetch_sub(&active_requests, 1);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -309,6 +320,18 @@ void http_quiesce(http_t *h)
 {
     if (h)
         MHD_quiesce_daemon(h->daemon);
+}
+
+bool http_drain(http_t *h, int64_t timeout_ms)
+{
+    int64_t until = clock_mono_ms() + timeout_ms;
+    (void)h;
+    while (atomic_load(&active_requests) > 0) {
+        if (clock_mono_ms() >= until)
+            return false;
+        usleep(10 * 1000);
+    }
+    return true;
 }
 
 void http_stop(http_t *h)

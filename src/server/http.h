@@ -18,6 +18,11 @@ int http_start(server_t *srv, http_t **out, int *port, err_t *e);
 /* Stop accepting connections; requests in flight go on. */
 void http_quiesce(http_t *h);
 
+/* Wait until no request is in progress (each has sent its reply), for at
+ * most timeout_ms.  Call after http_quiesce() with srv->stopping set, so
+ * that no new work starts.  Returns false on timeout. */
+bool http_drain(http_t *h, int64_t timeout_ms);
+
 /* Close every connection and join the workers, then free h.  NULL is a
  * no-op. */
 void http_stop(http_t *h);

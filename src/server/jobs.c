@@ -206,7 +206,9 @@ void jobs_claim(server_t *srv, req_t *req, reply_t *rep)
     size_t i;
     err_t e;
 
-    if (req->wait_deadline && now >= req->wait_deadline) {
+    /* A stopping server leases nothing: the reply might not reach the bot
+     * before the connection closes. */
+    if (srv->stopping || (req->wait_deadline && now >= req->wait_deadline)) {
         reply_json(rep, 204, NULL);
         return;
     }
@@ -236,7 +238,7 @@ void jobs_claim(server_t *srv, req_t *req, reply_t *rep)
                      (long long)json_integer_value(json_object_get(job, "attempts")));
         }
         reply_json(rep, 200, json_pack("{s:o}", "jobs", jobs));
-    } else if (wait_ms == 0 || srv->stopping) {
+    } else if (wait_ms == 0) {
         json_decref(jobs);
         reply_json(rep, 204, NULL);
     } else {

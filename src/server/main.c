@@ -306,13 +306,15 @@ static int serve(server_t *srv)
     log_info("jobd stopping (%s): no new work, answering waiting claims", strsignal(sig));
     srv->stopping = 1;
     http_quiesce(http);
-    waitq_expire(srv->waitq, 0, true);
+    waitq_close(srv->waitq);
+    if (!http_drain(http, 10000))
+        log_warn("requests still in progress after 10 s; closing them");
+    http_stop(http);
     pthread_mutex_lock(&tick_lock);
     tick_stop = true;
     pthread_cond_signal(&tick_cond);
     pthread_mutex_unlock(&tick_lock);
     pthread_join(tick, NULL);
-    http_stop(http);
     datalake_close(srv->datalake);
     srv->datalake = NULL;
     log_info("jobd stopped");

@@ -14,6 +14,7 @@ struct waitq {
     uint64_t seq;
     waiter_t head; /* sentinel */
     int count;
+    bool closed; /* stopping: nothing parks any more */
 };
 
 waitq_t *waitq_new(void)
@@ -55,7 +56,7 @@ static void unlink_waiter(waitq_t *q, waiter_t *w)
 bool waitq_park(waitq_t *q, waiter_t *w, uint64_t seen, void (*suspend)(waiter_t *w))
 {
     pthread_mutex_lock(&q->lock);
-    if (q->seq != seen) {
+    if (q->seq != seen || q->closed) {
         pthread_mutex_unlock(&q->lock);
         return false;
     }
@@ -114,6 +115,14 @@ int waitq_expire(waitq_t *q, int64_t now, bool everyone)
     }
     pthread_mutex_unlock(&q->lock);
     return n;
+}
+
+void waitq_close(waitq_t *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->closed = true;
+    pthread_mutex_unlock(&q->lock);
+    waitq_expire(q, 0, true);
 }
 
 void waitq_cancel(waitq_t *q, waiter_t *w)

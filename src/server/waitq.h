@@ -36,7 +36,8 @@ uint64_t waitq_seq(waitq_t *q);
 
 /* Park w unless something was announced since `seen`.  `suspend` is called
  * under the lock once w is linked, so that a wake cannot overtake it.
- * Returns true if parked, false if the caller should look again now. */
+ * Returns true if parked, false if the caller should look again now (or,
+ * after waitq_close(), answer at once). */
 bool waitq_park(waitq_t *q, waiter_t *w, uint64_t seen, void (*suspend)(waiter_t *w));
 
 /* Work of `operation` (NULL: of any kind) became available: wake every
@@ -46,6 +47,11 @@ void waitq_announce(waitq_t *q, const char *operation);
 /* Wake waiters whose deadline is at or before now (mono ms); with
  * everyone set, wake all (shutdown). Returns how many were woken. */
 int waitq_expire(waitq_t *q, int64_t now, bool everyone);
+
+/* Wake every waiter and refuse to park any more (the server is stopping):
+ * a claim that was looking while this ran must not park after it, where no
+ * one would wake it. */
+void waitq_close(waitq_t *q);
 
 /* Unlink w if parked, without waking it (its connection is going away). */
 void waitq_cancel(waitq_t *q, waiter_t *w);

@@ -165,6 +165,12 @@ static void test_waitq_wakes_matching_waiters(void **state)
     assert_true(waitq_park(q, &a, waitq_seq(q), suspend));
     waitq_cancel(q, &a);
     assert_int_equal(waitq_expire(q, 0, true), 0);
+    /* once closed (stopping), parked waiters are woken and nothing parks */
+    assert_true(waitq_park(q, &a, waitq_seq(q), suspend));
+    woken = 0;
+    waitq_close(q);
+    assert_int_equal(woken, 1);
+    assert_false(waitq_park(q, &a, waitq_seq(q), suspend));
     waitq_free(q);
     json_decref(sum);
     json_decref(prod);
@@ -199,6 +205,12 @@ static void test_ids(void **state)
     assert_true(id_is_uuid(a));
     assert_int_equal(a[14], '7');
     assert_true(strcmp(a, b) != 0);
+    /* ids made in a burst (same millisecond) still sort in creation order */
+    for (int i = 0; i < 10000; i++) {
+        id_uuid7(b);
+        assert_true(strcmp(a, b) < 0);
+        memcpy(a, b, sizeof a);
+    }
     id_hex(h, 16);
     assert_int_equal(strlen(h), 32);
     assert_false(id_is_uuid("not-a-uuid"));
