@@ -193,17 +193,6 @@ class Proc:
                                       stderr=subprocess.STDOUT, env=env,
                                       preexec_fn=_die_with_parent)
 
-    @property
-    def pid(self):
-        return self.popen.pid
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def signal(self, sig):
-        if self.alive():
-            self.popen.send_signal(sig)
-
     def stop(self, timeout=10):
         """SIGTERM, then SIGKILL after timeout seconds.  Returns the exit code (negative for
         a signal) and records whether it had to be killed."""
@@ -218,14 +207,6 @@ class Proc:
         self.rc = self.popen.returncode
         self._log.close()
         return self.rc
-
-    def wait_exit(self, timeout):
-        """Wait for the process to exit by itself; returns the exit code or None."""
-        try:
-            self.rc = self.popen.wait(timeout * SLOW)
-            return self.rc
-        except subprocess.TimeoutExpired:
-            return None
 
     def log(self):
         with open(self.log_path, "rb") as f:
@@ -374,15 +355,12 @@ class E2ETestCase(unittest.TestCase):
         return os.path.join(self.tmp, "logs", f"{name}.log")
 
     # ---- starting things ----
-    def start_jobd(self, data_dir=None, port=None, token=ADMIN_TOKEN, args=(), wait=True,
-                   name="jobd"):
+    def start_jobd(self, data_dir=None, port=None, token=ADMIN_TOKEN, args=(), name="jobd"):
         """Start jobd (by default on a fresh port and <tmp>/data) and wait for /health."""
         data_dir = data_dir or os.path.join(self.tmp, "data")
         for attempt in range(3):
             p = Jobd(name, data_dir, port or free_port(), token, list(args), self._log_path(name))
             self.procs.append(p)
-            if not wait:
-                return p
             try:
                 p.wait_ready()
                 return p
@@ -399,10 +377,10 @@ class E2ETestCase(unittest.TestCase):
         return subprocess.run([JOBD_BIN, *args], capture_output=True, text=True, env=env,
                               timeout=timeout * SLOW, stdin=subprocess.DEVNULL)
 
-    def start_bots(self, jobd, n, operations=None, prefix="bot"):
+    def start_bots(self, jobd, n, operations=None):
         bots = []
         for i in range(1, n + 1):
-            name = f"{prefix}-{i}"
+            name = f"bot-{i}"
             b = Bot(name, jobd.url, operations, self._log_path(name))
             self.procs.append(b)
             bots.append(b)
@@ -444,11 +422,9 @@ class E2ETestCase(unittest.TestCase):
         return m.group(0)
 
     # ---- the API, as a bot or a user would use it ----
-    def submit(self, jobd, op, a, b, priority=None, expect=201):
+    def submit(self, jobd, op, a, b):
         body = {"operation": op, "input": {"a": a, "b": b}}
-        if priority is not None:
-            body["priority"] = priority
-        return self.expect(jobd.request("POST", "/jobs", body), expect, f"POST /jobs {body}")
+        return self.expect(jobd.request("POST", "/jobs", body), 201, f"POST /jobs {body}")
 
     def get_job(self, jobd, job_id):
         return self.expect(jobd.request("GET", f"/jobs/{job_id}"), 200, f"GET /jobs/{job_id}")
@@ -466,10 +442,10 @@ class E2ETestCase(unittest.TestCase):
         self.assertEqual(body.get("bot_id"), (body.get("bot") or {}).get("id"), body)
         return body["bot_id"]
 
-    def claim(self, jobd, bot_id, operations, wait_ms=0, timeout=15, **extra):
+    def claim(self, jobd, bot_id, operations, wait_ms=0, timeout=15):
         return jobd.request("POST", "/jobs/claim",
-                            {"bot_id": bot_id, "operations": operations, "wait_ms": wait_ms,
-                             **extra}, timeout=timeout + wait_ms / 1000)
+                            {"bot_id": bot_id, "operations": operations, "wait_ms": wait_ms},
+                            timeout=timeout + wait_ms / 1000)
 
     def claim_one(self, jobd, bot_id, operations):
         body = self.expect(self.claim(jobd, bot_id, operations), 200, "POST /jobs/claim")
