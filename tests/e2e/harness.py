@@ -193,6 +193,9 @@ class Proc:
                                       stderr=subprocess.STDOUT, env=env,
                                       preexec_fn=_die_with_parent)
 
+    def alive(self):
+        return self.popen.poll() is None
+
     def stop(self, timeout=10):
         """SIGTERM, then SIGKILL after timeout seconds.  Returns the exit code (negative for
         a signal) and records whether it had to be killed."""
