@@ -6,6 +6,7 @@
  * leaves here as a JOBD_E* code carrying SQLite's own message.
  */
 #include "store_int.h"
+#include "backend.h"
 #include "clock.h"
 #include "id.h"
 #include "migrations.h"
@@ -117,12 +118,6 @@ typedef struct sq {
     sqlite3_stmt *st[ST_COUNT];
 } sq_t;
 
-/* The records a row can be read as. */
-enum rec_kind { REC_KIND_JOB, REC_KIND_BOT, REC_KIND_ATTEMPT };
-
-static const char *const job_statuses[] = {"pending", "processing", "succeeded", "failed", NULL};
-static const char *const bot_states[] = {"ready", "processing", "unhealthy", "offline", NULL};
-
 #define LATEST (store_sqlite_migrations_count)
 
 /* ---- errors -------------------------------------------------------------- */
@@ -154,13 +149,6 @@ static int dberr(sq_t *s, int rc, err_t *e, const char *what)
 static const char *str(const char *v)
 {
     return v ? v : "";
-}
-
-/* RFC 3339 text of ms, in buf. */
-static const char *when(int64_t ms, char buf[32])
-{
-    clock_format_ms(ms, buf, 32, 'T');
-    return buf;
 }
 
 /* ---- statements ---------------------------------------------------------- */
@@ -263,29 +251,13 @@ static void col_text(sq_t *s, enum stmt_id id, int i, char *buf, size_t len)
 
 /* ---- rows as records ----------------------------------------------------- */
 
-static const record_field_t *fields(enum rec_kind k, size_t *n)
-{
-    switch (k) {
-    case REC_KIND_BOT:
-        *n = record_bot_nfields;
-        return record_bot_fields;
-    case REC_KIND_ATTEMPT:
-        *n = record_attempt_nfields;
-        return record_attempt_fields;
-    case REC_KIND_JOB:
-        break;
-    }
-    *n = record_job_nfields;
-    return record_job_fields;
-}
-
 /* The current row of id, whose columns are those of kind k, as a new JSON
  * object.  Each column goes through record_value() so that every backend
  * shows a value the same way. */
 static int row_record(sq_t *s, enum stmt_id id, enum rec_kind k, json_t **out, err_t *e)
 {
     size_t n;
-    const record_field_t *f = fields(k, &n);
+    const record_field_t *f = backend_fields(k, &n);
     json_t *obj = json_object();
 
     for (size_t i = 0; i < n; i++) {
@@ -351,26 +323,6 @@ static int get_bot(sq_t *s, const char *id, json_t **bot, err_t *e)
     if (rc == 0)
         return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(id));
     return rc < 0 ? rc : JOBD_OK;
-}
-
-/* The JSON form of a time in ms, as record_value shows a REC_TIME column. */
-static json_t *time_json(int64_t ms)
-{
-    char text[24];
-    snprintf(text, sizeof text, "%lld", (long long)ms);
-    return record_value(REC_TIME, text);
-}
-
-/* Hand *r to *out on success; drop it otherwise, so that OUT parameters are
- * written only on success.  r is a pointer so that it is read after the
- * call that fills it, in deliver(tx_write(...), &a.job, out). */
-static int deliver(int rc, json_t **r, json_t **out)
-{
-    if (rc == JOBD_OK)
-        *out = *r;
-    else
-        json_decref(*r);
-    return rc;
 }
 
 /* ---- transactions -------------------------------------------------------- */
@@ -676,41 +628,6 @@ static int sq_migrate_down(store_t *base, err_t *e)
     return rc < 0 ? rc : JOBD_OK;
 }
 
-/* The SQL of statement i with {job}, {bot} and {attempt} replaced by the
- * column lists of record.h.  A new string, freed with free(). */
-static char *expand(const char *sql)
-{
-    static const struct {
-        const char *key;
-        const char *(*cols)(void);
-    } subst[] = {
-        {"{job}", record_job_columns},
-        {"{bot}", record_bot_columns},
-        {"{attempt}", record_attempt_columns},
-    };
-    char *out = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&out, &len);
-
-    if (!f)
-        abort();
-    while (*sql) {
-        size_t i;
-        for (i = 0; i < sizeof subst / sizeof subst[0]; i++)
-            if (strncmp(sql, subst[i].key, strlen(subst[i].key)) == 0)
-                break;
-        if (i < sizeof subst / sizeof subst[0]) {
-            fputs(subst[i].cols(), f);
-            sql += strlen(subst[i].key);
-        } else {
-            fputc(*sql++, f);
-        }
-    }
-    if (fclose(f) != 0)
-        abort();
-    return out;
-}
-
 static int sq_prepare(store_t *base, err_t *e)
 {
     sq_t *s = (sq_t *)base;
@@ -733,7 +650,7 @@ static int sq_prepare(store_t *base, err_t *e)
         goto out_unlock;
     }
     for (int i = 0; i < ST_COUNT; i++) {
-        char *sql = expand(stmts[i].sql);
+        char *sql = backend_sql(stmts[i].sql);
         rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
         free(sql);
         if (rc != SQLITE_OK) {
@@ -786,7 +703,7 @@ static int sq_job_create(store_t *base, const char *operation, const json_t *inp
 {
     sq_t *s = (sq_t *)base;
     struct create_args a = {operation, input, priority, NULL};
-    return deliver(tx_write(s, do_create, &a, e), &a.job, job);
+    return backend_deliver(tx_write(s, do_create, &a, e), &a.job, job);
 }
 
 struct get_args {
@@ -812,7 +729,7 @@ static int sq_job_get(store_t *base, const char *id, json_t **job, err_t *e)
 {
     sq_t *s = (sq_t *)base;
     struct get_args a = {id, NULL};
-    return deliver(tx_read(s, do_get, &a, e), &a.job, job);
+    return backend_deliver(tx_read(s, do_get, &a, e), &a.job, job);
 }
 
 struct list_args {
@@ -839,7 +756,7 @@ static int sq_job_list(store_t *base, const job_filter_t *f, json_t **jobs, err_
 {
     sq_t *s = (sq_t *)base;
     struct list_args a = {f, NULL};
-    return deliver(tx_read(s, do_list, &a, e), &a.jobs, jobs);
+    return backend_deliver(tx_read(s, do_list, &a, e), &a.jobs, jobs);
 }
 
 /* ---- claim ---------------------------------------------------------------- */
@@ -935,7 +852,7 @@ static int claim_one(sq_t *s, struct claim_args *a, const char *id, const char *
     if (rc < 0)
         return rc;
     json_object_set_new(job, "lease", json_string(lease));
-    json_object_set_new(job, "lease_expires_at", time_json(expires));
+    json_object_set_new(job, "lease_expires_at", backend_time_json(expires));
     json_array_append_new(a->jobs, job);
     return JOBD_OK;
 }
@@ -978,19 +895,13 @@ static int sq_job_claim(store_t *base, const char *bot_id, const char *const *op
 {
     sq_t *s = (sq_t *)base;
     struct claim_args a = {bot_id, ops, ops ? nops : 0, max, lease_ms, NULL};
-    return deliver(tx_write(s, do_claim, &a, e), &a.jobs, jobs);
+    return backend_deliver(tx_write(s, do_claim, &a, e), &a.jobs, jobs);
 }
 
 /* ---- complete, fail, release, expire -------------------------------------- */
 
-/* What an attempt row says about a lease. */
-struct attempt_row {
-    char job_id[64], bot_id[64], outcome[16], error[256];
-    int64_t ended_at;
-};
-
 /* The attempt that holds `lease`: 1 if found, 0 if not, or a JOBD_E* code. */
-static int read_attempt(sq_t *s, const char *lease, struct attempt_row *r, err_t *e)
+static int read_attempt(sq_t *s, const char *lease, struct backend_attempt *r, err_t *e)
 {
     int rc = query(s, ST_attempt_by_lease, e, "t", lease);
 
@@ -1024,50 +935,11 @@ static int read_state(sq_t *s, const char *id, char status[16], char lease[72], 
     return JOBD_OK;
 }
 
-struct finish_args {
-    const char *id, *bot_id, *lease;
-    bool ok; /* complete (succeeded) rather than fail */
-    const json_t *result;
-    const char *error;
-    int64_t duration_ms;
-    json_t *job;
-    bool repeated;
-};
-
-/* Why a finish under attempt r, which is not running, is refused; or 0 if
- * it is the very call that finished the job, to be answered again. */
-static int refuse(const struct finish_args *a, const struct attempt_row *r, const char *status,
-                  err_t *e)
-{
-    const char *want = a->ok ? "succeeded" : "failed";
-    bool done = strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0;
-    char t[32];
-
-    if (strcmp(r->outcome, "succeeded") == 0 || strcmp(r->outcome, "failed") == 0) {
-        if (strcmp(r->outcome, want) == 0)
-            return 0;
-        return err_set(e, JOBD_EFINISHED,
-                       "job %s already %s at %s under lease %s; it cannot also %s", a->id,
-                       r->outcome, when(r->ended_at, t), a->lease, a->ok ? "succeed" : "fail");
-    }
-    if (done)
-        return err_set(e, JOBD_EFINISHED,
-                       "job %s was already %s by a later attempt; lease %s was %s at %s", a->id,
-                       status, a->lease, r->outcome, when(r->ended_at, t));
-    if (strcmp(r->outcome, "released") == 0)
-        return err_set(e, JOBD_ERELEASED, "lease %s of job %s was released at %s: %s", a->lease,
-                       a->id, when(r->ended_at, t), r->error[0] ? r->error : "no reason given");
-    return err_set(e, JOBD_EEXPIRED,
-                   "lease %s of job %s expired at %s without a heartbeat renewing it, and the job "
-                   "went back to pending",
-                   a->lease, a->id, when(r->ended_at, t));
-}
-
 static int do_finish(sq_t *s, void *arg, err_t *e)
 {
-    struct finish_args *a = arg;
+    struct backend_finish *a = arg;
     const char *outcome = a->ok ? "succeeded" : "failed";
-    struct attempt_row r;
+    struct backend_attempt r;
     char status[16], lease[72];
     int64_t now = clock_now_ms();
     int rc;
@@ -1085,7 +957,7 @@ static int do_finish(sq_t *s, void *arg, err_t *e)
         return err_set(e, JOBD_EMISMATCH, "lease %s of job %s is held by bot %s, not by bot %s",
                        a->lease, a->id, r.bot_id, a->bot_id);
     if (strcmp(r.outcome, "running") != 0) {
-        rc = refuse(a, &r, status, e);
+        rc = backend_refuse(a, &r, status, e);
         if (rc < 0)
             return rc;
         a->repeated = true;
@@ -1103,14 +975,14 @@ static int do_finish(sq_t *s, void *arg, err_t *e)
     return rc < 0 ? rc : get_job(s, a->id, &a->job, e);
 }
 
-static int finish(sq_t *s, struct finish_args *a, json_t **job, bool *repeated, err_t *e)
+static int finish(sq_t *s, struct backend_finish *a, json_t **job, bool *repeated, err_t *e)
 {
     int rc;
 
     a->id = str(a->id);
     a->bot_id = str(a->bot_id);
     a->lease = str(a->lease);
-    rc = deliver(tx_write(s, do_finish, a, e), &a->job, job);
+    rc = backend_deliver(tx_write(s, do_finish, a, e), &a->job, job);
     if (rc == JOBD_OK)
         *repeated = a->repeated;
     return rc;
@@ -1121,7 +993,7 @@ static int sq_job_complete(store_t *base, const char *id, const char *bot_id, co
                            err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct finish_args a = {id, bot_id, lease, true, result, NULL, duration_ms, NULL, false};
+    struct backend_finish a = {id, bot_id, lease, true, result, NULL, duration_ms, NULL, false};
     return finish(s, &a, job, repeated, e);
 }
 
@@ -1130,7 +1002,7 @@ static int sq_job_fail(store_t *base, const char *id, const char *bot_id, const 
                        err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct finish_args a = {id, bot_id, lease, false, NULL, error, duration_ms, NULL, false};
+    struct backend_finish a = {id, bot_id, lease, false, NULL, error, duration_ms, NULL, false};
     return finish(s, &a, job, repeated, e);
 }
 
@@ -1167,7 +1039,7 @@ static int sq_job_release(store_t *base, const char *id, const char *reason, jso
 {
     sq_t *s = (sq_t *)base;
     struct release_args a = {id, reason, NULL};
-    return deliver(tx_write(s, do_release, &a, e), &a.job, job);
+    return backend_deliver(tx_write(s, do_release, &a, e), &a.job, job);
 }
 
 struct expire_args {
@@ -1197,7 +1069,7 @@ static int do_expire(sq_t *s, void *arg, err_t *e)
         char t[32], why[64];
         if (rc < 0)
             break;
-        snprintf(why, sizeof why, "lease expired at %s", when(at, t));
+        snprintf(why, sizeof why, "lease expired at %s", backend_when(at, t));
         rc = takeback(s, json_string_value(json_array_get(row, 0)),
                       json_string_value(json_array_get(row, 1)), "expired", at, why, e);
     }
@@ -1219,20 +1091,6 @@ static int sq_lease_expire(store_t *base, int64_t now_ms, int *n, err_t *e)
 
 /* ---- stats ----------------------------------------------------------------- */
 
-/* {"name": 0, ...} for every name, so that a count never missing means 0. */
-static json_t *zeros(const char *const *names)
-{
-    json_t *obj = json_object();
-    for (; *names; names++)
-        json_object_set_new(obj, *names, json_integer(0));
-    return obj;
-}
-
-static void add(json_t *obj, const char *key, json_int_t n)
-{
-    json_object_set_new(obj, key, json_integer(json_integer_value(json_object_get(obj, key)) + n));
-}
-
 struct stats_args {
     json_t *stats;
 };
@@ -1240,34 +1098,23 @@ struct stats_args {
 static int do_stats(sq_t *s, void *arg, err_t *e)
 {
     struct stats_args *a = arg;
-    json_t *jobs = zeros(job_statuses), *ops = json_object(), *bots = zeros(bot_states);
     sqlite3_stmt *st;
     int rc;
 
-    json_object_set_new(jobs, "total", json_integer(0));
-    a->stats = json_pack("{s:o,s:o,s:o}", "jobs", jobs, "operations", ops, "bots", bots);
+    a->stats = backend_stats_new();
     rc = query(s, ST_stats_jobs, e, "");
     st = s->st[ST_stats_jobs];
-    while (rc >= 0 && (rc = step(s, ST_stats_jobs, e)) == 1) {
-        const char *op = (const char *)sqlite3_column_text(st, 0);
-        const char *status = (const char *)sqlite3_column_text(st, 1);
-        json_int_t n = sqlite3_column_int64(st, 2);
-        json_t *per_op = json_object_get(ops, op);
-
-        if (!per_op) {
-            per_op = zeros(job_statuses);
-            json_object_set_new(ops, op, per_op);
-        }
-        add(per_op, status, n);
-        add(jobs, status, n);
-        add(jobs, "total", n);
-    }
+    while (rc >= 0 && (rc = step(s, ST_stats_jobs, e)) == 1)
+        backend_stats_add_jobs(a->stats, (const char *)sqlite3_column_text(st, 0),
+                               (const char *)sqlite3_column_text(st, 1),
+                               sqlite3_column_int64(st, 2));
     if (rc < 0)
         return rc;
     rc = query(s, ST_stats_bots, e, "");
     st = s->st[ST_stats_bots];
     while (rc >= 0 && (rc = step(s, ST_stats_bots, e)) == 1)
-        add(bots, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1));
+        backend_stats_add_bots(a->stats, (const char *)sqlite3_column_text(st, 0),
+                               sqlite3_column_int64(st, 1));
     return rc;
 }
 
@@ -1275,7 +1122,7 @@ static int sq_stats(store_t *base, json_t **stats, err_t *e)
 {
     sq_t *s = (sq_t *)base;
     struct stats_args a = {NULL};
-    return deliver(tx_read(s, do_stats, &a, e), &a.stats, stats);
+    return backend_deliver(tx_read(s, do_stats, &a, e), &a.stats, stats);
 }
 
 /* ---- bots ------------------------------------------------------------------ */
@@ -1304,7 +1151,7 @@ static int sq_bot_register(store_t *base, const char *name, const json_t *operat
 {
     sq_t *s = (sq_t *)base;
     struct bot_args a = {.name = name, .operations = operations};
-    return deliver(tx_write(s, do_register, &a, e), &a.bot, bot);
+    return backend_deliver(tx_write(s, do_register, &a, e), &a.bot, bot);
 }
 
 static int do_heartbeat(sq_t *s, void *arg, err_t *e)
@@ -1325,7 +1172,7 @@ static int sq_bot_heartbeat(store_t *base, const char *id, const char *state, in
 {
     sq_t *s = (sq_t *)base;
     struct bot_args a = {.id = id, .state = state, .lease_ms = lease_ms};
-    return deliver(tx_write(s, do_heartbeat, &a, e), &a.bot, bot);
+    return backend_deliver(tx_write(s, do_heartbeat, &a, e), &a.bot, bot);
 }
 
 static int do_bot_get(sq_t *s, void *arg, err_t *e)
@@ -1338,7 +1185,7 @@ static int sq_bot_get(store_t *base, const char *id, json_t **bot, err_t *e)
 {
     sq_t *s = (sq_t *)base;
     struct bot_args a = {.id = id};
-    return deliver(tx_read(s, do_bot_get, &a, e), &a.bot, bot);
+    return backend_deliver(tx_read(s, do_bot_get, &a, e), &a.bot, bot);
 }
 
 static int do_bot_list(sq_t *s, void *arg, err_t *e)
@@ -1351,7 +1198,7 @@ static int sq_bot_list(store_t *base, json_t **bots, err_t *e)
 {
     sq_t *s = (sq_t *)base;
     struct bot_args a = {0};
-    return deliver(tx_read(s, do_bot_list, &a, e), &a.bots, bots);
+    return backend_deliver(tx_read(s, do_bot_list, &a, e), &a.bots, bots);
 }
 
 /* ---- datalake outbox -------------------------------------------------------- */
@@ -1372,7 +1219,7 @@ static int sq_export_pending(store_t *base, int limit, json_t **jobs, err_t *e)
 {
     sq_t *s = (sq_t *)base;
     struct export_args a = {.limit = limit};
-    return deliver(tx_read(s, do_export_pending, &a, e), &a.out, jobs);
+    return backend_deliver(tx_read(s, do_export_pending, &a, e), &a.out, jobs);
 }
 
 static int do_export_mark(sq_t *s, void *arg, err_t *e)
@@ -1427,7 +1274,7 @@ static int sq_export_files(store_t *base, json_t **files, err_t *e)
 {
     sq_t *s = (sq_t *)base;
     struct export_args a = {0};
-    return deliver(tx_read(s, do_export_files, &a, e), &a.out, files);
+    return backend_deliver(tx_read(s, do_export_files, &a, e), &a.out, files);
 }
 
 const store_backend_t store_sqlite_backend = {

@@ -1,0 +1,78 @@
+/*
+ * backend.h - what the backends of store.h share (private to src/store): the
+ * column lists of their SQL, rows read as records, the fencing refusals of
+ * complete/fail and the counters of store_stats.  Kept in one place so that a
+ * job, a refusal or a count reads the same from SQLite and PostgreSQL.
+ */
+#ifndef JOBD_BACKEND_H
+#define JOBD_BACKEND_H
+
+#include "err.h"
+#include "record.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The records a row can be read as. */
+enum rec_kind { REC_KIND_JOB, REC_KIND_BOT, REC_KIND_ATTEMPT, REC_KIND_EVENT };
+
+/* The fields of kind k, in column order.  OUT: *n, how many. */
+const record_field_t *backend_fields(enum rec_kind k, size_t *n);
+
+/* The SQL text `sql` with {job}, {bot}, {attempt} and {event} replaced by the column
+ * lists of record.h, so that what a SELECT reads is exactly what the API
+ * shows.  A new string the caller frees with free(). */
+char *backend_sql(const char *sql);
+
+/* RFC 3339 text of ms, written into buf and returned. */
+const char *backend_when(int64_t ms, char buf[32]);
+
+/* The JSON form of a time in ms, as record_value shows a REC_TIME column.
+ * A new reference. */
+json_t *backend_time_json(int64_t ms);
+
+/* Hand *r to *out on success; drop it otherwise, so that OUT parameters are
+ * written only on success.  r is a pointer so that it is read after the
+ * call that fills it, in backend_deliver(tx(...), &a.job, out).  Returns rc. */
+int backend_deliver(int rc, json_t **r, json_t **out);
+
+/* What an attempt row says about a lease. */
+struct backend_attempt {
+    char job_id[64], bot_id[64], outcome[16], error[256];
+    int64_t ended_at;
+};
+
+/* One store_job_complete or store_job_fail call. */
+struct backend_finish {
+    const char *id, *bot_id, *lease;
+    bool ok; /* complete (succeeded) rather than fail */
+    const json_t *result;
+    const char *error;
+    int64_t duration_ms;
+    json_t *job;   /* OUT: the job as it now is */
+    bool repeated; /* OUT: the call repeated the one that finished the job */
+};
+
+/* Why finish call a, under attempt r which is no longer running, of a job
+ * now in `status`, is refused (a JOBD_E* code, e filled); or 0 if it repeats
+ * the very call that finished the job and is to be answered again. */
+int backend_refuse(const struct backend_finish *a, const struct backend_attempt *r,
+                   const char *status, err_t *e);
+
+/* The backoff before the retry that follows a job's `failures`-th failed
+ * attempt (store.h, store_retry_t), with its random part. */
+int64_t backend_retry_delay(const store_retry_t *retry, int64_t failures);
+
+/* A store_stats object with every count at 0, so that a count the database
+ * does not report reads 0.  A new reference. */
+json_t *backend_stats_new(void);
+
+/* Add n jobs of `operation` in `status` to stats. */
+void backend_stats_add_jobs(json_t *stats, const char *operation, const char *status, int64_t n);
+
+/* Add n bots in `state` to stats. */
+void backend_stats_add_bots(json_t *stats, const char *state, int64_t n);
+
+#endif
