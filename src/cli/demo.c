@@ -8,6 +8,7 @@
 
 #include "clock.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -15,6 +16,16 @@
 
 static const char *const demo_ops[] = {"sum",      "difference", "product",
                                        "quotient", "remainder",  "power"};
+
+/* SIGTERM or SIGINT ends the stream after the job in flight, with the
+ * summary and exit status 0: stopping a demo is not a failure. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
 
 static uint64_t rnd(uint64_t *state)
 {
@@ -97,10 +108,16 @@ int cmd_demo(struct cli *cli, const struct cli_command *cmd, int argc, char **ar
     if (getrandom(&state, sizeof state, 0) != (ssize_t)sizeof state || state == 0)
         state = (uint64_t)clock_now_ms() | 1;
 
+    struct sigaction sa = {.sa_handler = on_stop};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
     printf("demo: submitting %lld jobs to %s at %g per second\n", (long long)count, cli->server,
            rate);
     start = clock_mono_ms();
-    for (int64_t i = 0; i < count; i++) {
+    int64_t i;
+    for (i = 0; i < count && !stop_requested; i++) {
         const char *op;
         int64_t a, b;
         json_t *input, *job = NULL;
@@ -122,8 +139,8 @@ int cmd_demo(struct cli *cli, const struct cli_command *cmd, int argc, char **ar
             print_counts(cli);
         fflush(stdout);
     }
-    printf("demo: submitted %lld jobs, %lld of them dividing by zero (these should fail)\n",
-           (long long)count, (long long)zero_div);
+    printf("demo: submitted %lld jobs%s, %lld of them dividing by zero (these should fail)\n",
+           (long long)i, stop_requested ? " (stopped)" : "", (long long)zero_div);
     print_counts(cli);
     return CLI_OK;
 }
