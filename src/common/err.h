@@ -38,7 +38,9 @@
     X(EIO, -19, "io_error", 500)                                                                   \
     X(EINTERNAL, -20, "internal_error", 500)                                                       \
     X(EUNKNOWNBOT, -21, "unknown_bot", 404)                                                        \
-    X(ESHUTDOWN, -22, "shutting_down", 503)
+    X(ESHUTDOWN, -22, "shutting_down", 503)                                                        \
+    X(ECANCELLED, -23, "job_cancelled", 409)                                                       \
+    X(ENOTRETRY, -24, "not_retryable", 409)
 
 enum {
 #define JOBD_ERR_ENUM(name, value, code, status) JOBD_##name = value,

@@ -1,6 +1,7 @@
 /*
- * jobs.c - the /jobs resource: submit, read, list, claim (with long-poll),
- * complete, fail, and the admin's release.  Each handler validates its input,
+ * jobs.c - the /jobs resource: submit, read, explain, list, claim (with
+ * long-poll), complete, fail, and the admin's release, retry and cancel.
+ * Each handler validates its input,
  * makes one store call, logs the state change in words, and wakes waiting
  * claims or the datalake writer when its change concerns them.
  */
@@ -8,6 +9,7 @@
 #include "datalake.h"
 #include "id.h"
 #include "log.h"
+#include "record.h"
 #include "server.h"
 #include "validate.h"
 #include "waitq.h"
@@ -22,6 +24,8 @@
 #define MAX_WAIT_MS     30000
 #define MAX_CLAIM       100
 #define MAX_DURATION_MS (INT64_C(365) * 24 * 3600 * 1000)
+#define MAX_ATTEMPTS    100
+#define MAX_REASON      1024
 
 /* "613 sum 342" for the usual {"a","b"} input, else "sum {...}", for logs. */
 static void describe(const char *operation, const json_t *input, char *buf, size_t len)
@@ -63,7 +67,7 @@ static void log_finished(const json_t *job)
 
 /* Admin endpoints compare the bearer token in constant time, so that the
  * reply time says nothing about how much of a guess was right. */
-static int require_admin(const server_t *srv, const req_t *req, err_t *e)
+int require_admin(const server_t *srv, const req_t *req, err_t *e)
 {
     const char *tok = srv->cfg.admin_token;
     const char *got;
@@ -85,9 +89,31 @@ static int require_admin(const server_t *srv, const req_t *req, err_t *e)
     return JOBD_OK;
 }
 
+/* The optional "run_at" of a submit: RFC 3339 text as the API writes times.
+ * OUT: *ms, 0 when absent. */
+static int read_run_at(const json_t *body, int64_t *ms, err_t *e)
+{
+    const char *text;
+    long long t;
+    int rc = validate_string(body, "run_at", false, 64, &text, e);
+
+    if (rc != JOBD_OK)
+        return rc;
+    *ms = 0;
+    if (!text)
+        return JOBD_OK;
+    if (!record_parse_time(text, &t))
+        return err_set(
+            e, JOBD_EFIELD,
+            "field 'run_at' must be a time like \"2026-11-28T20:07:01.123Z\", not '%.64s'", text);
+    *ms = t;
+    return JOBD_OK;
+}
+
 void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
 {
     json_t *body = NULL, *input, *job = NULL;
+    job_spec_t spec = {0};
     const char *operation;
     int64_t priority;
     size_t input_len;
@@ -115,14 +141,22 @@ void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
                 input_len, srv->cfg.max_input);
         goto out_error;
     }
-    if (validate_int(body, "priority", false, -1000000000, 1000000000, 0, &priority, &e) != JOBD_OK)
+    if (validate_int(body, "priority", false, -1000000000, 1000000000, 0, &priority, &e) !=
+            JOBD_OK ||
+        validate_int(body, "max_attempts", false, 1, MAX_ATTEMPTS, 3, &spec.max_attempts, &e) !=
+            JOBD_OK ||
+        read_run_at(body, &spec.run_at, &e) != JOBD_OK)
         goto out_error;
-    if (store_job_create(srv->store, operation, input, priority, &job, &e) != JOBD_OK)
+    spec.operation = operation;
+    spec.input = input;
+    spec.priority = priority;
+    if (store_job_create(srv->store, &spec, &job, &e) != JOBD_OK)
         goto out_error;
 
     describe(operation, input, what, sizeof what);
-    log_info("job %s created: %s (priority %lld)", id_short(str_field(job, "id")), what,
-             (long long)priority);
+    log_info("job %s created: %s (priority %lld%s%s)", id_short(str_field(job, "id")), what,
+             (long long)priority, spec.run_at ? ", run at " : "",
+             spec.run_at ? str_field(job, "run_at") : "");
     waitq_announce(srv->waitq, operation);
     reply_json(rep, 201, job);
     json_decref(body);
@@ -146,8 +180,9 @@ void jobs_get(server_t *srv, req_t *req, reply_t *rep)
 
 static bool known_status(const char *s)
 {
-    static const char *const all[] = {"pending", "processing", "succeeded", "failed"};
-    for (size_t i = 0; i < 4; i++)
+    static const char *const all[] = {"pending",   "scheduled", "processing",
+                                      "succeeded", "failed",    "cancelled"};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcmp(s, all[i]) == 0)
             return true;
     return false;
@@ -165,7 +200,8 @@ void jobs_list(server_t *srv, req_t *req, reply_t *rep)
     f.after = req_arg(req, "after");
     if (f.status && !known_status(f.status)) {
         err_set(&e, JOBD_EFIELD,
-                "query 'status' must be pending, processing, succeeded or failed, not '%.64s'",
+                "query 'status' must be pending, scheduled, processing, succeeded, failed or "
+                "cancelled, not '%.64s'",
                 f.status);
         goto out_error;
     }
@@ -260,6 +296,7 @@ static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
 {
     json_t *body = NULL, *result = NULL, *job;
     const char *bot_id, *lease, *error = NULL;
+    json_t *retryable;
     int64_t duration_ms;
     bool repeated = false;
     int rc;
@@ -281,7 +318,13 @@ static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
     } else {
         if (validate_string(body, "error", true, MAX_ERROR, &error, &e) != JOBD_OK)
             goto out_error;
-        rc = store_job_fail(srv->store, req->params[0], bot_id, lease, error, duration_ms, &job,
+        retryable = json_object_get(body, "retryable");
+        if (retryable && !json_is_boolean(retryable)) {
+            err_set(&e, JOBD_EFIELD, "field 'retryable' must be true or false");
+            goto out_error;
+        }
+        rc = store_job_fail(srv->store, req->params[0], bot_id, lease, error,
+                            json_is_true(retryable) ? &srv->cfg.retry : NULL, duration_ms, &job,
                             &repeated, &e);
     }
     if (rc != JOBD_OK)
@@ -290,6 +333,11 @@ static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
         log_info("job %s: repeated %s from %s ignored (already recorded)",
                  id_short(str_field(job, "id")), ok ? "complete" : "fail",
                  str_field(job, "bot_name"));
+    } else if (strcmp(str_field(job, "status"), "scheduled") == 0) {
+        log_info("job %s failed (attempt %lld), retrying at %s: %.200s",
+                 id_short(str_field(job, "id")),
+                 (long long)json_integer_value(json_object_get(job, "attempts")),
+                 str_field(job, "run_at"), error);
     } else {
         log_finished(job);
         datalake_notify(srv->datalake);
@@ -316,7 +364,12 @@ void jobs_fail(server_t *srv, req_t *req, reply_t *rep)
     finish(srv, req, rep, false);
 }
 
-void jobs_release(server_t *srv, req_t *req, reply_t *rep)
+typedef int (*admin_fn)(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
+
+/* release, retry and cancel: an admin action on one job with an optional
+ * reason, which the store records with the job. */
+static void admin_action(server_t *srv, req_t *req, reply_t *rep, admin_fn fn, const char *done,
+                         const char *dflt)
 {
     json_t *body = NULL, *job;
     const char *reason;
@@ -324,14 +377,18 @@ void jobs_release(server_t *srv, req_t *req, reply_t *rep)
 
     if (require_admin(srv, req, &e) != JOBD_OK ||
         validate_body(req->body, req->body_len, true, &body, &e) != JOBD_OK ||
-        validate_string(body, "reason", false, 1024, &reason, &e) != JOBD_OK)
+        validate_string(body, "reason", false, MAX_REASON, &reason, &e) != JOBD_OK)
         goto out_error;
     if (!reason)
-        reason = "admin release";
-    if (store_job_release(srv->store, req->params[0], reason, &job, &e) != JOBD_OK)
+        reason = dflt;
+    if (fn(srv->store, req->params[0], reason, &job, &e) != JOBD_OK)
         goto out_error;
-    log_info("job %s released by admin: %s", id_short(str_field(job, "id")), reason);
-    waitq_announce(srv->waitq, str_field(job, "operation"));
+    log_info("job %s %s by admin, now %s: %s", id_short(str_field(job, "id")), done,
+             str_field(job, "status"), reason);
+    if (strcmp(str_field(job, "status"), "pending") == 0)
+        waitq_announce(srv->waitq, str_field(job, "operation"));
+    if (strcmp(str_field(job, "status"), "cancelled") == 0)
+        datalake_notify(srv->datalake);
     reply_json(rep, 200, job);
     json_decref(body);
     return;
@@ -339,4 +396,32 @@ void jobs_release(server_t *srv, req_t *req, reply_t *rep)
 out_error:
     reply_err(rep, &e);
     json_decref(body);
+}
+
+void jobs_release(server_t *srv, req_t *req, reply_t *rep)
+{
+    admin_action(srv, req, rep, store_job_release, "released", "admin release");
+}
+
+void jobs_retry(server_t *srv, req_t *req, reply_t *rep)
+{
+    admin_action(srv, req, rep, store_job_retry, "retried", "admin retry");
+}
+
+void jobs_cancel(server_t *srv, req_t *req, reply_t *rep)
+{
+    admin_action(srv, req, rep, store_job_cancel, "cancelled", "admin cancel");
+}
+
+void jobs_explain(server_t *srv, req_t *req, reply_t *rep)
+{
+    json_t *facts;
+    err_t e;
+
+    if (store_job_explain(srv->store, req->params[0], &facts, &e) != JOBD_OK) {
+        reply_err(rep, &e);
+        return;
+    }
+    reply_json(rep, 200, explain_job(facts, clock_now_ms()));
+    json_decref(facts);
 }

@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "datalake.h"
 #include "http.h"
+#include "id.h"
 #include "log.h"
 #include "server.h"
 #include "waitq.h"
@@ -32,6 +33,12 @@ static const char usage[] =
     "  --data-dir DIR       database and datalake, default ./jobd-data [JOBD_DATA_DIR]\n"
     "  --server-id NAME     names this server's datalake files, default the host name\n"
     "  --lease-ms N         default lease of a claim, default 30000\n"
+    "  --heartbeat-ms N     heartbeat period expected of bots, default 5000\n"
+    "  --unhealthy-after N  missed heartbeats before a bot is unhealthy and its jobs go\n"
+    "                       back to pending (worker_lost), default 3\n"
+    "  --offline-after N    missed heartbeats before a bot is offline, default 12\n"
+    "  --retry-base-ms N    backoff of the first retry of a retryable failure, default 1000\n"
+    "  --retry-max-ms N     longest backoff between retries, default 300000\n"
     "  --threads N          HTTP worker threads, default 4\n"
     "  --max-body BYTES     largest request body, default 1048576\n"
     "  --max-input BYTES    largest job input as JSON, default 65536\n"
@@ -52,6 +59,11 @@ static void config_defaults(server_config_t *cfg)
     if (gethostname(cfg->server_id, sizeof cfg->server_id) != 0 || !cfg->server_id[0])
         snprintf(cfg->server_id, sizeof cfg->server_id, "jobd");
     cfg->lease_ms = 30000;
+    cfg->heartbeat_ms = 5000;
+    cfg->unhealthy_after = 3;
+    cfg->offline_after = 12;
+    cfg->retry.base_ms = 1000;
+    cfg->retry.max_ms = 300000;
     cfg->threads = 4;
     cfg->max_body = 1 << 20;
     cfg->max_input = 64 << 10;
@@ -70,7 +82,22 @@ static bool parse_size(const char *s, long long min, long long max, long long *o
  * argument, or -1 after printing why. */
 static int parse_args(int argc, char **argv, server_config_t *cfg)
 {
-    enum { O_LISTEN = 1, O_DATA, O_ID, O_LEASE, O_THREADS, O_BODY, O_INPUT, O_NOMIG, O_LOG };
+    enum {
+        O_LISTEN = 1,
+        O_DATA,
+        O_ID,
+        O_LEASE,
+        O_THREADS,
+        O_BODY,
+        O_INPUT,
+        O_NOMIG,
+        O_LOG,
+        O_HEARTBEAT,
+        O_UNHEALTHY,
+        O_OFFLINE,
+        O_RETRY_BASE,
+        O_RETRY_MAX,
+    };
     static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
                                          {"data-dir", required_argument, 0, O_DATA},
                                          {"server-id", required_argument, 0, O_ID},
@@ -80,6 +107,11 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
                                          {"max-input", required_argument, 0, O_INPUT},
                                          {"no-migrate", no_argument, 0, O_NOMIG},
                                          {"log-level", required_argument, 0, O_LOG},
+                                         {"heartbeat-ms", required_argument, 0, O_HEARTBEAT},
+                                         {"unhealthy-after", required_argument, 0, O_UNHEALTHY},
+                                         {"offline-after", required_argument, 0, O_OFFLINE},
+                                         {"retry-base-ms", required_argument, 0, O_RETRY_BASE},
+                                         {"retry-max-ms", required_argument, 0, O_RETRY_MAX},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     long long n;
@@ -124,6 +156,31 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
                 goto out_bad;
             log_set_level((enum log_level)level);
             break;
+        case O_HEARTBEAT:
+            if (!parse_size(optarg, 100, 3600000, &n))
+                goto out_bad;
+            cfg->heartbeat_ms = n;
+            break;
+        case O_UNHEALTHY:
+            if (!parse_size(optarg, 1, 1000, &n))
+                goto out_bad;
+            cfg->unhealthy_after = (int)n;
+            break;
+        case O_OFFLINE:
+            if (!parse_size(optarg, 1, 100000, &n))
+                goto out_bad;
+            cfg->offline_after = (int)n;
+            break;
+        case O_RETRY_BASE:
+            if (!parse_size(optarg, 1, 86400000, &n))
+                goto out_bad;
+            cfg->retry.base_ms = n;
+            break;
+        case O_RETRY_MAX:
+            if (!parse_size(optarg, 1, 7 * 86400000LL, &n))
+                goto out_bad;
+            cfg->retry.max_ms = n;
+            break;
         case 'h':
             fputs(usage, stdout);
             exit(0);
@@ -131,6 +188,11 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
             fputs(usage, stderr);
             return -1;
         }
+    }
+    if (cfg->offline_after < cfg->unhealthy_after) {
+        fprintf(stderr, "jobd: --offline-after (%d) must not be less than --unhealthy-after (%d)\n",
+                cfg->offline_after, cfg->unhealthy_after);
+        return -1;
     }
     return optind;
 
@@ -226,14 +288,94 @@ static pthread_mutex_t tick_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t tick_cond = PTHREAD_COND_INITIALIZER;
 static bool tick_stop;
 
-/* Every 100 ms: answer long-polls whose time is up; every 500 ms: put jobs
- * whose lease ran out back to pending, so no job stays stuck with a dead
- * bot. */
+/* Log a failed sweep step once per distinct cause, not twice a second. */
+static void sweep_failed(char last_error[JOBD_ERR_MSG_MAX], const char *what, const err_t *e)
+{
+    if (strcmp(last_error, e->msg) != 0)
+        log_error("%s failed, will retry: %s", what, e->msg);
+    snprintf(last_error, JOBD_ERR_MSG_MAX, "%s", e->msg);
+}
+
+/* Log what the bot-health sweep changed; returns how many jobs went back. */
+static int log_bot_changes(const json_t *changes)
+{
+    json_t *c, *id;
+    size_t i, j;
+    int n = 0;
+
+    json_array_foreach(changes, i, c)
+    {
+        const json_t *jobs = json_object_get(c, "jobs");
+        log_warn("bot %s is %s: last seen %s; %zu job%s back to pending (worker_lost)",
+                 json_string_value(json_object_get(c, "name")),
+                 json_string_value(json_object_get(c, "state")),
+                 json_string_value(json_object_get(c, "last_seen_at")), json_array_size(jobs),
+                 json_array_size(jobs) == 1 ? "" : "s");
+        json_array_foreach(jobs, j, id)
+        {
+            log_info("job %s back to pending: its bot %s was lost", id_short(json_string_value(id)),
+                     json_string_value(json_object_get(c, "name")));
+        }
+        n += (int)json_array_size(jobs);
+    }
+    return n;
+}
+
+/* One round of the state that changes with time alone: scheduled jobs whose
+ * time came, leases that ran out, bots that stopped heartbeating.  Right
+ * after a start, bots have had no chance to heartbeat to this process yet:
+ * leases are left alone for one heartbeat period and bots for the
+ * unhealthy threshold, so that a restart does not take every job back. */
+static void sweep(server_t *srv, char errors[3][JOBD_ERR_MSG_MAX])
+{
+    const server_config_t *cfg = &srv->cfg;
+    int64_t now = clock_now_ms(), up = now - srv->started_ms;
+    int64_t unhealthy = cfg->heartbeat_ms * cfg->unhealthy_after;
+    json_t *changes;
+    int n, back = 0;
+    err_t e;
+
+    if (store_schedule_due(srv->store, now, &n, &e) != JOBD_OK) {
+        sweep_failed(errors[0], "scheduling", &e);
+    } else {
+        errors[0][0] = '\0';
+        if (n > 0)
+            log_info("%d scheduled job%s now pending", n, n > 1 ? "s" : "");
+        back += n;
+    }
+    if (up >= cfg->heartbeat_ms) {
+        if (store_lease_expire(srv->store, now, &n, &e) != JOBD_OK) {
+            sweep_failed(errors[1], "lease expiry", &e);
+        } else {
+            errors[1][0] = '\0';
+            if (n > 0)
+                log_warn("%d job%s went back to pending: lease expired", n, n > 1 ? "s" : "");
+            back += n;
+        }
+    }
+    if (up >= unhealthy) {
+        if (store_bot_sweep(srv->store, now - unhealthy,
+                            now - cfg->heartbeat_ms * cfg->offline_after, &changes,
+                            &e) != JOBD_OK) {
+            sweep_failed(errors[2], "bot health check", &e);
+        } else {
+            errors[2][0] = '\0';
+            back += log_bot_changes(changes);
+            json_decref(changes);
+        }
+    }
+    if (back > 0)
+        waitq_announce(srv->waitq, NULL);
+}
+
+/* Every 100 ms: answer long-polls whose time is up; every 500 ms: sweep(),
+ * so that no job stays stuck with a dead bot and a scheduled job starts
+ * within half a second of its time. */
 static void *ticker(void *arg)
 {
     server_t *srv = arg;
-    int64_t next_expire = 0;
-    char last_error[JOBD_ERR_MSG_MAX] = "";
+    int64_t next_sweep = 0;
+    char errors[3][JOBD_ERR_MSG_MAX] = {"", "", ""};
 
     pthread_mutex_lock(&tick_lock);
     while (!tick_stop) {
@@ -242,21 +384,9 @@ static void *ticker(void *arg)
 
         pthread_mutex_unlock(&tick_lock);
         waitq_expire(srv->waitq, now, false);
-        if (now >= next_expire) {
-            int n;
-            err_t e;
-            next_expire = now + 500;
-            if (store_lease_expire(srv->store, clock_now_ms(), &n, &e) != JOBD_OK) {
-                if (strcmp(last_error, e.msg) != 0)
-                    log_error("lease expiry failed, will retry: %s", e.msg);
-                snprintf(last_error, sizeof last_error, "%s", e.msg);
-            } else {
-                last_error[0] = '\0';
-                if (n > 0) {
-                    log_warn("%d job%s went back to pending: lease expired", n, n > 1 ? "s" : "");
-                    waitq_announce(srv->waitq, NULL);
-                }
-            }
+        if (now >= next_sweep) {
+            next_sweep = now + 500;
+            sweep(srv, errors);
         }
         pthread_mutex_lock(&tick_lock);
         clock_gettime(CLOCK_REALTIME, &until);
@@ -293,6 +423,7 @@ static int serve(server_t *srv)
     if (datalake_open(srv->cfg.data_dir, srv->cfg.server_id, srv->store, &srv->datalake, &e) !=
         JOBD_OK)
         goto out_refuse;
+    srv->started_ms = clock_now_ms();
     if (http_start(srv, &http, &port, &e) != JOBD_OK)
         goto out_refuse;
     if (pthread_create(&tick, NULL, ticker, srv) != 0)

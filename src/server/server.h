@@ -24,6 +24,10 @@ typedef struct server_config {
     char server_id[128];   /* names this server's datalake files */
     char admin_token[256]; /* empty: admin endpoints disabled */
     int64_t lease_ms;      /* default lease of a claim */
+    int64_t heartbeat_ms;  /* the heartbeat period bots are expected to keep */
+    int unhealthy_after;   /* missed heartbeats before a bot is unhealthy and loses its jobs */
+    int offline_after;     /* missed heartbeats before it is offline */
+    store_retry_t retry;   /* backoff of retryable failures */
     size_t max_body;       /* bytes of a request body */
     size_t max_input;      /* bytes of a job's input as JSON */
     unsigned threads;      /* HTTP worker threads */
@@ -37,6 +41,7 @@ typedef struct server {
     datalake_t *datalake;
     int schema_version;
     volatile int stopping; /* set once by the signal path; read by handlers */
+    int64_t started_ms;    /* wall clock at start: bots get time to heartbeat after a restart */
 } server_t;
 
 #define REQ_MAX_ARGS 16
@@ -80,6 +85,15 @@ int reply_json(reply_t *rep, int status, json_t *body);
 /* Fill rep with the error in e.  Returns e->rc. */
 int reply_err(reply_t *rep, const err_t *e);
 
+/* Check the request's admin bearer token (constant time): JOBD_OK, or
+ * JOBD_EADMINOFF / JOBD_EUNAUTH / JOBD_EFORBIDDEN with e filled. */
+int require_admin(const server_t *srv, const req_t *req, err_t *e);
+
+/* The words of GET /jobs/{id}/explain for the facts of store_job_explain,
+ * as of now_ms: {"status", "reason": "...", plus the fields the reason is
+ * made of}.  A new reference. */
+json_t *explain_job(const json_t *facts, int64_t now_ms);
+
 /* Route one request to its handler and fill rep.  Thread-safe. */
 void router_dispatch(server_t *srv, req_t *req, reply_t *rep);
 
@@ -91,6 +105,9 @@ void jobs_claim(server_t *srv, req_t *req, reply_t *rep);
 void jobs_complete(server_t *srv, req_t *req, reply_t *rep);
 void jobs_fail(server_t *srv, req_t *req, reply_t *rep);
 void jobs_release(server_t *srv, req_t *req, reply_t *rep);
+void jobs_retry(server_t *srv, req_t *req, reply_t *rep);
+void jobs_cancel(server_t *srv, req_t *req, reply_t *rep);
+void jobs_explain(server_t *srv, req_t *req, reply_t *rep);
 void bots_register(server_t *srv, req_t *req, reply_t *rep);
 void bots_heartbeat(server_t *srv, req_t *req, reply_t *rep);
 void bots_get(server_t *srv, req_t *req, reply_t *rep);

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const job_statuses[] = {"pending",   "scheduled", "processing", "succeeded",
-                                           "failed",    "cancelled", NULL};
+static const char *const job_statuses[] = {"pending", "scheduled", "processing", "succeeded",
+                                           "failed",  "cancelled", NULL};
 static const char *const bot_states[] = {"ready", "processing", "unhealthy", "offline", NULL};
 
 const record_field_t *backend_fields(enum rec_kind k, size_t *n)
@@ -100,10 +100,9 @@ int backend_refuse(const struct backend_finish *a, const struct backend_attempt 
     if (strcmp(r->outcome, "succeeded") == 0 || strcmp(r->outcome, "failed") == 0) {
         if (strcmp(r->outcome, want) == 0)
             return 0;
-        return err_set(e, JOBD_EFINISHED,
-                       "job %s already %s at %s under lease %s; it cannot also %s", a->id,
-                       r->outcome, backend_when(r->ended_at, t), a->lease,
-                       a->ok ? "succeed" : "fail");
+        return err_set(
+            e, JOBD_EFINISHED, "job %s already %s at %s under lease %s; it cannot also %s", a->id,
+            r->outcome, backend_when(r->ended_at, t), a->lease, a->ok ? "succeed" : "fail");
     }
     if (strcmp(r->outcome, "cancelled") == 0)
         return err_set(e, JOBD_ECANCELLED, "job %s was cancelled at %s: %s; lease %s is void",
@@ -111,8 +110,8 @@ int backend_refuse(const struct backend_finish *a, const struct backend_attempt 
                        r->error[0] ? r->error : "no reason given", a->lease);
     if (done || strcmp(status, "cancelled") == 0)
         return err_set(e, done ? JOBD_EFINISHED : JOBD_ECANCELLED,
-                       "job %s was already %s after lease %s was %s at %s", a->id, status,
-                       a->lease, r->outcome, backend_when(r->ended_at, t));
+                       "job %s was already %s after lease %s was %s at %s", a->id, status, a->lease,
+                       r->outcome, backend_when(r->ended_at, t));
     /* released by an admin, or taken from a bot that stopped heartbeating */
     if (strcmp(r->outcome, "released") == 0 || strcmp(r->outcome, "worker_lost") == 0)
         return err_set(e, JOBD_ERELEASED, "lease %s of job %s was released at %s: %s", a->lease,

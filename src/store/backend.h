@@ -51,8 +51,9 @@ struct backend_finish {
     const json_t *result;
     const char *error;
     int64_t duration_ms;
-    json_t *job;   /* OUT: the job as it now is */
-    bool repeated; /* OUT: the call repeated the one that finished the job */
+    json_t *job;                /* OUT: the job as it now is */
+    bool repeated;              /* OUT: the call repeated the one that finished the job */
+    const store_retry_t *retry; /* fail: retryable with this backoff; NULL: not */
 };
 
 /* Why finish call a, under attempt r which is no longer running, of a job

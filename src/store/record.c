@@ -21,9 +21,11 @@ const size_t record_bot_nfields = sizeof record_bot_fields / sizeof record_bot_f
 const record_field_t record_attempt_fields[] = {ATTEMPT_FIELDS(REC_ENTRY)};
 const size_t record_attempt_nfields =
     sizeof record_attempt_fields / sizeof record_attempt_fields[0];
+const record_field_t record_event_fields[] = {EVENT_FIELDS(REC_ENTRY)};
+const size_t record_event_nfields = sizeof record_event_fields / sizeof record_event_fields[0];
 #undef REC_ENTRY
 
-static char job_cols[1024], bot_cols[512], attempt_cols[512];
+static char job_cols[1024], bot_cols[512], attempt_cols[512], event_cols[256];
 static pthread_once_t cols_once = PTHREAD_ONCE_INIT;
 
 static void join(char *out, size_t len, const record_field_t *f, size_t n)
@@ -38,6 +40,7 @@ static void build_cols(void)
     join(job_cols, sizeof job_cols, record_job_fields, record_job_nfields);
     join(bot_cols, sizeof bot_cols, record_bot_fields, record_bot_nfields);
     join(attempt_cols, sizeof attempt_cols, record_attempt_fields, record_attempt_nfields);
+    join(event_cols, sizeof event_cols, record_event_fields, record_event_nfields);
 }
 
 const char *record_job_columns(void)
@@ -56,6 +59,12 @@ const char *record_attempt_columns(void)
 {
     pthread_once(&cols_once, build_cols);
     return attempt_cols;
+}
+
+const char *record_event_columns(void)
+{
+    pthread_once(&cols_once, build_cols);
+    return event_cols;
 }
 
 static bool parse_int(const char *text, long long *out)

@@ -39,7 +39,12 @@ enum record_type {
     X(bot_name, REC_TEXT)                                                                          \
     X(result, REC_JSON)                                                                            \
     X(error, REC_TEXT)                                                                             \
-    X(duration_ms, REC_INT)
+    X(duration_ms, REC_INT)                                                                        \
+    X(max_attempts, REC_INT)                                                                       \
+    X(failures, REC_INT)                                                                           \
+    X(lost, REC_INT)                                                                               \
+    X(run_at, REC_TIME)                                                                            \
+    X(progress, REC_JSON)
 
 #define BOT_FIELDS(X)                                                                              \
     X(id, REC_TEXT)                                                                                \
@@ -47,7 +52,10 @@ enum record_type {
     X(operations, REC_JSON)                                                                        \
     X(state, REC_TEXT)                                                                             \
     X(registered_at, REC_TIME)                                                                     \
-    X(last_seen_at, REC_TIME)
+    X(last_seen_at, REC_TIME)                                                                      \
+    X(jobs_succeeded, REC_INT)                                                                     \
+    X(jobs_failed, REC_INT)                                                                        \
+    X(jobs_lost, REC_INT)
 
 /* One row of the attempts table: every claim of a job and how it ended. */
 #define ATTEMPT_FIELDS(X)                                                                          \
@@ -58,6 +66,12 @@ enum record_type {
     X(ended_at, REC_TIME)                                                                          \
     X(outcome, REC_TEXT)                                                                           \
     X(error, REC_TEXT)
+
+/* One row of job_events: an admin action on a job and its reason. */
+#define EVENT_FIELDS(X)                                                                            \
+    X(at, REC_TIME)                                                                                \
+    X(action, REC_TEXT)                                                                            \
+    X(reason, REC_TEXT)
 
 typedef struct record_field {
     const char *name;
@@ -70,12 +84,15 @@ extern const record_field_t record_bot_fields[];
 extern const size_t record_bot_nfields;
 extern const record_field_t record_attempt_fields[];
 extern const size_t record_attempt_nfields;
+extern const record_field_t record_event_fields[];
+extern const size_t record_event_nfields;
 
 /* Comma-separated column list of the fields, e.g. "id, operation, ...".
  * Returns a static string built on first use; thread-safe. */
 const char *record_job_columns(void);
 const char *record_bot_columns(void);
 const char *record_attempt_columns(void);
+const char *record_event_columns(void);
 
 /* Convert one column, given as the database's text form (NULL for SQL
  * NULL), to its JSON value.  Returns a new reference, or NULL if the text

@@ -54,10 +54,9 @@ int store_ping(store_t *s, err_t *e)
     return s->backend->ping(s, e);
 }
 
-int store_job_create(store_t *s, const char *operation, const json_t *input, int64_t priority,
-                     json_t **job, err_t *e)
+int store_job_create(store_t *s, const job_spec_t *spec, json_t **job, err_t *e)
 {
-    return s->backend->job_create(s, operation, input, priority, job, e);
+    return s->backend->job_create(s, spec, job, e);
 }
 
 int store_job_get(store_t *s, const char *id, json_t **job, err_t *e)
@@ -84,14 +83,35 @@ int store_job_complete(store_t *s, const char *id, const char *bot_id, const cha
 }
 
 int store_job_fail(store_t *s, const char *id, const char *bot_id, const char *lease,
-                   const char *error, int64_t duration_ms, json_t **job, bool *repeated, err_t *e)
+                   const char *error, const store_retry_t *retry, int64_t duration_ms, json_t **job,
+                   bool *repeated, err_t *e)
 {
-    return s->backend->job_fail(s, id, bot_id, lease, error, duration_ms, job, repeated, e);
+    return s->backend->job_fail(s, id, bot_id, lease, error, retry, duration_ms, job, repeated, e);
 }
 
 int store_job_release(store_t *s, const char *id, const char *reason, json_t **job, err_t *e)
 {
     return s->backend->job_release(s, id, reason, job, e);
+}
+
+int store_job_retry(store_t *s, const char *id, const char *reason, json_t **job, err_t *e)
+{
+    return s->backend->job_retry(s, id, reason, job, e);
+}
+
+int store_job_cancel(store_t *s, const char *id, const char *reason, json_t **job, err_t *e)
+{
+    return s->backend->job_cancel(s, id, reason, job, e);
+}
+
+int store_job_explain(store_t *s, const char *id, json_t **facts, err_t *e)
+{
+    return s->backend->job_explain(s, id, facts, e);
+}
+
+int store_schedule_due(store_t *s, int64_t now_ms, int *n, err_t *e)
+{
+    return s->backend->schedule_due(s, now_ms, n, e);
 }
 
 int store_lease_expire(store_t *s, int64_t now_ms, int *n, err_t *e)
@@ -111,9 +131,15 @@ int store_bot_register(store_t *s, const char *name, const json_t *operations, j
 }
 
 int store_bot_heartbeat(store_t *s, const char *id, const char *state, int64_t lease_ms,
-                        json_t **bot, err_t *e)
+                        const json_t *jobs, json_t **reply, err_t *e)
 {
-    return s->backend->bot_heartbeat(s, id, state, lease_ms, bot, e);
+    return s->backend->bot_heartbeat(s, id, state, lease_ms, jobs, reply, e);
+}
+
+int store_bot_sweep(store_t *s, int64_t unhealthy_before, int64_t offline_before, json_t **changes,
+                    err_t *e)
+{
+    return s->backend->bot_sweep(s, unhealthy_before, offline_before, changes, e);
 }
 
 int store_bot_get(store_t *s, const char *id, json_t **bot, err_t *e)

@@ -68,14 +68,23 @@ int store_ping(store_t *s, err_t *e);
 
 /* ---- jobs -------------------------------------------------------------- */
 
-/* Insert a pending job.  `input` is any JSON object (borrowed).
- * OUT: *job. */
-int store_job_create(store_t *s, const char *operation, const json_t *input, int64_t priority,
-                     json_t **job, err_t *e);
+/* A job to submit (store_job_create). */
+typedef struct job_spec {
+    const char *operation;
+    const json_t *input;  /* any JSON object, borrowed */
+    int64_t priority;     /* higher is claimed first */
+    int64_t max_attempts; /* >= 1: how many failed attempts end the job */
+    int64_t run_at;       /* ms since the epoch; 0 for now */
+} job_spec_t;
+
+/* Insert a job: "pending", or "scheduled" when spec->run_at is in the
+ * future (store_schedule_due makes it pending then).  OUT: *job. */
+int store_job_create(store_t *s, const job_spec_t *spec, json_t **job, err_t *e);
 
 /* The job with its "history" array (ATTEMPT_FIELDS objects, oldest first;
- * "attempts" is the job's claim count).  JOBD_ENOTFOUND if there is no such
- * job.  OUT: *job. */
+ * "attempts" is the job's claim count) and its "events" array (EVENT_FIELDS
+ * objects, oldest first: the admin actions on it).  JOBD_ENOTFOUND if there
+ * is no such job.  OUT: *job. */
 int store_job_get(store_t *s, const char *id, json_t **job, err_t *e);
 
 typedef struct job_filter {
@@ -98,23 +107,58 @@ int store_job_list(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e);
 int store_job_claim(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,
                     int64_t lease_ms, json_t **jobs, err_t *e);
 
+/* The backoff of a retryable failure: the k-th failure of a job waits
+ * min(max_ms, base_ms * 2^(k-1)), less a random part of up to half of it
+ * (jitter, so that jobs failed together do not come back together). */
+typedef struct store_retry {
+    int64_t base_ms, max_ms;
+} store_retry_t;
+
 /* Finish a job the bot holds under `lease`: succeeded with `result` (any
  * JSON value, borrowed) for complete, or failed with `error` for fail.
  * Fencing: the job must be processing under exactly this lease and bot,
- * else JOBD_EFINISHED / JOBD_ERELEASED / JOBD_EEXPIRED / JOBD_EMISMATCH with
- * a message saying when and why; nothing is recorded.  Repeating the call
- * that finished the job succeeds, records nothing, and sets *repeated.
- * OUT: *job, *repeated. */
+ * else JOBD_EFINISHED / JOBD_ERELEASED / JOBD_EEXPIRED / JOBD_ECANCELLED /
+ * JOBD_EMISMATCH with a message saying when and why; nothing is recorded.
+ * Repeating the call that finished the attempt succeeds, records nothing,
+ * and sets *repeated.
+ * A fail with `retry` (NULL: not retryable) counts against the job's
+ * max_attempts: while the budget lasts the job becomes "scheduled" with
+ * run_at after the backoff, otherwise "failed".  OUT: *job, *repeated. */
 int store_job_complete(store_t *s, const char *id, const char *bot_id, const char *lease,
                        const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
                        err_t *e);
 int store_job_fail(store_t *s, const char *id, const char *bot_id, const char *lease,
-                   const char *error, int64_t duration_ms, json_t **job, bool *repeated, err_t *e);
+                   const char *error, const store_retry_t *retry, int64_t duration_ms, json_t **job,
+                   bool *repeated, err_t *e);
 
 /* Admin: put a processing job back to pending, ending its attempt with
- * outcome "released" and `reason`.  JOBD_ENOTPROC if it is not processing.
- * OUT: *job. */
+ * outcome "released" and `reason`, and record the event.  JOBD_ENOTPROC if
+ * it is not processing.  OUT: *job. */
 int store_job_release(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
+
+/* Admin: give a failed or cancelled job a fresh retry budget and make it
+ * pending again (it will be exported to the datalake again when it
+ * finishes), recording the event.  JOBD_ENOTRETRY for any other status.
+ * OUT: *job. */
+int store_job_retry(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
+
+/* Admin: cancel a pending, scheduled or processing job, recording the
+ * event; a processing job's attempt ends "cancelled" and its lease is void
+ * (JOBD_ECANCELLED for a later complete/fail).  JOBD_EFINISHED if it
+ * already succeeded or failed, JOBD_ECANCELLED if already cancelled.
+ * OUT: *job. */
+int store_job_cancel(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
+
+/* The facts behind GET /jobs/{id}/explain: {"job": the job as store_job_get
+ * shows it, "ahead": pending jobs of its operation claimed before it (0
+ * unless pending), "live_bots": bots in state ready or processing that
+ * offer its operation, "bot": the holder's bot object while processing,
+ * else null}.  JOBD_ENOTFOUND if there is no such job.  OUT: *facts. */
+int store_job_explain(store_t *s, const char *id, json_t **facts, err_t *e);
+
+/* Make every scheduled job whose run_at is at or before now_ms pending.
+ * OUT: *n, how many. */
+int store_schedule_due(store_t *s, int64_t now_ms, int *n, err_t *e);
 
 /* Put every processing job whose lease ended before now_ms back to pending
  * (attempt outcome "expired").  OUT: *n, how many. */
@@ -132,12 +176,30 @@ int store_bot_register(store_t *s, const char *name, const json_t *operations, j
                        err_t *e);
 
 /* Record that the bot is alive in `state` (ready, processing, unhealthy,
- * offline) and renew the leases of every job it holds by lease_ms.
- * JOBD_EUNKNOWNBOT if not registered.  OUT: *bot. */
+ * offline) and renew leases by lease_ms.  `jobs` is NULL (renew every job
+ * the bot holds) or an array of {"id": "...", "progress": any JSON
+ * (optional)} naming the jobs the bot believes it holds: only those are
+ * renewed (so a lease whose claim reply never reached the bot runs out),
+ * and their progress is kept.  A bot that says "offline" loses what it
+ * still holds (attempt outcome "worker_lost").
+ * JOBD_EUNKNOWNBOT if not registered.
+ * OUT: *reply, {"bot": the bot object, "jobs": {"held": [ids the bot
+ * holds], "cancelled": [ids it sent whose job an admin cancelled], "lost":
+ * [ids it sent that were taken back from it or never were its]}}. */
 int store_bot_heartbeat(store_t *s, const char *id, const char *state, int64_t lease_ms,
-                        json_t **bot, err_t *e);
+                        const json_t *jobs, json_t **reply, err_t *e);
 
-/* JOBD_EUNKNOWNBOT if not registered.  OUT: *bot. */
+/* Bot health: a bot in state ready, processing or unhealthy last seen
+ * before offline_before becomes "offline", one last seen before
+ * unhealthy_before "unhealthy"; either way the jobs it holds go back to
+ * pending at once (attempt outcome "worker_lost", not counted against their
+ * retry budget).  OUT: *changes, an array of {"id", "name", "state" (the
+ * new one), "last_seen_at", "jobs": [ids taken back]}. */
+int store_bot_sweep(store_t *s, int64_t unhealthy_before, int64_t offline_before, json_t **changes,
+                    err_t *e);
+
+/* Bot objects (here and below) add "jobs": the ids of the jobs the bot
+ * holds.  JOBD_EUNKNOWNBOT if not registered.  OUT: *bot. */
 int store_bot_get(store_t *s, const char *id, json_t **bot, err_t *e);
 
 /* Every bot, oldest registration first.  OUT: *bots, an array. */

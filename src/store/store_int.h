@@ -29,8 +29,7 @@ struct store_backend {
     int (*migrate_down)(store_t *s, err_t *e);
     int (*prepare)(store_t *s, err_t *e);
     int (*ping)(store_t *s, err_t *e);
-    int (*job_create)(store_t *s, const char *operation, const json_t *input, int64_t priority,
-                      json_t **job, err_t *e);
+    int (*job_create)(store_t *s, const job_spec_t *spec, json_t **job, err_t *e);
     int (*job_get)(store_t *s, const char *id, json_t **job, err_t *e);
     int (*job_list)(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e);
     int (*job_claim)(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,
@@ -39,14 +38,21 @@ struct store_backend {
                         const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
                         err_t *e);
     int (*job_fail)(store_t *s, const char *id, const char *bot_id, const char *lease,
-                    const char *error, int64_t duration_ms, json_t **job, bool *repeated, err_t *e);
+                    const char *error, const store_retry_t *retry, int64_t duration_ms,
+                    json_t **job, bool *repeated, err_t *e);
     int (*job_release)(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
+    int (*job_retry)(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
+    int (*job_cancel)(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
+    int (*job_explain)(store_t *s, const char *id, json_t **facts, err_t *e);
+    int (*schedule_due)(store_t *s, int64_t now_ms, int *n, err_t *e);
     int (*lease_expire)(store_t *s, int64_t now_ms, int *n, err_t *e);
     int (*stats)(store_t *s, json_t **stats, err_t *e);
     int (*bot_register)(store_t *s, const char *name, const json_t *operations, json_t **bot,
                         err_t *e);
     int (*bot_heartbeat)(store_t *s, const char *id, const char *state, int64_t lease_ms,
-                         json_t **bot, err_t *e);
+                         const json_t *jobs, json_t **reply, err_t *e);
+    int (*bot_sweep)(store_t *s, int64_t unhealthy_before, int64_t offline_before, json_t **changes,
+                     err_t *e);
     int (*bot_get)(store_t *s, const char *id, json_t **bot, err_t *e);
     int (*bot_list)(store_t *s, json_t **bots, err_t *e);
     int (*export_pending)(store_t *s, int limit, json_t **jobs, err_t *e);

@@ -27,12 +27,13 @@
 #define LEASE_BYTES 16
 
 /*
- * Every statement the backend runs: X(name, sql).  In the SQL, {job}, {bot}
- * and {attempt} stand for the column lists of record.h, so that what a
+ * Every statement the backend runs: X(name, sql).  In the SQL, {job}, {bot},
+ * {attempt} and {event} stand for the column lists of record.h, so that what a
  * SELECT reads is exactly what the API shows.  The name is what an error
  * names, e.g. "statement job_get does not fit the database schema".
  *
- * Checklist: claim_candidates and export_pending name their indexes
+ * Checklist: claim_candidates, queue_ahead, schedule_due, bots_stale and
+ * export_pending name their indexes
  * (INDEXED BY) so that their cost cannot silently grow with finished jobs;
  * the other statements that read by status, bot or lease rely on the
  * indexes of migrations/sqlite too.  Change them together.
@@ -44,21 +45,31 @@
     X(rollback, "ROLLBACK")                                                                        \
     X(ping, "SELECT max(version) FROM schema_version")                                             \
     X(job_insert,                                                                                  \
-      "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at)"            \
-      " VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5)")                                                \
+      "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at,"            \
+      " max_attempts, run_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, nullif(?8, 0))")              \
     X(job_get, "SELECT {job} FROM jobs WHERE id = ?1")                                             \
     X(job_history, "SELECT {attempt} FROM attempts WHERE job_id = ?1 ORDER BY attempt")            \
+    X(job_events, "SELECT {event} FROM job_events WHERE job_id = ?1 ORDER BY seq")                 \
+    X(event_insert, "INSERT INTO job_events (job_id, at, action, reason) VALUES (?1, ?2, ?3, ?4)") \
+    X(job_order, "SELECT operation, priority, created_at, failures, max_attempts FROM jobs"        \
+                 " WHERE id = ?1")                                                                 \
+    X(live_bots, "SELECT count(DISTINCT bots.id) FROM bots, json_each(bots.operations)"            \
+                 " WHERE bots.state IN ('ready', 'processing') AND json_each.value = ?1")          \
     X(job_list, "SELECT {job} FROM jobs WHERE id > ?1 AND (?2 IS NULL OR operation = ?2)"          \
                 " ORDER BY id LIMIT ?3")                                                           \
     X(job_list_status, "SELECT {job} FROM jobs WHERE status = ?4 AND id > ?1"                      \
                        " AND (?2 IS NULL OR operation = ?2) ORDER BY id LIMIT ?3")                 \
-    X(job_state, "SELECT status, lease FROM jobs WHERE id = ?1")                                   \
+    X(job_state, "SELECT status, lease, bot_id FROM jobs WHERE id = ?1")                           \
     X(claim_candidates, "SELECT id, priority, created_at FROM jobs INDEXED BY jobs_claim"          \
                         " WHERE status = 'pending' AND operation = ?1"                             \
                         " ORDER BY priority DESC, created_at, id LIMIT ?2")                        \
-    X(job_claim, "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"                 \
-                 " claimed_at = ?2, bot_id = ?3, bot_name = ?4, lease = ?5, lease_expires_at = ?6" \
-                 " WHERE id = ?1 AND status = 'pending'")                                          \
+    X(queue_ahead, "SELECT count(*) FROM jobs INDEXED BY jobs_claim"                               \
+                   " WHERE status = 'pending' AND operation = ?1 AND (priority > ?2"               \
+                   " OR (priority = ?2 AND (created_at < ?3 OR (created_at = ?3 AND id < ?4))))")  \
+    X(job_claim,                                                                                   \
+      "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"                            \
+      " claimed_at = ?2, bot_id = ?3, bot_name = ?4, lease = ?5, lease_expires_at = ?6,"           \
+      " progress = NULL WHERE id = ?1 AND status = 'pending'")                                     \
     X(attempt_start, "INSERT INTO attempts (job_id, attempt, lease, bot_id, bot_name, started_at," \
                      " outcome) SELECT id, attempts, lease, bot_id, bot_name, claimed_at,"         \
                      " 'running' FROM jobs WHERE id = ?1")                                         \
@@ -66,16 +77,43 @@
                         " WHERE lease = ?1")                                                       \
     X(attempt_end, "UPDATE attempts SET outcome = ?2, ended_at = ?3, error = ?4"                   \
                    " WHERE lease = ?1 AND outcome = 'running'")                                    \
-    X(job_finish, "UPDATE jobs SET status = ?3, result = ?4, error = ?5, duration_ms = ?6,"        \
-                  " finished_at = ?7, lease = NULL, lease_expires_at = NULL"                       \
-                  " WHERE id = ?1 AND lease = ?2 AND status = 'processing'")                       \
+    X(job_finish,                                                                                  \
+      "UPDATE jobs SET status = ?3, result = ?4, error = ?5, duration_ms = ?6,"                    \
+      " finished_at = ?7, failures = failures + ?8, lease = NULL,"                                 \
+      " lease_expires_at = NULL WHERE id = ?1 AND lease = ?2 AND status = 'processing'")           \
+    X(job_reschedule, "UPDATE jobs SET status = 'scheduled', run_at = ?3, error = ?4,"             \
+                      " duration_ms = ?5, failures = failures + 1, claimed_at = NULL,"             \
+                      " bot_id = NULL, bot_name = NULL, lease = NULL, lease_expires_at = NULL,"    \
+                      " progress = NULL WHERE id = ?1 AND lease = ?2 AND status = 'processing'")   \
     X(job_takeback, "UPDATE jobs SET status = 'pending', claimed_at = NULL, bot_id = NULL,"        \
-                    " bot_name = NULL, lease = NULL, lease_expires_at = NULL"                      \
-                    " WHERE id = ?1 AND status = 'processing'")                                    \
+                    " bot_name = NULL, lease = NULL, lease_expires_at = NULL, progress = NULL,"    \
+                    " lost = lost + 1 WHERE id = ?1 AND status = 'processing'")                    \
+    X(job_cancel, "UPDATE jobs SET status = 'cancelled', finished_at = ?2, error = ?3,"            \
+                  " lease = NULL, lease_expires_at = NULL"                                         \
+                  " WHERE id = ?1 AND status IN ('pending', 'scheduled', 'processing')")           \
+    X(job_retry, "UPDATE jobs SET status = 'pending', failures = 0, run_at = NULL,"                \
+                 " finished_at = NULL, result = NULL, error = NULL, duration_ms = NULL,"           \
+                 " claimed_at = NULL, bot_id = NULL, bot_name = NULL, progress = NULL,"            \
+                 " exported = 0 WHERE id = ?1 AND status IN ('failed', 'cancelled')")              \
+    X(schedule_due, "UPDATE jobs INDEXED BY jobs_scheduled SET status = 'pending'"                 \
+                    " WHERE status = 'scheduled' AND run_at <= ?1")                                \
+    X(bot_done, "UPDATE bots SET jobs_succeeded = jobs_succeeded + ?2,"                            \
+                " jobs_failed = jobs_failed + ?3 WHERE id = ?1")                                   \
+    X(bot_lost, "UPDATE bots SET jobs_lost = jobs_lost + 1"                                        \
+                " WHERE id = (SELECT bot_id FROM attempts WHERE lease = ?1)")                      \
     X(lease_expired, "SELECT id, lease, lease_expires_at FROM jobs"                                \
                      " WHERE status = 'processing' AND lease_expires_at < ?1")                     \
     X(lease_renew, "UPDATE jobs SET lease_expires_at = ?2"                                         \
                    " WHERE bot_id = ?1 AND status = 'processing'")                                 \
+    X(lease_renew_one, "UPDATE jobs SET lease_expires_at = ?3, progress = coalesce(?4, progress)"  \
+                       " WHERE id = ?1 AND bot_id = ?2 AND status = 'processing'")                 \
+    X(my_attempt, "SELECT outcome FROM attempts WHERE job_id = ?1 AND bot_id = ?2"                 \
+                  " ORDER BY attempt DESC LIMIT 1")                                                \
+    X(bot_jobs, "SELECT id, lease FROM jobs WHERE bot_id = ?1 AND status = 'processing'"           \
+                " ORDER BY id")                                                                    \
+    X(bots_stale, "SELECT id, name, last_seen_at, state FROM bots INDEXED BY bots_live"            \
+                  " WHERE state IN ('ready', 'processing', 'unhealthy') AND last_seen_at < ?1")    \
+    X(bot_set_state, "UPDATE bots SET state = ?2 WHERE id = ?1")                                   \
     X(stats_jobs, "SELECT operation, status, count(*) FROM jobs GROUP BY operation, status")       \
     X(stats_bots, "SELECT state, count(*) FROM bots GROUP BY state")                               \
     X(bot_insert, "INSERT INTO bots (id, name, operations, state, registered_at, last_seen_at)"    \
@@ -86,10 +124,10 @@
     X(bot_get, "SELECT {bot} FROM bots WHERE id = ?1")                                             \
     X(bot_list, "SELECT {bot} FROM bots ORDER BY registered_at, id")                               \
     X(export_pending, "SELECT {job} FROM jobs INDEXED BY jobs_unexported"                          \
-                      " WHERE exported = 0 AND status IN ('succeeded', 'failed')"                  \
+                      " WHERE exported = 0 AND status IN ('succeeded', 'failed', 'cancelled')"     \
                       " ORDER BY finished_at, id LIMIT ?1")                                        \
     X(export_mark, "UPDATE jobs SET exported = 1"                                                  \
-                   " WHERE id = ?1 AND status IN ('succeeded', 'failed')")                         \
+                   " WHERE id = ?1 AND status IN ('succeeded', 'failed', 'cancelled')")            \
     X(export_file_set, "INSERT INTO datalake_files (path, size) VALUES (?1, ?2)"                   \
                        " ON CONFLICT (path) DO UPDATE SET size = excluded.size")                   \
     X(export_files, "SELECT path, size FROM datalake_files ORDER BY path")
@@ -317,12 +355,54 @@ static int get_job(sq_t *s, const char *id, json_t **job, err_t *e)
     return rc < 0 ? rc : JOBD_OK;
 }
 
+/* The jobs bot_id holds: an array of ids, or with `leases` of [id, lease]
+ * pairs.  OUT: *out. */
+static int bot_jobs(sq_t *s, const char *bot_id, bool leases, json_t **out, err_t *e)
+{
+    sqlite3_stmt *st = s->st[ST_bot_jobs];
+    json_t *jobs = json_array();
+    int rc = query(s, ST_bot_jobs, e, "t", bot_id);
+
+    while (rc >= 0 && (rc = step(s, ST_bot_jobs, e)) == 1) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        json_array_append_new(jobs, leases ? json_pack("[ss]", id, sqlite3_column_text(st, 1))
+                                           : json_string(id));
+    }
+    if (rc < 0) {
+        json_decref(jobs);
+        return rc;
+    }
+    *out = jobs;
+    return JOBD_OK;
+}
+
+/* Add "jobs", the ids of the jobs it holds, to a bot object. */
+static int add_bot_jobs(sq_t *s, json_t *bot, err_t *e)
+{
+    json_t *jobs;
+    int rc = bot_jobs(s, json_string_value(json_object_get(bot, "id")), false, &jobs, e);
+
+    if (rc == JOBD_OK)
+        json_object_set_new(bot, "jobs", jobs);
+    return rc;
+}
+
 static int get_bot(sq_t *s, const char *id, json_t **bot, err_t *e)
 {
-    int rc = fetch(s, ST_bot_get, REC_KIND_BOT, true, bot, e, "t", id);
+    json_t *b;
+    int rc = fetch(s, ST_bot_get, REC_KIND_BOT, true, &b, e, "t", id);
+
     if (rc == 0)
         return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(id));
-    return rc < 0 ? rc : JOBD_OK;
+    if (rc < 0)
+        return rc;
+    rc = add_bot_jobs(s, b, e);
+    if (rc < 0) {
+        json_decref(b);
+        return rc;
+    }
+    *bot = b;
+    return JOBD_OK;
 }
 
 /* ---- transactions -------------------------------------------------------- */
@@ -681,28 +761,30 @@ static int sq_ping(store_t *base, err_t *e)
 /* ---- jobs ---------------------------------------------------------------- */
 
 struct create_args {
-    const char *operation;
-    const json_t *input;
-    int64_t priority;
+    const job_spec_t *spec;
     json_t *job;
 };
 
 static int do_create(sq_t *s, void *arg, err_t *e)
 {
     struct create_args *a = arg;
+    const job_spec_t *spec = a->spec;
+    int64_t now = clock_now_ms();
+    bool later = spec->run_at > now;
     char id[ID_UUID_LEN];
     int rc;
 
     id_uuid7(id);
-    rc = run(s, ST_job_insert, e, "ttjii", id, a->operation, a->input, a->priority, clock_now_ms());
+    rc = run(s, ST_job_insert, e, "ttjitiii", id, spec->operation, spec->input, spec->priority,
+             later ? "scheduled" : "pending", now, spec->max_attempts,
+             later ? spec->run_at : (int64_t)0);
     return rc < 0 ? rc : get_job(s, id, &a->job, e);
 }
 
-static int sq_job_create(store_t *base, const char *operation, const json_t *input,
-                         int64_t priority, json_t **job, err_t *e)
+static int sq_job_create(store_t *base, const job_spec_t *spec, json_t **job, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct create_args a = {operation, input, priority, NULL};
+    struct create_args a = {spec, NULL};
     return backend_deliver(tx_write(s, do_create, &a, e), &a.job, job);
 }
 
@@ -711,18 +793,32 @@ struct get_args {
     json_t *job;
 };
 
-static int do_get(sq_t *s, void *arg, err_t *e)
+/* The job with its history and events, as store_job_get shows it. */
+static int get_job_full(sq_t *s, const char *id, json_t **out, err_t *e)
 {
-    struct get_args *a = arg;
-    json_t *history;
-    int rc = get_job(s, a->id, &a->job, e);
+    json_t *job, *history = NULL, *events = NULL;
+    int rc = get_job(s, id, &job, e);
 
     if (rc < 0)
         return rc;
-    rc = fetch(s, ST_job_history, REC_KIND_ATTEMPT, false, &history, e, "t", a->id);
+    rc = fetch(s, ST_job_history, REC_KIND_ATTEMPT, false, &history, e, "t", id);
     if (rc >= 0)
-        json_object_set_new(a->job, "history", history);
-    return rc;
+        rc = fetch(s, ST_job_events, REC_KIND_EVENT, false, &events, e, "t", id);
+    if (rc < 0) {
+        json_decref(history);
+        json_decref(job);
+        return rc;
+    }
+    json_object_set_new(job, "history", history);
+    json_object_set_new(job, "events", events);
+    *out = job;
+    return JOBD_OK;
+}
+
+static int do_get(sq_t *s, void *arg, err_t *e)
+{
+    struct get_args *a = arg;
+    return get_job_full(s, a->id, &a->job, e);
 }
 
 static int sq_job_get(store_t *base, const char *id, json_t **job, err_t *e)
@@ -935,6 +1031,47 @@ static int read_state(sq_t *s, const char *id, char status[16], char lease[72], 
     return JOBD_OK;
 }
 
+/* The failures and max_attempts of job id (which exists). */
+static int read_budget(sq_t *s, const char *id, int64_t *failures, int64_t *max, err_t *e)
+{
+    int rc = query(s, ST_job_order, e, "t", id);
+
+    if (rc >= 0)
+        rc = step(s, ST_job_order, e);
+    if (rc == 0)
+        return err_set(e, JOBD_ENOTFOUND, "no job with id %s", id);
+    if (rc < 0)
+        return rc;
+    *failures = sqlite3_column_int64(s->st[ST_job_order], 3);
+    *max = sqlite3_column_int64(s->st[ST_job_order], 4);
+    sqlite3_reset(s->st[ST_job_order]);
+    return JOBD_OK;
+}
+
+/* Record the outcome on the job: succeeded, failed for good, or - a
+ * retryable failure within the budget - scheduled after the backoff.
+ * Returns how many rows changed (0 if the job is not processing under the
+ * lease) or a JOBD_E* code. */
+static int finish_job(sq_t *s, const struct backend_finish *a, int64_t now, err_t *e)
+{
+    int64_t failures = 0, max = 0;
+    int rc;
+
+    if (a->ok)
+        return run(s, ST_job_finish, e, "tttjtiii", a->id, a->lease, "succeeded", a->result, NULL,
+                   a->duration_ms, now, (int64_t)0);
+    if (a->retry) {
+        rc = read_budget(s, a->id, &failures, &max, e);
+        if (rc < 0)
+            return rc;
+        if (failures + 1 < max)
+            return run(s, ST_job_reschedule, e, "ttiti", a->id, a->lease,
+                       now + backend_retry_delay(a->retry, failures + 1), a->error, a->duration_ms);
+    }
+    return run(s, ST_job_finish, e, "tttjtiii", a->id, a->lease, "failed", NULL, a->error,
+               a->duration_ms, now, (int64_t)1);
+}
+
 static int do_finish(sq_t *s, void *arg, err_t *e)
 {
     struct backend_finish *a = arg;
@@ -963,8 +1100,7 @@ static int do_finish(sq_t *s, void *arg, err_t *e)
         a->repeated = true;
         return get_job(s, a->id, &a->job, e);
     }
-    rc = run(s, ST_job_finish, e, "tttjtii", a->id, a->lease, outcome, a->ok ? a->result : NULL,
-             a->ok ? NULL : a->error, a->duration_ms, now);
+    rc = finish_job(s, a, now, e);
     if (rc == 0)
         return err_set(e, JOBD_EINTERNAL,
                        "job %s is %s, not processing under lease %s, although that attempt is "
@@ -972,6 +1108,8 @@ static int do_finish(sq_t *s, void *arg, err_t *e)
                        a->id, status, a->lease);
     if (rc >= 0)
         rc = run(s, ST_attempt_end, e, "ttit", a->lease, outcome, now, a->ok ? NULL : a->error);
+    if (rc >= 0)
+        rc = run(s, ST_bot_done, e, "tii", a->bot_id, (int64_t)a->ok, (int64_t)!a->ok);
     return rc < 0 ? rc : get_job(s, a->id, &a->job, e);
 }
 
@@ -993,27 +1131,39 @@ static int sq_job_complete(store_t *base, const char *id, const char *bot_id, co
                            err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct backend_finish a = {id, bot_id, lease, true, result, NULL, duration_ms, NULL, false};
+    struct backend_finish a = {id,   bot_id,      lease, true,  result,
+                               NULL, duration_ms, NULL,  false, NULL};
     return finish(s, &a, job, repeated, e);
 }
 
 static int sq_job_fail(store_t *base, const char *id, const char *bot_id, const char *lease,
-                       const char *error, int64_t duration_ms, json_t **job, bool *repeated,
-                       err_t *e)
+                       const char *error, const store_retry_t *retry, int64_t duration_ms,
+                       json_t **job, bool *repeated, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct backend_finish a = {id, bot_id, lease, false, NULL, error, duration_ms, NULL, false};
+    struct backend_finish a = {id,    bot_id,      lease, false, NULL,
+                               error, duration_ms, NULL,  false, retry};
     return finish(s, &a, job, repeated, e);
 }
 
 /* Put processing job `id` back to pending, ending the attempt under `lease`
- * with `outcome` (released or expired) at `at`, because of `why`.  The
- * job's attempts count stays: it counts claims. */
+ * with `outcome` (released, expired or worker_lost) at `at`, because of
+ * `why`.  The job's attempts count stays: it counts claims; the attempt
+ * counts as lost for the job and its bot, not as a failure. */
 static int takeback(sq_t *s, const char *id, const char *lease, const char *outcome, int64_t at,
                     const char *why, err_t *e)
 {
     int rc = run(s, ST_attempt_end, e, "ttit", lease, outcome, at, why);
+    if (rc >= 0)
+        rc = run(s, ST_bot_lost, e, "t", lease);
     return rc < 0 ? rc : run(s, ST_job_takeback, e, "t", id);
+}
+
+/* Record an admin action on job id. */
+static int add_event(sq_t *s, const char *id, int64_t at, const char *action, const char *reason,
+                     err_t *e)
+{
+    return run(s, ST_event_insert, e, "titt", id, at, action, reason);
 }
 
 struct release_args {
@@ -1025,21 +1175,171 @@ static int do_release(sq_t *s, void *arg, err_t *e)
 {
     struct release_args *a = arg;
     char status[16], lease[72];
+    int64_t now = clock_now_ms();
     int rc = read_state(s, a->id, status, lease, e);
 
     if (rc < 0)
         return rc;
     if (strcmp(status, "processing") != 0)
         return err_set(e, JOBD_ENOTPROC, "job %s is %s, not processing", str(a->id), status);
-    rc = takeback(s, a->id, lease, "released", clock_now_ms(), a->reason, e);
-    return rc < 0 ? rc : get_job(s, a->id, &a->job, e);
+    rc = takeback(s, a->id, lease, "released", now, a->reason, e);
+    if (rc >= 0)
+        rc = add_event(s, a->id, now, "release", a->reason, e);
+    return rc < 0 ? rc : get_job_full(s, a->id, &a->job, e);
 }
 
 static int sq_job_release(store_t *base, const char *id, const char *reason, json_t **job, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct release_args a = {id, reason, NULL};
+    struct release_args a = {id, str(reason), NULL};
     return backend_deliver(tx_write(s, do_release, &a, e), &a.job, job);
+}
+
+static int do_retry(sq_t *s, void *arg, err_t *e)
+{
+    struct release_args *a = arg;
+    char status[16], lease[72];
+    int rc = read_state(s, a->id, status, lease, e);
+
+    if (rc < 0)
+        return rc;
+    if (strcmp(status, "failed") != 0 && strcmp(status, "cancelled") != 0)
+        return err_set(e, JOBD_ENOTRETRY,
+                       "job %s is %s; only a failed or cancelled job can be retried", a->id,
+                       status);
+    rc = run(s, ST_job_retry, e, "t", a->id);
+    if (rc >= 0)
+        rc = add_event(s, a->id, clock_now_ms(), "retry", a->reason, e);
+    return rc < 0 ? rc : get_job_full(s, a->id, &a->job, e);
+}
+
+static int sq_job_retry(store_t *base, const char *id, const char *reason, json_t **job, err_t *e)
+{
+    sq_t *s = (sq_t *)base;
+    struct release_args a = {str(id), str(reason), NULL};
+    return backend_deliver(tx_write(s, do_retry, &a, e), &a.job, job);
+}
+
+static int do_cancel(sq_t *s, void *arg, err_t *e)
+{
+    struct release_args *a = arg;
+    char status[16], lease[72], why[1100];
+    int64_t now = clock_now_ms();
+    int rc = read_state(s, a->id, status, lease, e);
+
+    if (rc < 0)
+        return rc;
+    if (strcmp(status, "cancelled") == 0)
+        return err_set(e, JOBD_ECANCELLED, "job %s is already cancelled", a->id);
+    if (strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0)
+        return err_set(e, JOBD_EFINISHED, "job %s already %s; it cannot be cancelled", a->id,
+                       status);
+    snprintf(why, sizeof why, "cancelled by an admin: %s", a->reason);
+    if (strcmp(status, "processing") == 0)
+        rc = run(s, ST_attempt_end, e, "ttit", lease, "cancelled", now, a->reason);
+    if (rc >= 0)
+        rc = run(s, ST_job_cancel, e, "tit", a->id, now, why);
+    if (rc >= 0)
+        rc = add_event(s, a->id, now, "cancel", a->reason, e);
+    return rc < 0 ? rc : get_job_full(s, a->id, &a->job, e);
+}
+
+static int sq_job_cancel(store_t *base, const char *id, const char *reason, json_t **job, err_t *e)
+{
+    sq_t *s = (sq_t *)base;
+    struct release_args a = {str(id), str(reason), NULL};
+    return backend_deliver(tx_write(s, do_cancel, &a, e), &a.job, job);
+}
+
+/* Run counting statement id, bound like vbind, and read its one integer. */
+static int count(sq_t *s, enum stmt_id id, int64_t *n, err_t *e, const char *types, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, types);
+    rc = vbind(s, id, e, types, ap);
+    va_end(ap);
+    if (rc >= 0)
+        rc = step(s, id, e);
+    if (rc < 0)
+        return rc;
+    *n = rc == 1 ? sqlite3_column_int64(s->st[id], 0) : 0;
+    sqlite3_reset(s->st[id]);
+    return JOBD_OK;
+}
+
+struct explain_args {
+    const char *id;
+    json_t *facts;
+};
+
+static int do_explain(sq_t *s, void *arg, err_t *e)
+{
+    struct explain_args *a = arg;
+    json_t *job, *bot = NULL;
+    const char *status;
+    char op[128];
+    int64_t priority, created, ahead = 0, live = 0;
+    int rc = get_job_full(s, a->id, &job, e);
+
+    if (rc < 0)
+        return rc;
+    a->facts = json_pack("{s:o}", "job", job);
+    status = json_string_value(json_object_get(job, "status"));
+    rc = query(s, ST_job_order, e, "t", a->id);
+    if (rc >= 0)
+        rc = step(s, ST_job_order, e);
+    if (rc <= 0)
+        return rc < 0 ? rc : err_set(e, JOBD_ENOTFOUND, "no job with id %s", a->id);
+    col_text(s, ST_job_order, 0, op, sizeof op);
+    priority = sqlite3_column_int64(s->st[ST_job_order], 1);
+    created = sqlite3_column_int64(s->st[ST_job_order], 2);
+    sqlite3_reset(s->st[ST_job_order]);
+    if (strcmp(status, "pending") == 0)
+        rc = count(s, ST_queue_ahead, &ahead, e, "tiit", op, priority, created, a->id);
+    if (rc >= 0)
+        rc = count(s, ST_live_bots, &live, e, "t", op);
+    if (rc >= 0 && strcmp(status, "processing") == 0)
+        rc = get_bot(s, json_string_value(json_object_get(job, "bot_id")), &bot, e);
+    if (rc < 0)
+        return rc;
+    json_object_set_new(a->facts, "ahead", json_integer(ahead));
+    json_object_set_new(a->facts, "live_bots", json_integer(live));
+    json_object_set_new(a->facts, "bot", bot ? bot : json_null());
+    return JOBD_OK;
+}
+
+static int sq_job_explain(store_t *base, const char *id, json_t **facts, err_t *e)
+{
+    sq_t *s = (sq_t *)base;
+    struct explain_args a = {str(id), NULL};
+    return backend_deliver(tx_read(s, do_explain, &a, e), &a.facts, facts);
+}
+
+struct due_args {
+    int64_t now;
+    int n;
+};
+
+static int do_schedule_due(sq_t *s, void *arg, err_t *e)
+{
+    struct due_args *a = arg;
+    int rc = run(s, ST_schedule_due, e, "i", a->now);
+    if (rc >= 0)
+        a->n = rc;
+    return rc;
+}
+
+static int sq_schedule_due(store_t *base, int64_t now_ms, int *n, err_t *e)
+{
+    sq_t *s = (sq_t *)base;
+    struct due_args a = {now_ms, 0};
+    int rc = tx_write(s, do_schedule_due, &a, e);
+
+    if (rc == JOBD_OK)
+        *n = a.n;
+    return rc;
 }
 
 struct expire_args {
@@ -1130,9 +1430,11 @@ static int sq_stats(store_t *base, json_t **stats, err_t *e)
 struct bot_args {
     const char *id, *name, *state;
     const json_t *operations;
+    const json_t *jobs; /* heartbeat: what the bot says it holds, or NULL */
     int64_t lease_ms;
     json_t *bot;
     json_t *bots;
+    json_t *reply;
 };
 
 static int do_register(sq_t *s, void *arg, err_t *e)
@@ -1154,25 +1456,182 @@ static int sq_bot_register(store_t *base, const char *name, const json_t *operat
     return backend_deliver(tx_write(s, do_register, &a, e), &a.bot, bot);
 }
 
+/* Take back every job bot_id holds (outcome worker_lost, because of why).
+ * OUT: *taken, the ids. */
+static int takeback_bot(sq_t *s, const char *bot_id, int64_t now, const char *why, json_t **taken,
+                        err_t *e)
+{
+    json_t *held, *pair;
+    size_t i;
+    int rc = bot_jobs(s, bot_id, true, &held, e);
+
+    if (rc < 0)
+        return rc;
+    *taken = json_array();
+    json_array_foreach(held, i, pair)
+    {
+        const char *id = json_string_value(json_array_get(pair, 0));
+        rc =
+            takeback(s, id, json_string_value(json_array_get(pair, 1)), "worker_lost", now, why, e);
+        if (rc < 0)
+            break;
+        json_array_append_new(*taken, json_string(id));
+    }
+    json_decref(held);
+    if (rc < 0) {
+        json_decref(*taken);
+        return rc;
+    }
+    return JOBD_OK;
+}
+
+/* Where a job the bot says it holds stands for this bot: "held" (renewed
+ * now), "cancelled", "lost", or NULL when its own attempt finished it (a
+ * report that crossed the heartbeat; nothing to tell). */
+static int classify(sq_t *s, struct bot_args *a, const json_t *item, int64_t now,
+                    const char **verdict, err_t *e)
+{
+    const char *id = json_string_value(json_object_get(item, "id"));
+    const json_t *progress = json_object_get(item, "progress");
+    char outcome[16];
+    int rc = run(s, ST_lease_renew_one, e, "ttij", id, a->id, now + a->lease_ms,
+                 json_is_null(progress) ? NULL : progress);
+
+    if (rc < 0)
+        return rc;
+    if (rc > 0) {
+        *verdict = "held";
+        return JOBD_OK;
+    }
+    rc = query(s, ST_my_attempt, e, "tt", id, a->id);
+    if (rc >= 0)
+        rc = step(s, ST_my_attempt, e);
+    if (rc < 0)
+        return rc;
+    outcome[0] = '\0';
+    if (rc == 1)
+        col_text(s, ST_my_attempt, 0, outcome, sizeof outcome);
+    sqlite3_reset(s->st[ST_my_attempt]);
+    if (strcmp(outcome, "succeeded") == 0 || strcmp(outcome, "failed") == 0)
+        *verdict = NULL;
+    else if (strcmp(outcome, "cancelled") == 0)
+        *verdict = "cancelled";
+    else
+        *verdict = "lost";
+    return JOBD_OK;
+}
+
 static int do_heartbeat(sq_t *s, void *arg, err_t *e)
 {
     struct bot_args *a = arg;
+    json_t *verdicts, *item, *held, *taken;
     int64_t now = clock_now_ms();
+    char why[300];
+    size_t i;
     int rc = run(s, ST_bot_heartbeat, e, "tti", a->id, a->state, now);
 
     if (rc == 0)
         return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(a->id));
-    if (rc >= 0)
+    if (rc >= 0 && !a->jobs)
         rc = run(s, ST_lease_renew, e, "ti", a->id, now + a->lease_ms);
-    return rc < 0 ? rc : get_bot(s, a->id, &a->bot, e);
+    if (rc < 0)
+        return rc;
+    verdicts = json_pack("{s:[],s:[],s:[]}", "held", "cancelled", "lost");
+    json_array_foreach(a->jobs, i, item)
+    {
+        const char *verdict;
+        rc = classify(s, a, item, now, &verdict, e);
+        if (rc < 0)
+            goto out_verdicts;
+        if (verdict && strcmp(verdict, "held") != 0)
+            json_array_append(json_object_get(verdicts, verdict), json_object_get(item, "id"));
+    }
+    if (strcmp(a->state, "offline") == 0) {
+        snprintf(why, sizeof why, "bot %s went offline while holding the job", a->id);
+        rc = takeback_bot(s, a->id, now, why, &taken, e);
+        if (rc < 0)
+            goto out_verdicts;
+        json_array_extend(json_object_get(verdicts, "lost"), taken);
+        json_decref(taken);
+    }
+    rc = get_bot(s, a->id, &a->bot, e);
+    if (rc < 0)
+        goto out_verdicts;
+    held = json_object_get(a->bot, "jobs");
+    json_object_set(verdicts, "held", held);
+    a->reply = json_pack("{s:o,s:o}", "bot", a->bot, "jobs", verdicts);
+    a->bot = NULL;
+    return JOBD_OK;
+
+out_verdicts:
+    json_decref(verdicts);
+    return rc;
 }
 
 static int sq_bot_heartbeat(store_t *base, const char *id, const char *state, int64_t lease_ms,
-                            json_t **bot, err_t *e)
+                            const json_t *jobs, json_t **reply, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct bot_args a = {.id = id, .state = state, .lease_ms = lease_ms};
-    return backend_deliver(tx_write(s, do_heartbeat, &a, e), &a.bot, bot);
+    struct bot_args a = {.id = str(id), .state = state, .lease_ms = lease_ms, .jobs = jobs};
+    return backend_deliver(tx_write(s, do_heartbeat, &a, e), &a.reply, reply);
+}
+
+struct sweep_args {
+    int64_t unhealthy_before, offline_before;
+    json_t *changes;
+};
+
+static int do_sweep(sq_t *s, void *arg, err_t *e)
+{
+    struct sweep_args *a = arg;
+    sqlite3_stmt *st = s->st[ST_bots_stale];
+    json_t *stale = json_array(), *bot;
+    int64_t now = clock_now_ms();
+    size_t i;
+    int rc = query(s, ST_bots_stale, e, "i", a->unhealthy_before);
+
+    /* Collected first, as in do_expire. */
+    while (rc >= 0 && (rc = step(s, ST_bots_stale, e)) == 1)
+        json_array_append_new(stale,
+                              json_pack("{s:s,s:s,s:I,s:s}", "id", sqlite3_column_text(st, 0),
+                                        "name", sqlite3_column_text(st, 1), "last_seen_at",
+                                        (json_int_t)sqlite3_column_int64(st, 2), "state",
+                                        sqlite3_column_text(st, 3)));
+    a->changes = json_array();
+    json_array_foreach(stale, i, bot)
+    {
+        const char *id = json_string_value(json_object_get(bot, "id"));
+        const char *was = json_string_value(json_object_get(bot, "state"));
+        int64_t seen = json_integer_value(json_object_get(bot, "last_seen_at"));
+        const char *state = seen < a->offline_before ? "offline" : "unhealthy";
+        char why[400], t[32];
+        json_t *taken;
+
+        if (rc < 0)
+            break;
+        if (strcmp(was, state) == 0)
+            continue;
+        snprintf(why, sizeof why, "bot %s (%s) missed its heartbeats: last seen at %s",
+                 json_string_value(json_object_get(bot, "name")), id, backend_when(seen, t));
+        rc = run(s, ST_bot_set_state, e, "tt", id, state);
+        if (rc >= 0)
+            rc = takeback_bot(s, id, now, why, &taken, e);
+        if (rc >= 0)
+            json_array_append_new(a->changes, json_pack("{s:s,s:O,s:s,s:o,s:o}", "id", id, "name",
+                                                        json_object_get(bot, "name"), "state",
+                                                        state, "last_seen_at",
+                                                        backend_time_json(seen), "jobs", taken));
+    }
+    json_decref(stale);
+    return rc < 0 ? rc : JOBD_OK;
+}
+
+static int sq_bot_sweep(store_t *base, int64_t unhealthy_before, int64_t offline_before,
+                        json_t **changes, err_t *e)
+{
+    sq_t *s = (sq_t *)base;
+    struct sweep_args a = {unhealthy_before, offline_before, NULL};
+    return backend_deliver(tx_write(s, do_sweep, &a, e), &a.changes, changes);
 }
 
 static int do_bot_get(sq_t *s, void *arg, err_t *e)
@@ -1191,7 +1650,17 @@ static int sq_bot_get(store_t *base, const char *id, json_t **bot, err_t *e)
 static int do_bot_list(sq_t *s, void *arg, err_t *e)
 {
     struct bot_args *a = arg;
-    return fetch(s, ST_bot_list, REC_KIND_BOT, false, &a->bots, e, "");
+    json_t *bot;
+    size_t i;
+    int rc = fetch(s, ST_bot_list, REC_KIND_BOT, false, &a->bots, e, "");
+
+    json_array_foreach(a->bots, i, bot)
+    {
+        if (rc < 0)
+            break;
+        rc = add_bot_jobs(s, bot, e);
+    }
+    return rc < 0 ? rc : JOBD_OK;
 }
 
 static int sq_bot_list(store_t *base, json_t **bots, err_t *e)
@@ -1293,10 +1762,15 @@ const store_backend_t store_sqlite_backend = {
     .job_complete = sq_job_complete,
     .job_fail = sq_job_fail,
     .job_release = sq_job_release,
+    .job_retry = sq_job_retry,
+    .job_cancel = sq_job_cancel,
+    .job_explain = sq_job_explain,
+    .schedule_due = sq_schedule_due,
     .lease_expire = sq_lease_expire,
     .stats = sq_stats,
     .bot_register = sq_bot_register,
     .bot_heartbeat = sq_bot_heartbeat,
+    .bot_sweep = sq_bot_sweep,
     .bot_get = sq_bot_get,
     .bot_list = sq_bot_list,
     .export_pending = sq_export_pending,

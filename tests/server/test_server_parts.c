@@ -193,7 +193,7 @@ static void test_record_values(void **state)
     assert_null(record_value(REC_INT, "12x"));
     assert_null(record_value(REC_JSON, "{bad"));
     assert_non_null(strstr(record_job_columns(), "id, operation, input"));
-    assert_int_equal(record_job_nfields, 14);
+    assert_int_equal(record_job_nfields, 19);
 }
 
 static void test_ids(void **state)

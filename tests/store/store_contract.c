@@ -107,12 +107,22 @@ static void assert_keys(const json_t *obj, const char *const *names, bool total)
     assert_int_equal(json_object_size(obj), n + total);
 }
 
+/* What a bot object has besides its columns, and a job as store_job_get
+ * shows it. */
+static const char *const bot_extra[] = {"jobs", NULL};
+static const char *const with_history[] = {"history", "events", NULL};
+
 static json_t *create(struct fixture *f, const char *op, int64_t priority)
 {
     json_t *job, *input = json_pack("{s:i,s:i}", "a", 613, "b", 342);
     err_t e;
 
-    assert_ok(store_job_create(f->s, op, input, priority, &job, &e), &e);
+    assert_ok(
+        store_job_create(
+            f->s,
+            &(job_spec_t){.operation = op, .input = input, .priority = priority, .max_attempts = 3},
+            &job, &e),
+        &e);
     json_decref(input);
     return job;
 }
@@ -192,7 +202,12 @@ static void test_migrate_down_up(void **state)
     assert_ok(store_migrate_down(f->s, &e), &e);
     assert_ok(store_schema_version(f->s, &current, &latest, &e), &e);
     assert_int_equal(current, latest - 1);
-    assert_rc(store_job_create(f->s, f->op, NULL, 0, &job, &e), JOBD_ESCHEMA, &e);
+    assert_rc(
+        store_job_create(
+            f->s,
+            &(job_spec_t){.operation = f->op, .input = NULL, .priority = 0, .max_attempts = 3},
+            &job, &e),
+        JOBD_ESCHEMA, &e);
     assert_rc(store_prepare(f->s, &e), JOBD_ESCHEMA, &e);
     assert_ok(store_migrate_up(f->s, &e), &e);
     assert_ok(store_migrate_up(f->s, &e), &e); /* nothing left to apply */
@@ -208,7 +223,7 @@ static void test_job_create_get(void **state)
 {
     struct fixture *f = *state;
     json_t *job = create(f, f->op, 7), *got;
-    const char *const history[] = {"history", NULL};
+    const char *const history[] = {"history", "events", NULL};
     long long ms;
     err_t e;
 
@@ -228,7 +243,9 @@ static void test_job_create_get(void **state)
     got = get(f, sget(job, "id"));
     assert_fields(got, record_job_fields, record_job_nfields, history);
     assert_int_equal(json_array_size(json_object_get(got, "history")), 0);
+    assert_int_equal(json_array_size(json_object_get(got, "events")), 0);
     json_object_del(got, "history");
+    json_object_del(got, "events");
     assert_true(json_equal(got, job));
     json_decref(got);
     json_decref(job);
@@ -244,10 +261,20 @@ static void test_job_create_db_error(void **state)
     json_t *job = NULL, *input = json_object();
     err_t e;
 
-    assert_rc(store_job_create(f->s, f->op, NULL, 0, &job, &e), JOBD_EDB, &e);
+    assert_rc(
+        store_job_create(
+            f->s,
+            &(job_spec_t){.operation = f->op, .input = NULL, .priority = 0, .max_attempts = 3},
+            &job, &e),
+        JOBD_EDB, &e);
     assert_contains(e.msg, "input");
     assert_null(job);
-    assert_rc(store_job_create(f->s, NULL, input, 0, &job, &e), JOBD_EDB, &e);
+    assert_rc(
+        store_job_create(
+            f->s,
+            &(job_spec_t){.operation = NULL, .input = input, .priority = 0, .max_attempts = 3},
+            &job, &e),
+        JOBD_EDB, &e);
     assert_contains(e.msg, "operation");
     json_decref(input);
 }
@@ -511,11 +538,12 @@ static void test_complete_and_repeat(void **state)
     assert_string_equal(sget(attempt, "bot_id"), f->bot);
     assert_string_equal(sget(attempt, "ended_at"), sget(done, "finished_at"));
     json_object_del(again, "history");
+    json_object_del(again, "events");
     assert_true(json_equal(again, done));
     json_decref(again);
 
     /* A fail under the lease that completed it is refused. */
-    assert_rc(store_job_fail(f->s, id, f->bot, lease, "late", 1, &again, &repeated, &e),
+    assert_rc(store_job_fail(f->s, id, f->bot, lease, "late", NULL, 1, &again, &repeated, &e),
               JOBD_EFINISHED, &e);
     assert_contains(e.msg, id);
 
@@ -532,16 +560,18 @@ static void test_fail_and_repeat(void **state)
     bool repeated = true;
     err_t e;
 
-    assert_ok(store_job_fail(f->s, id, f->bot, lease, "division by zero", 0, &done, &repeated, &e),
-              &e);
+    assert_ok(
+        store_job_fail(f->s, id, f->bot, lease, "division by zero", NULL, 0, &done, &repeated, &e),
+        &e);
     assert_false(repeated);
     assert_string_equal(sget(done, "status"), "failed");
     assert_string_equal(sget(done, "error"), "division by zero");
     assert_true(json_is_null(json_object_get(done, "result")));
     assert_int_equal(iget(done, "duration_ms"), 0);
 
-    assert_ok(store_job_fail(f->s, id, f->bot, lease, "division by zero", 0, &again, &repeated, &e),
-              &e);
+    assert_ok(
+        store_job_fail(f->s, id, f->bot, lease, "division by zero", NULL, 0, &again, &repeated, &e),
+        &e);
     assert_true(repeated);
     assert_true(json_equal(again, done));
     json_decref(again);
@@ -573,8 +603,9 @@ static void test_fencing_mismatch(void **state)
     assert_rc(complete(f, forged, f->bot, &repeated, &e), JOBD_EMISMATCH, &e);
     json_object_set(forged, "lease", json_object_get(other, "lease"));
     assert_rc(complete(f, forged, f->bot, &repeated, &e), JOBD_EMISMATCH, &e);
-    assert_rc(store_job_fail(f->s, sget(claimed, "id"), f->bot, NULL, "x", 0, &job, &repeated, &e),
-              JOBD_EMISMATCH, &e);
+    assert_rc(
+        store_job_fail(f->s, sget(claimed, "id"), f->bot, NULL, "x", NULL, 0, &job, &repeated, &e),
+        JOBD_EMISMATCH, &e);
     /* No such job. */
     json_object_set_new(forged, "id", json_string("01937000-0000-7000-8000-000000000000"));
     assert_rc(complete(f, forged, f->bot, &repeated, &e), JOBD_ENOTFOUND, &e);
@@ -602,9 +633,15 @@ static void test_release_and_history(void **state)
     err_t e;
 
     assert_ok(store_job_release(f->s, id, "admin release", &job, &e), &e);
-    assert_fields(job, record_job_fields, record_job_nfields, NULL);
+    assert_fields(job, record_job_fields, record_job_nfields, with_history);
     assert_string_equal(sget(job, "status"), "pending");
     assert_int_equal(iget(job, "attempts"), 1);
+    assert_int_equal(iget(job, "lost"), 1);
+    assert_int_equal(iget(job, "failures"), 0);
+    attempt = json_array_get(json_object_get(job, "events"), 0);
+    assert_fields(attempt, record_event_fields, record_event_nfields, NULL);
+    assert_string_equal(sget(attempt, "action"), "release");
+    assert_string_equal(sget(attempt, "reason"), "admin release");
     assert_true(json_is_null(json_object_get(job, "bot_id")));
     assert_true(json_is_null(json_object_get(job, "claimed_at")));
     json_decref(job);
@@ -684,8 +721,8 @@ static void test_lease_expiry(void **state)
 
     assert_rc(complete(f, claimed, f->bot, &repeated, &e), JOBD_EEXPIRED, &e);
     assert_contains(e.msg, "expired");
-    assert_rc(store_job_fail(f->s, sget(claimed, "id"), f->bot, sget(claimed, "lease"), "x", 0,
-                             &job, &repeated, &e),
+    assert_rc(store_job_fail(f->s, sget(claimed, "id"), f->bot, sget(claimed, "lease"), "x", NULL,
+                             0, &job, &repeated, &e),
               JOBD_EEXPIRED, &e);
     json_decref(claimed);
 }
@@ -693,7 +730,7 @@ static void test_lease_expiry(void **state)
 static void test_heartbeat(void **state)
 {
     struct fixture *f = *state;
-    json_t *jobs, *claimed, *bot, *job;
+    json_t *jobs, *claimed, *bot, *job, *reply;
     int64_t now = clock_now_ms();
     int n;
     err_t e;
@@ -703,10 +740,14 @@ static void test_heartbeat(void **state)
     claimed = json_incref(json_array_get(jobs, 0));
     json_decref(jobs);
 
-    assert_ok(store_bot_heartbeat(f->s, f->bot, "processing", 600000, &bot, &e), &e);
-    assert_fields(bot, record_bot_fields, record_bot_nfields, NULL);
+    assert_ok(store_bot_heartbeat(f->s, f->bot, "processing", 600000, NULL, &reply, &e), &e);
+    bot = json_object_get(reply, "bot");
+    assert_fields(bot, record_bot_fields, record_bot_nfields, bot_extra);
     assert_string_equal(sget(bot, "state"), "processing");
-    json_decref(bot);
+    assert_int_equal(json_array_size(json_object_get(bot, "jobs")), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(bot, "jobs"), 0)),
+                        sget(claimed, "id"));
+    json_decref(reply);
 
     /* Renewed: a sweep past the first lease leaves the job with its bot. */
     assert_ok(store_lease_expire(f->s, now + 5000, &n, &e), &e);
@@ -718,11 +759,11 @@ static void test_heartbeat(void **state)
     assert_string_equal(sget(job, "status"), "pending");
     json_decref(job);
 
-    assert_rc(
-        store_bot_heartbeat(f->s, "01937000-0000-7000-8000-000000000000", "ready", 1000, &bot, &e),
-        JOBD_EUNKNOWNBOT, &e);
+    assert_rc(store_bot_heartbeat(f->s, "01937000-0000-7000-8000-000000000000", "ready", 1000, NULL,
+                                  &bot, &e),
+              JOBD_EUNKNOWNBOT, &e);
     /* A state the schema does not know is refused with the database's reason. */
-    assert_rc(store_bot_heartbeat(f->s, f->bot, "sleeping", 1000, &bot, &e), JOBD_EDB, &e);
+    assert_rc(store_bot_heartbeat(f->s, f->bot, "sleeping", 1000, NULL, &bot, &e), JOBD_EDB, &e);
     assert_contains(e.msg, "state");
     json_decref(claimed);
 }
@@ -738,7 +779,7 @@ static void test_bots(void **state)
     err_t e;
 
     assert_ok(store_bot_register(f->s, "bot-3", ops, &bot, &e), &e);
-    assert_fields(bot, record_bot_fields, record_bot_nfields, NULL);
+    assert_fields(bot, record_bot_fields, record_bot_nfields, bot_extra);
     assert_true(id_is_uuid(sget(bot, "id")));
     assert_string_equal(sget(bot, "name"), "bot-3");
     assert_string_equal(sget(bot, "state"), "ready");
@@ -756,7 +797,7 @@ static void test_bots(void **state)
     assert_ok(store_bot_list(f->s, &bots, &e), &e);
     json_array_foreach(bots, i, item)
     {
-        assert_fields(item, record_bot_fields, record_bot_nfields, NULL);
+        assert_fields(item, record_bot_fields, record_bot_nfields, bot_extra);
         if (strcmp(sget(item, "id"), f->bot) == 0)
             assert_int_equal(found++, 0);
         else if (strcmp(sget(item, "id"), f->bot2) == 0)
@@ -772,7 +813,8 @@ static void test_bots(void **state)
 static void test_stats(void **state)
 {
     struct fixture *f = *state;
-    static const char *const statuses[] = {"pending", "processing", "succeeded", "failed", NULL};
+    static const char *const statuses[] = {"pending", "scheduled", "processing", "succeeded",
+                                           "failed",  "cancelled", NULL};
     static const char *const states[] = {"ready", "processing", "unhealthy", "offline", NULL};
     json_t *stats, *jobs, *per_op, *claimed;
     bool repeated;
@@ -841,7 +883,7 @@ static void test_export(void **state)
     unfinished = create_claimed(f, f->bot);
     assert_ok(complete(f, b, f->bot, &repeated, &e), &e);
     tick();
-    assert_ok(store_job_fail(f->s, sget(a, "id"), f->bot, sget(a, "lease"), "boom", 1, &got,
+    assert_ok(store_job_fail(f->s, sget(a, "id"), f->bot, sget(a, "lease"), "boom", NULL, 1, &got,
                              &repeated, &e),
               &e);
     json_decref(got);

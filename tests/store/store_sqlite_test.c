@@ -213,6 +213,9 @@ static void test_prepare_needs_indexes(void **state)
     check_drift("DROP INDEX jobs_claim", "statement claim_candidates", "no such index: jobs_claim");
     check_drift("DROP INDEX jobs_unexported", "statement export_pending",
                 "no such index: jobs_unexported");
+    check_drift("DROP INDEX jobs_scheduled", "statement schedule_due",
+                "no such index: jobs_scheduled");
+    check_drift("DROP INDEX bots_live", "statement bots_stale", "no such index: bots_live");
 }
 
 /* A failing migration leaves nothing behind: it ran in one transaction. */
@@ -278,7 +281,12 @@ static void test_corrupt_row(void **state)
     json_t *job, *input = json_object();
     err_t e;
 
-    assert_ok(store_job_create(x->s, "sum", input, 0, &job, &e), &e);
+    assert_ok(
+        store_job_create(
+            x->s,
+            &(job_spec_t){.operation = "sum", .input = input, .priority = 0, .max_attempts = 3},
+            &job, &e),
+        &e);
     raw_exec(x->raw, "PRAGMA ignore_check_constraints = ON; UPDATE jobs SET input = '{bad'");
     assert_rc(store_job_get(x->s, json_string_value(json_object_get(job, "id")), &job, &e),
               JOBD_EDB, &e);
@@ -296,12 +304,22 @@ static void test_busy_is_unavailable(void **state)
     err_t e;
 
     raw_exec(x->raw, "BEGIN IMMEDIATE");
-    assert_rc(store_job_create(x->s, "sum", input, 0, &job, &e), JOBD_EDBDOWN, &e);
+    assert_rc(
+        store_job_create(
+            x->s,
+            &(job_spec_t){.operation = "sum", .input = input, .priority = 0, .max_attempts = 3},
+            &job, &e),
+        JOBD_EDBDOWN, &e);
     assert_contains(e.msg, "locked");
     assert_null(job);
     raw_exec(x->raw, "ROLLBACK");
     /* The store recovers once the lock is gone. */
-    assert_ok(store_job_create(x->s, "sum", input, 0, &job, &e), &e);
+    assert_ok(
+        store_job_create(
+            x->s,
+            &(job_spec_t){.operation = "sum", .input = input, .priority = 0, .max_attempts = 3},
+            &job, &e),
+        &e);
     json_decref(job);
     json_decref(input);
 }
