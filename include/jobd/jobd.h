@@ -120,6 +120,14 @@ JOBD_API int jobd_client_register(jobd_client_t *c, const char *name, const char
  * "offline".  Renews the bot's leases. */
 JOBD_API int jobd_client_heartbeat(jobd_client_t *c, const char *bot_id, const char *state);
 
+/* POST /bots/{id}/heartbeat naming the jobs the bot believes it holds:
+ * `jobs` is an array of {"id": "...", "progress": any (optional)}.  Only
+ * those leases are renewed.  OUT (optional): *reply, {"bot": {...}, "jobs":
+ * {"held": [...], "cancelled": [...], "lost": [...]}}: stop working on the
+ * cancelled and lost ones and do not report them. */
+JOBD_API int jobd_client_heartbeat_jobs(jobd_client_t *c, const char *bot_id, const char *state,
+                                        const json_t *jobs, json_t **reply);
+
 /* POST /jobs/claim.  OUT: *jobs (an array of *count jobs, free with
  * jobd_client_jobs_free()) and *count.  A 204 (nothing within wait_ms) is
  * success with *jobs NULL and *count 0. */
@@ -139,6 +147,13 @@ JOBD_API int jobd_client_complete(jobd_client_t *c, const char *bot_id, const ch
 JOBD_API int jobd_client_fail(jobd_client_t *c, const char *bot_id, const char *job_id,
                               const char *lease, const char *error, int64_t duration_ms,
                               json_t **job);
+
+/* POST /jobs/{id}/fail with "retryable": true: a failure that may go away
+ * (a timeout, a busy resource); the job runs again after a backoff while
+ * its max_attempts lasts.  OUT (optional): *job. */
+JOBD_API int jobd_client_fail_retryable(jobd_client_t *c, const char *bot_id, const char *job_id,
+                                        const char *lease, const char *error, int64_t duration_ms,
+                                        json_t **job);
 
 /* POST /jobs.  OUT (optional): *job, the new job. */
 JOBD_API int jobd_client_submit(jobd_client_t *c, const char *operation, const json_t *input,

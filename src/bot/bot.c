@@ -94,6 +94,77 @@ void bot_set_offline(struct bot *b)
     change_state(b, 0, true);
 }
 
+/* Index of job id in b->held, or b->n_held.  Called with b->lock held. */
+static size_t find_held(const struct bot *b, const char *id)
+{
+    size_t i;
+    for (i = 0; i < b->n_held; i++)
+        if (strcmp(b->held[i].id, id) == 0)
+            break;
+    return i;
+}
+
+void bot_hold(struct bot *b, const char *id)
+{
+    pthread_mutex_lock(&b->lock);
+    if (find_held(b, id) == b->n_held && b->n_held < BOT_MAX_HELD) {
+        snprintf(b->held[b->n_held].id, JOBD_ID_MAX, "%s", id);
+        b->held[b->n_held++].gone = NULL;
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+void bot_unhold(struct bot *b, const char *id)
+{
+    size_t i;
+
+    pthread_mutex_lock(&b->lock);
+    i = find_held(b, id);
+    if (i < b->n_held)
+        b->held[i] = b->held[--b->n_held];
+    pthread_mutex_unlock(&b->lock);
+}
+
+json_t *bot_held_json(struct bot *b)
+{
+    json_t *jobs = json_array();
+
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; i < b->n_held; i++)
+        if (!b->held[i].gone)
+            json_array_append_new(jobs, json_pack("{s:s}", "id", b->held[i].id));
+    pthread_mutex_unlock(&b->lock);
+    return jobs;
+}
+
+bool bot_mark_gone(struct bot *b, const char *id, const char *why)
+{
+    bool news = false;
+    size_t i;
+
+    pthread_mutex_lock(&b->lock);
+    i = find_held(b, id);
+    if (i < b->n_held && !b->held[i].gone) {
+        b->held[i].gone = why;
+        news = true;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return news;
+}
+
+const char *bot_job_gone(struct bot *b, const char *id)
+{
+    const char *gone = NULL;
+    size_t i;
+
+    pthread_mutex_lock(&b->lock);
+    i = find_held(b, id);
+    if (i < b->n_held)
+        gone = b->held[i].gone;
+    pthread_mutex_unlock(&b->lock);
+    return gone;
+}
+
 /* How to react to a failed register or claim: wait and try again (false),
  * unless the stop flag ends the wait (true). */
 static bool wait_after_failure(struct bot *b, struct backoff *bo, struct outage *o)
@@ -154,7 +225,7 @@ void bot_run(struct bot *b)
         .operations = cfg->operations,
         .n_operations = cfg->n_operations,
         .wait_ms = cfg->wait_ms,
-        .max = 1,
+        .max = cfg->batch,
         .cancel = b->stop,
     };
 
@@ -189,6 +260,8 @@ void bot_run(struct bot *b)
         backoff_reset(&bo);
         /* A job in hand is finished and reported even if a stop request
          * arrives meanwhile: job_process bounds its own retries. */
+        for (size_t i = 0; i < n; i++)
+            bot_hold(b, jobs[i].id);
         for (size_t i = 0; i < n; i++)
             job_process(b, b->client, id, &jobs[i]);
         jobd_client_jobs_free(jobs, n);

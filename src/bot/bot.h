@@ -22,6 +22,17 @@ struct bot_config {
     int wait_ms;
     int heartbeat_ms;
     int report_grace_ms; /* after a stop request, how long to keep trying to report */
+    int work_ms;         /* each job takes at least this long (simulated work) */
+    int batch;           /* jobs leased per claim, worked through one by one */
+};
+
+/* Room for the jobs of one claim (the server's "max" is 1..100). */
+#define BOT_MAX_HELD 100
+
+/* A job the bot holds, as the heartbeat thread and the claim loop see it. */
+struct held_job {
+    char id[JOBD_ID_MAX];
+    const char *gone; /* NULL while it is ours; "cancelled" or "lost" once the server says */
 };
 
 struct bot {
@@ -34,6 +45,8 @@ struct bot {
     char bot_id[JOBD_ID_MAX]; /* "" until registered */
     int busy;                 /* jobs in hand: state is "processing" while > 0 */
     bool offline;             /* set when the bot is leaving */
+    struct held_job held[BOT_MAX_HELD];
+    size_t n_held;
 };
 
 /* Initialise b (caller-allocated) for cfg; b->client is made here.
@@ -55,6 +68,23 @@ void bot_busy_add(struct bot *b, int delta);
 
 /* Mark the bot as leaving: its state becomes "offline" (logged). */
 void bot_set_offline(struct bot *b);
+
+/* The jobs of a claim reply are held until job_process lets each go; the
+ * heartbeat names them so that the server renews exactly these leases. */
+void bot_hold(struct bot *b, const char *id);
+void bot_unhold(struct bot *b, const char *id);
+
+/* The held jobs as a heartbeat's "jobs" array.  A new reference. */
+json_t *bot_held_json(struct bot *b);
+
+/* The server said job id was cancelled or taken back (`why` is "cancelled"
+ * or "lost", a static string): returns true if the bot held it and did not
+ * know yet. */
+bool bot_mark_gone(struct bot *b, const char *id, const char *why);
+
+/* NULL while job id is still the bot's, else why it is not ("cancelled" or
+ * "lost"). */
+const char *bot_job_gone(struct bot *b, const char *id);
 
 /* Register, claim and process until *stop; returns when stopped, with any
  * job in hand reported (or given up after cfg->report_grace_ms). */

@@ -1,11 +1,15 @@
 /*
  * heartbeat.c - the bot's heartbeat thread.  It has its own client, so a
- * long poll in the claim loop never delays it, and every heartbeat renews
- * the leases of the jobs in hand.  It sleeps on a condition variable so
- * that stopping it is immediate.
+ * long poll in the claim loop never delays it.  Every heartbeat names the
+ * jobs in hand, which renews their leases, and learns from the reply which
+ * of them an admin cancelled or the server took back (this bot was silent
+ * too long, or a lease ran out): those are marked, and job_process drops
+ * them instead of reporting.  It sleeps on a condition variable so that
+ * stopping it is immediate.
  */
 #include "bot.h"
 
+#include "id.h"
 #include "log.h"
 #include "retry.h"
 
@@ -14,16 +18,41 @@
 #include <string.h>
 #include <time.h>
 
+/* Mark the jobs the reply lists under `kind`, logging each once. */
+static void mark_gone(struct bot *b, const json_t *reply, const char *kind, const char *news)
+{
+    json_t *ids = json_object_get(json_object_get(reply, "jobs"), kind), *id;
+    size_t i;
+
+    json_array_foreach(ids, i, id)
+    {
+        const char *job = json_string_value(id);
+        if (job && bot_mark_gone(b, job, kind))
+            log_warn("Job %s %s; dropping it, its result will not be reported", id_short(job),
+                     news);
+    }
+}
+
 static void beat(struct heartbeat *h, struct outage *o)
 {
     const jobd_error_t *e;
     char id[JOBD_ID_MAX], why[1400];
+    json_t *jobs, *reply = NULL;
+    int rc;
 
     bot_get_id(h->bot, id);
     if (!id[0])
         return; /* not registered yet: the claim loop is on it */
-    if (jobd_client_heartbeat(h->client, id, bot_state(h->bot)) == JOBD_CLIENT_OK) {
+    jobs = bot_held_json(h->bot);
+    rc = jobd_client_heartbeat_jobs(h->client, id, bot_state(h->bot), jobs, &reply);
+    json_decref(jobs);
+    if (rc == JOBD_CLIENT_OK) {
         outage_over(o);
+        mark_gone(h->bot, reply, "cancelled", "was cancelled by an admin");
+        mark_gone(h->bot, reply, "lost",
+                  "was taken back by the server (this bot was silent too long or its lease ran "
+                  "out)");
+        json_decref(reply);
         return;
     }
     jobd_client_error_format(h->client, why, sizeof why);

@@ -28,7 +28,8 @@ static void usage(FILE *to)
 {
     fprintf(to,
             "usage: jobd-bot [--server URL] [--name NAME] [--operations OP,OP,...]\n"
-            "                [--wait-ms MS] [--heartbeat-ms MS] [--log-level LEVEL]\n"
+            "                [--wait-ms MS] [--heartbeat-ms MS] [--batch N] [--work-ms MS]\n"
+            "                [--log-level LEVEL]\n"
             "\n"
             "  --server URL        jobd to work for (env JOBD_SERVER; default %s)\n"
             "  --name NAME         this bot's name (env JOBD_BOT_NAME; default bot-<host>-<pid>)\n"
@@ -36,6 +37,10 @@ static void usage(FILE *to)
             "                      remainder power (default: all six)\n"
             "  --wait-ms MS        long-poll time of each claim, 0-30000 (default 25000)\n"
             "  --heartbeat-ms MS   heartbeat period, >= 100 (default 5000)\n"
+            "  --batch N           jobs leased per claim, worked one after another, 1-100\n"
+            "                      (default 1)\n"
+            "  --work-ms MS        make each job take at least this long, for demos and\n"
+            "                      tests of slow work (default 0)\n"
             "  --log-level LEVEL   debug, info, warn or error (default info)\n",
             DEFAULT_SERVER);
 }
@@ -97,6 +102,8 @@ static void parse_args(int argc, char **argv, struct bot_config *cfg, char *defa
         {"wait-ms", required_argument, NULL, 'w'},
         {"heartbeat-ms", required_argument, NULL, 'b'},
         {"log-level", required_argument, NULL, 'l'},
+        {"batch", required_argument, NULL, 'B'},
+        {"work-ms", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -113,6 +120,8 @@ static void parse_args(int argc, char **argv, struct bot_config *cfg, char *defa
     cfg->wait_ms = 25000;
     cfg->heartbeat_ms = 5000;
     cfg->report_grace_ms = 30000;
+    cfg->batch = 1;
+    cfg->work_ms = 0;
 
     while ((c = getopt_long(argc, argv, "s:n:o:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -130,6 +139,12 @@ static void parse_args(int argc, char **argv, struct bot_config *cfg, char *defa
             break;
         case 'b':
             cfg->heartbeat_ms = int_option("heartbeat-ms", optarg, 100, 3600000);
+            break;
+        case 'B':
+            cfg->batch = int_option("batch", optarg, 1, BOT_MAX_HELD);
+            break;
+        case 'W':
+            cfg->work_ms = int_option("work-ms", optarg, 0, 3600000);
             break;
         case 'l':
             level = log_level_parse(optarg);

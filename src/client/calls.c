@@ -89,19 +89,31 @@ int jobd_client_register(jobd_client_t *c, const char *name, const char *const *
 
 int jobd_client_heartbeat(jobd_client_t *c, const char *bot_id, const char *state)
 {
+    return jobd_client_heartbeat_jobs(c, bot_id, state, NULL, NULL);
+}
+
+int jobd_client_heartbeat_jobs(jobd_client_t *c, const char *bot_id, const char *state,
+                               const json_t *jobs, json_t **reply)
+{
     char path[PATH_MAX_LEN];
     json_t *body;
     int rc;
 
     if (!state)
         return jobd__fail(c, JOBD_CLIENT_EINVAL, "a state is required");
+    if (jobs && !json_is_array(jobs))
+        return jobd__fail(c, JOBD_CLIENT_EINVAL, "jobs must be an array");
     rc = jobd__path(c, path, sizeof path, "/bots/", bot_id, "/heartbeat");
     if (rc != JOBD_CLIENT_OK)
         return rc;
     body = json_pack("{s:s}", "state", state);
+    if (body && jobs && json_object_set(body, "jobs", (json_t *)jobs) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
     if (!body)
         return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
-    rc = exchange(c, "POST", path, body, false, "heartbeat", NULL);
+    rc = exchange(c, "POST", path, body, false, "heartbeat", reply);
     json_decref(body);
     return rc;
 }
@@ -213,16 +225,30 @@ int jobd_client_complete(jobd_client_t *c, const char *bot_id, const char *job_i
                   job);
 }
 
-int jobd_client_fail(jobd_client_t *c, const char *bot_id, const char *job_id, const char *lease,
-                     const char *error, int64_t duration_ms, json_t **job)
+/* fail and fail_retryable differ only in the "retryable" flag. */
+static int fail(jobd_client_t *c, const char *bot_id, const char *job_id, const char *lease,
+                const char *error, int64_t duration_ms, bool retryable, json_t **job)
 {
     if (!bot_id || !lease || !error || duration_ms < 0)
         return jobd__fail(c, JOBD_CLIENT_EINVAL,
                           "fail needs bot_id, lease, error and duration_ms >= 0");
     return finish(c, "/fail", job_id,
-                  json_pack("{s:s, s:s, s:s, s:I}", "bot_id", bot_id, "lease", lease, "error",
-                            error, "duration_ms", (json_int_t)duration_ms),
+                  json_pack("{s:s, s:s, s:s, s:I, s:b}", "bot_id", bot_id, "lease", lease, "error",
+                            error, "duration_ms", (json_int_t)duration_ms, "retryable", retryable),
                   job);
+}
+
+int jobd_client_fail(jobd_client_t *c, const char *bot_id, const char *job_id, const char *lease,
+                     const char *error, int64_t duration_ms, json_t **job)
+{
+    return fail(c, bot_id, job_id, lease, error, duration_ms, false, job);
+}
+
+int jobd_client_fail_retryable(jobd_client_t *c, const char *bot_id, const char *job_id,
+                               const char *lease, const char *error, int64_t duration_ms,
+                               json_t **job)
+{
+    return fail(c, bot_id, job_id, lease, error, duration_ms, true, job);
 }
 
 int jobd_client_submit(jobd_client_t *c, const char *operation, const json_t *input,

@@ -124,14 +124,14 @@ static void scheduled(json_t *out, const json_t *job, int64_t now)
 static void processing(json_t *out, const json_t *facts, const json_t *job, int64_t now)
 {
     const json_t *bot = json_object_get(facts, "bot");
-    int64_t seen = tfield(bot, "last_seen_at"), expires = tfield(job, "lease_expires_at");
+    int64_t seen = tfield(bot, "last_seen_at"), expires = tfield(facts, "lease_expires_at");
     const json_t *progress = json_object_get(job, "progress");
 
     json_object_set(out, "bot_id", json_object_get(job, "bot_id"));
     json_object_set(out, "bot_name", json_object_get(job, "bot_name"));
     json_object_set(out, "bot_state", json_object_get(bot, "state"));
     json_object_set(out, "bot_last_seen_at", json_object_get(bot, "last_seen_at"));
-    json_object_set(out, "lease_expires_at", json_object_get(job, "lease_expires_at"));
+    json_object_set(out, "lease_expires_at", json_object_get(facts, "lease_expires_at"));
     json_object_set_new(out, "lease_expires_in_ms", json_integer(expires - now));
     say(out, "leased by %s (attempt %lld, bot %s), last seen %lld s ago, lease expires in %lld s",
         sfield(job, "bot_name"), (long long)ifield(job, "attempts"), sfield(bot, "state"),

@@ -153,7 +153,8 @@ int store_job_cancel(store_t *s, const char *id, const char *reason, json_t **jo
  * shows it, "ahead": pending jobs of its operation claimed before it (0
  * unless pending), "live_bots": bots in state ready or processing that
  * offer its operation, "bot": the holder's bot object while processing,
- * else null}.  JOBD_ENOTFOUND if there is no such job.  OUT: *facts. */
+ * else null, "lease_expires_at": the lease's end while processing, else
+ * null}.  JOBD_ENOTFOUND if there is no such job.  OUT: *facts. */
 int store_job_explain(store_t *s, const char *id, json_t **facts, err_t *e);
 
 /* Make every scheduled job whose run_at is at or before now_ms pending.

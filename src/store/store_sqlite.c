@@ -51,8 +51,8 @@
     X(job_history, "SELECT {attempt} FROM attempts WHERE job_id = ?1 ORDER BY attempt")            \
     X(job_events, "SELECT {event} FROM job_events WHERE job_id = ?1 ORDER BY seq")                 \
     X(event_insert, "INSERT INTO job_events (job_id, at, action, reason) VALUES (?1, ?2, ?3, ?4)") \
-    X(job_order, "SELECT operation, priority, created_at, failures, max_attempts FROM jobs"        \
-                 " WHERE id = ?1")                                                                 \
+    X(job_order, "SELECT operation, priority, created_at, failures, max_attempts,"                 \
+                 " lease_expires_at FROM jobs WHERE id = ?1")                                      \
     X(live_bots, "SELECT count(DISTINCT bots.id) FROM bots, json_each(bots.operations)"            \
                  " WHERE bots.state IN ('ready', 'processing') AND json_each.value = ?1")          \
     X(job_list, "SELECT {job} FROM jobs WHERE id > ?1 AND (?2 IS NULL OR operation = ?2)"          \
@@ -1280,7 +1280,7 @@ static int do_explain(sq_t *s, void *arg, err_t *e)
     json_t *job, *bot = NULL;
     const char *status;
     char op[128];
-    int64_t priority, created, ahead = 0, live = 0;
+    int64_t priority, created, expires, ahead = 0, live = 0;
     int rc = get_job_full(s, a->id, &job, e);
 
     if (rc < 0)
@@ -1295,6 +1295,7 @@ static int do_explain(sq_t *s, void *arg, err_t *e)
     col_text(s, ST_job_order, 0, op, sizeof op);
     priority = sqlite3_column_int64(s->st[ST_job_order], 1);
     created = sqlite3_column_int64(s->st[ST_job_order], 2);
+    expires = sqlite3_column_int64(s->st[ST_job_order], 5);
     sqlite3_reset(s->st[ST_job_order]);
     if (strcmp(status, "pending") == 0)
         rc = count(s, ST_queue_ahead, &ahead, e, "tiit", op, priority, created, a->id);
@@ -1307,6 +1308,8 @@ static int do_explain(sq_t *s, void *arg, err_t *e)
     json_object_set_new(a->facts, "ahead", json_integer(ahead));
     json_object_set_new(a->facts, "live_bots", json_integer(live));
     json_object_set_new(a->facts, "bot", bot ? bot : json_null());
+    json_object_set_new(a->facts, "lease_expires_at",
+                        bot ? backend_time_json(expires) : json_null());
     return JOBD_OK;
 }
 

@@ -196,6 +196,11 @@ class Proc:
     def alive(self):
         return self.popen.poll() is None
 
+    def signal(self, sig):
+        """Send sig (SIGKILL, SIGSTOP, SIGCONT...) if the process still runs."""
+        if self.alive():
+            self.popen.send_signal(sig)
+
     def stop(self, timeout=10):
         """SIGTERM, then SIGKILL after timeout seconds.  Returns the exit code (negative for
         a signal) and records whether it had to be killed."""
@@ -301,8 +306,8 @@ class Jobd(Proc):
 
 
 class Bot(Proc):
-    def __init__(self, name, server_url, operations, log_path):
-        argv = [JOBD_BOT_BIN, "--server", server_url, "--name", name]
+    def __init__(self, name, server_url, operations, log_path, args=()):
+        argv = [JOBD_BOT_BIN, "--server", server_url, "--name", name, *args]
         if operations:
             argv += ["--operations", ",".join(operations)]
         super().__init__(name, argv, log_path, dict(os.environ))
@@ -380,11 +385,12 @@ class E2ETestCase(unittest.TestCase):
         return subprocess.run([JOBD_BIN, *args], capture_output=True, text=True, env=env,
                               timeout=timeout * SLOW, stdin=subprocess.DEVNULL)
 
-    def start_bots(self, jobd, n, operations=None):
+    def start_bots(self, jobd, n, operations=None, args=(), first=1):
+        """Start bots bot-<first> .. with extra command-line args (e.g. --work-ms)."""
         bots = []
-        for i in range(1, n + 1):
+        for i in range(first, first + n):
             name = f"bot-{i}"
-            b = Bot(name, jobd.url, operations, self._log_path(name))
+            b = Bot(name, jobd.url, operations, self._log_path(name), args)
             self.procs.append(b)
             bots.append(b)
         return bots
@@ -470,6 +476,20 @@ class E2ETestCase(unittest.TestCase):
         self.wait_for(lambda: job["id"] in jobd.datalake_count(), 15,
                       "the barrier job's datalake line")
         return job["id"]
+
+    def assert_datalake_once(self, jobd, ids):
+        """After a barrier: the jobs of `ids` (and no others) are in the datalake exactly once
+        each, every line equal to its database row.  Returns the rows {id: row}."""
+        barrier = self.datalake_barrier(jobd)
+        counts = jobd.datalake_count()
+        self.assertEqual(counts.pop(barrier), 1)
+        self.assertEqual(set(counts), set(ids), "every job in the datalake")
+        self.assertEqual({i: c for i, c in counts.items() if c != 1}, {}, "duplicate lines")
+        rows = jobd.db_jobs()
+        lake = {o["id"]: normalise_api_job(o) for _, o in jobd.datalake()}
+        self.assertEqual([i for i in ids if lake[i] != rows[i]][:5], [],
+                         "datalake lines that differ from the database")
+        return rows
 
     # ---- assertions ----
     def expect(self, reply, status, what):
