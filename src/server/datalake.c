@@ -76,6 +76,26 @@ static void fsync_dir(const char *path)
     }
 }
 
+/* Keep in d->sizes only this server's files: servers sharing a database
+ * (and perhaps the datalake directory) each repair only what they wrote, so
+ * that one starting never cuts a file another is appending to. */
+static void own_files(datalake_t *d)
+{
+    char suffix[160];
+    size_t n;
+    const char *rel;
+    json_t *size;
+    void *tmp;
+
+    n = (size_t)snprintf(suffix, sizeof suffix, "/part-%s.jsonl", d->server_id);
+    json_object_foreach_safe(d->sizes, tmp, rel, size)
+    {
+        size_t len = strlen(rel);
+        if (len < n || strcmp(rel + len - n, suffix) != 0)
+            json_object_del(d->sizes, rel);
+    }
+}
+
 /* Cut each recorded file back to its recorded size (see datalake.h). */
 static int repair(datalake_t *d, err_t *e)
 {
@@ -84,6 +104,7 @@ static int repair(datalake_t *d, err_t *e)
     char full[PATH_MAX];
     struct stat st;
 
+    own_files(d);
     json_object_foreach(d->sizes, rel, size)
     {
         off_t want = (off_t)json_integer_value(size);
@@ -209,7 +230,7 @@ static int write_batch(datalake_t *d, int *n, err_t *e)
     json_t *jobs, *job, *ids = json_array(), *files = json_object();
     size_t i;
 
-    if ((rc = store_export_pending(d->store, BATCH, &jobs, e)) != JOBD_OK)
+    if ((rc = store_export_pending(d->store, d->server_id, BATCH, &jobs, e)) != JOBD_OK)
         goto out_free;
     json_array_foreach(jobs, i, job)
     {
@@ -232,7 +253,7 @@ static int write_batch(datalake_t *d, int *n, err_t *e)
         json_object_set_new(files, parts[k].rel,
                             json_integer((json_int_t)(parts[k].base + (off_t)parts[k].len)));
     }
-    if (nparts && (rc = store_export_mark(d->store, ids, files, e)) != JOBD_OK) {
+    if (nparts && (rc = store_export_mark(d->store, d->server_id, ids, files, e)) != JOBD_OK) {
         parts_truncate(d, parts, nparts);
         goto out_free_parts;
     }

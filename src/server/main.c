@@ -26,11 +26,14 @@
 
 static const char usage[] =
     "usage: jobd [options]\n"
-    "       jobd migrate status|up|down [--data-dir DIR]\n"
+    "       jobd migrate status|up|down [--data-dir DIR | --db URL]\n"
     "\n"
     "options (environment variable in brackets):\n"
     "  --listen HOST:PORT   address to serve on, default 127.0.0.1:3001 [JOBD_LISTEN]\n"
     "  --data-dir DIR       database and datalake, default ./jobd-data [JOBD_DATA_DIR]\n"
+    "  --db URL             PostgreSQL instead of <data-dir>/jobd.db: postgresql://user@host/db\n"
+    "                       or a libpq key=value string [JOBD_DB]; put a password in\n"
+    "                       JOBD_DB, PGPASSWORD or ~/.pgpass, not on the command line\n"
     "  --server-id NAME     names this server's datalake files, default the host name\n"
     "  --lease-ms N         default lease of a claim, default 30000\n"
     "  --heartbeat-ms N     heartbeat period expected of bots, default 5000\n"
@@ -54,6 +57,7 @@ static void config_defaults(server_config_t *cfg)
              (v = getenv("JOBD_LISTEN")) ? v : "127.0.0.1:3001");
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s",
              (v = getenv("JOBD_DATA_DIR")) ? v : "./jobd-data");
+    snprintf(cfg->db, sizeof cfg->db, "%s", (v = getenv("JOBD_DB")) ? v : "");
     snprintf(cfg->admin_token, sizeof cfg->admin_token, "%s",
              (v = getenv("JOBD_ADMIN_TOKEN")) ? v : "");
     if (gethostname(cfg->server_id, sizeof cfg->server_id) != 0 || !cfg->server_id[0])
@@ -97,6 +101,7 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
         O_OFFLINE,
         O_RETRY_BASE,
         O_RETRY_MAX,
+        O_DB, /* in the order of opts[]: out_bad names opts[c - 1] */
     };
     static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
                                          {"data-dir", required_argument, 0, O_DATA},
@@ -112,6 +117,7 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
                                          {"offline-after", required_argument, 0, O_OFFLINE},
                                          {"retry-base-ms", required_argument, 0, O_RETRY_BASE},
                                          {"retry-max-ms", required_argument, 0, O_RETRY_MAX},
+                                         {"db", required_argument, 0, O_DB},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     long long n;
@@ -124,6 +130,9 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
             break;
         case O_DATA:
             snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", optarg);
+            break;
+        case O_DB:
+            snprintf(cfg->db, sizeof cfg->db, "%s", optarg);
             break;
         case O_ID:
             snprintf(cfg->server_id, sizeof cfg->server_id, "%s", optarg);
@@ -207,6 +216,8 @@ static int open_store(const server_config_t *cfg, store_t **out, err_t *e)
     if (mkdir(cfg->data_dir, 0755) != 0 && errno != EEXIST)
         return err_set(e, JOBD_EIO, "cannot create data dir %s: %s", cfg->data_dir,
                        strerror(errno));
+    if (cfg->db[0])
+        return store_open(cfg->db, out, e);
     snprintf(path, sizeof path, "%s/jobd.db", cfg->data_dir);
     return store_open(path, out, e);
 }
@@ -282,6 +293,14 @@ static int check_schema(server_t *srv, err_t *e)
         return rc;
     srv->schema_version = latest;
     return JOBD_OK;
+}
+
+/* store_watch's callback: a job became pending through another server (or
+ * this one: its own announcement already woke the waiters, and a second
+ * wake-up only costs a claim that finds nothing). */
+static void on_job(void *arg, const char *operation)
+{
+    waitq_announce(arg, operation);
 }
 
 static pthread_mutex_t tick_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -420,6 +439,8 @@ static int serve(server_t *srv)
     if (open_store(&srv->cfg, &srv->store, &e) != JOBD_OK || check_schema(srv, &e) != JOBD_OK)
         goto out_refuse;
     srv->waitq = waitq_new();
+    if (store_watch(srv->store, on_job, srv->waitq, &e) != JOBD_OK)
+        goto out_refuse;
     if (datalake_open(srv->cfg.data_dir, srv->cfg.server_id, srv->store, &srv->datalake, &e) !=
         JOBD_OK)
         goto out_refuse;
@@ -457,8 +478,8 @@ out_refuse:
     fprintf(stderr, "jobd: refusing to start: %s\n", e.msg);
 out_free:
     datalake_close(srv->datalake);
+    store_free(srv->store); /* first: its watch thread wakes the wait queue */
     waitq_free(srv->waitq);
-    store_free(srv->store);
     return rc;
 }
 
@@ -473,7 +494,7 @@ int main(int argc, char **argv)
         if ((first = parse_args(argc - 1, argv + 1, &srv.cfg)) < 0)
             return EXIT_REFUSED;
         if (first + 1 != argc - 1) {
-            fprintf(stderr, "usage: jobd migrate status|up|down [--data-dir DIR]\n");
+            fprintf(stderr, "usage: jobd migrate status|up|down [--data-dir DIR | --db URL]\n");
             return EXIT_REFUSED;
         }
         return cmd_migrate(&srv.cfg, argv[first + 1]);

@@ -20,7 +20,8 @@ typedef struct datalake datalake_t;
 
 typedef struct server_config {
     char listen[256];      /* "host:port"; port 0 picks a free one */
-    char data_dir[1024];   /* holds jobd.db and datalake/ */
+    char data_dir[1024];   /* holds jobd.db (unless db is set) and datalake/ */
+    char db[2048];         /* --db: a PostgreSQL URL or conninfo; empty for SQLite */
     char server_id[128];   /* names this server's datalake files */
     char admin_token[256]; /* empty: admin endpoints disabled */
     int64_t lease_ms;      /* default lease of a claim */

@@ -17,4 +17,9 @@ typedef struct store_migration {
 extern const store_migration_t store_sqlite_migrations[];
 extern const int store_sqlite_migrations_count;
 
+/* PostgreSQL: the same versions with the same names, in its dialect
+ * (tests/store/store_pg_test.c checks that the two sets agree). */
+extern const store_migration_t store_pg_migrations[];
+extern const int store_pg_migrations_count;
+
 #endif

@@ -5,12 +5,23 @@
  */
 #include "store_int.h"
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <string.h>
 
+/* A URL, or a conninfo string: it starts with a keyword (letters and _)
+ * and "=", which no file path jobd would be given does. */
 static bool is_postgres(const char *db)
 {
-    return strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
+    const char *p = db;
+
+    if (strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0)
+        return true;
+    while (islower((unsigned char)*p) || *p == '_')
+        p++;
+    while (*p == ' ')
+        p++;
+    return p > db && *p == '=';
 }
 
 int store_open(const char *db, store_t **out, err_t *e)
@@ -19,7 +30,7 @@ int store_open(const char *db, store_t **out, err_t *e)
         return err_set(e, JOBD_EDBDOWN, "no database given");
     /* Never echo a URL here: it may carry a password. */
     if (is_postgres(db))
-        return err_set(e, JOBD_EDBDOWN, "this build of jobd has no PostgreSQL backend");
+        return store_pg_backend.open(db, out, e);
     return store_sqlite_backend.open(db, out, e);
 }
 
@@ -52,6 +63,11 @@ int store_prepare(store_t *s, err_t *e)
 int store_ping(store_t *s, err_t *e)
 {
     return s->backend->ping(s, e);
+}
+
+int store_watch(store_t *s, store_watch_fn fn, void *arg, err_t *e)
+{
+    return s->backend->watch(s, fn, arg, e);
 }
 
 int store_job_create(store_t *s, const job_spec_t *spec, json_t **job, err_t *e)
@@ -152,14 +168,15 @@ int store_bot_list(store_t *s, json_t **bots, err_t *e)
     return s->backend->bot_list(s, bots, e);
 }
 
-int store_export_pending(store_t *s, int limit, json_t **jobs, err_t *e)
+int store_export_pending(store_t *s, const char *server_id, int limit, json_t **jobs, err_t *e)
 {
-    return s->backend->export_pending(s, limit, jobs, e);
+    return s->backend->export_pending(s, server_id, limit, jobs, e);
 }
 
-int store_export_mark(store_t *s, const json_t *ids, const json_t *files, err_t *e)
+int store_export_mark(store_t *s, const char *server_id, const json_t *ids, const json_t *files,
+                      err_t *e)
 {
-    return s->backend->export_mark(s, ids, files, e);
+    return s->backend->export_mark(s, server_id, ids, files, e);
 }
 
 int store_export_files(store_t *s, json_t **files, err_t *e)

@@ -1,7 +1,7 @@
 /*
  * store.h - the storage interface of jobd: every read and write of jobs,
  * bots, attempts and the datalake outbox.  The server calls only this; no
- * SQL exists outside src/store.  Each backend (store_sqlite.c, later
+ * SQL exists outside src/store.  Each backend (store_sqlite.c,
  * store_pg.c) implements it, and tests/store runs one contract suite on all.
  *
  * Conventions:
@@ -30,8 +30,10 @@ typedef struct store store_t;
 
 /* ---- lifecycle and schema ------------------------------------------------ */
 
-/* Open the database named by `db`: a file path (SQLite, created if missing)
- * or later a "postgresql://" URL.  Does not migrate or prepare.
+/* Open the database named by `db`: a "postgresql://" or "postgres://" URL or
+ * a libpq "key=value" string (PostgreSQL, connected at once), or else a file
+ * path (SQLite, created if missing).  Does not migrate or prepare.  No
+ * message ever repeats `db`: it may hold a password.
  * OUT: *out, freed with store_free(). */
 int store_open(const char *db, store_t **out, err_t *e);
 
@@ -65,6 +67,17 @@ int store_prepare(store_t *s, err_t *e);
 
 /* Cheap round trip to the database, for /health. */
 int store_ping(store_t *s, err_t *e);
+
+/* Called when a job of `operation` (NULL: of any operation) may have become
+ * pending through another server sharing the database. */
+typedef void (*store_watch_fn)(void *arg, const char *operation);
+
+/* Call fn(arg, operation) from a thread of the store's own whenever another
+ * server (or this one) makes a job pending, until store_free(); arg must
+ * outlive the store.  After losing and regaining the database it calls
+ * fn(arg, NULL), since it may have missed some.  Once per store.  SQLite
+ * (one server per database) has nothing to watch and returns JOBD_OK. */
+int store_watch(store_t *s, store_watch_fn fn, void *arg, err_t *e);
 
 /* ---- jobs -------------------------------------------------------------- */
 
@@ -211,15 +224,24 @@ int store_bot_list(store_t *s, json_t **bots, err_t *e);
  * until store_export_mark() records, in one transaction, that it was written
  * and the new size of every file written.  After a crash the writer
  * truncates each file back to its recorded size and exports again whatever
- * is still unexported, so every job is in the datalake exactly once. */
+ * is still unexported, so every job is in the datalake exactly once.
+ * Several servers sharing a database each export under their own
+ * `server_id` (their files are named by it): a job goes to one of them. */
 
-/* Up to `limit` finished, unexported jobs, oldest finish first.
- * OUT: *jobs, an array. */
-int store_export_pending(store_t *s, int limit, json_t **jobs, err_t *e);
+/* Up to `limit` finished, unexported jobs, oldest finish first, claimed for
+ * server_id's export: no other server gets them while it may still mark
+ * them (PostgreSQL; SQLite has one server per database and ignores
+ * server_id).  Calling it again before marking returns the same jobs
+ * first.  OUT: *jobs, an array. */
+int store_export_pending(store_t *s, const char *server_id, int limit, json_t **jobs, err_t *e);
 
 /* Mark the jobs whose ids are in `ids` (array of strings) exported and set
- * the recorded size of each file in `files` ({"relative/path": size}). */
-int store_export_mark(store_t *s, const json_t *ids, const json_t *files, err_t *e);
+ * the recorded size of each file in `files` ({"relative/path": size}).
+ * Fails, recording nothing, if a job is no longer server_id's to export
+ * (another server took its claim over): the caller then cuts its files back
+ * and exports again. */
+int store_export_mark(store_t *s, const char *server_id, const json_t *ids, const json_t *files,
+                      err_t *e);
 
 /* Every datalake file's recorded size. OUT: *files, {"relative/path": size}. */
 int store_export_files(store_t *s, json_t **files, err_t *e);

@@ -29,6 +29,7 @@ struct store_backend {
     int (*migrate_down)(store_t *s, err_t *e);
     int (*prepare)(store_t *s, err_t *e);
     int (*ping)(store_t *s, err_t *e);
+    int (*watch)(store_t *s, store_watch_fn fn, void *arg, err_t *e);
     int (*job_create)(store_t *s, const job_spec_t *spec, json_t **job, err_t *e);
     int (*job_get)(store_t *s, const char *id, json_t **job, err_t *e);
     int (*job_list)(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e);
@@ -55,11 +56,13 @@ struct store_backend {
                      err_t *e);
     int (*bot_get)(store_t *s, const char *id, json_t **bot, err_t *e);
     int (*bot_list)(store_t *s, json_t **bots, err_t *e);
-    int (*export_pending)(store_t *s, int limit, json_t **jobs, err_t *e);
-    int (*export_mark)(store_t *s, const json_t *ids, const json_t *files, err_t *e);
+    int (*export_pending)(store_t *s, const char *server_id, int limit, json_t **jobs, err_t *e);
+    int (*export_mark)(store_t *s, const char *server_id, const json_t *ids, const json_t *files,
+                       err_t *e);
     int (*export_files)(store_t *s, json_t **files, err_t *e);
 };
 
 extern const store_backend_t store_sqlite_backend;
+extern const store_backend_t store_pg_backend;
 
 #endif

@@ -758,6 +758,13 @@ static int sq_ping(store_t *base, err_t *e)
     return tx_read(s, do_ping, NULL, e);
 }
 
+/* One server per SQLite database: every job it makes pending, it announces
+ * itself, so there is nothing to watch. */
+static int sq_watch(store_t *base, store_watch_fn fn, void *arg, err_t *e)
+{
+    return JOBD_OK;
+}
+
 /* ---- jobs ---------------------------------------------------------------- */
 
 struct create_args {
@@ -1687,7 +1694,8 @@ static int do_export_pending(sq_t *s, void *arg, err_t *e)
     return fetch(s, ST_export_pending, REC_KIND_JOB, false, &a->out, e, "i", (int64_t)a->limit);
 }
 
-static int sq_export_pending(store_t *base, int limit, json_t **jobs, err_t *e)
+static int sq_export_pending(store_t *base, const char *server_id, int limit, json_t **jobs,
+                             err_t *e)
 {
     sq_t *s = (sq_t *)base;
     struct export_args a = {.limit = limit};
@@ -1722,7 +1730,8 @@ static int do_export_mark(sq_t *s, void *arg, err_t *e)
     return rc;
 }
 
-static int sq_export_mark(store_t *base, const json_t *ids, const json_t *files, err_t *e)
+static int sq_export_mark(store_t *base, const char *server_id, const json_t *ids,
+                          const json_t *files, err_t *e)
 {
     sq_t *s = (sq_t *)base;
     struct export_args a = {.ids = ids, .files = files};
@@ -1758,6 +1767,7 @@ const store_backend_t store_sqlite_backend = {
     .migrate_down = sq_migrate_down,
     .prepare = sq_prepare,
     .ping = sq_ping,
+    .watch = sq_watch,
     .job_create = sq_job_create,
     .job_get = sq_job_get,
     .job_list = sq_job_list,

@@ -195,7 +195,7 @@ static void test_crash_before_mark_and_torn_line_are_repaired(void **state)
      * of two more finished jobs are in the file, the jobs still unexported,
      * and the last write was torn halfway through a line. */
     second = finish_jobs(f, 2);
-    assert_int_equal(store_export_pending(f->store, 10, &pending, &e), JOBD_OK);
+    assert_int_equal(store_export_pending(f->store, "test", 10, &pending, &e), JOBD_OK);
     assert_int_equal(json_array_size(pending), 2);
     fp = fopen(path, "a");
     json_array_foreach(pending, i, j)

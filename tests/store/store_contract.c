@@ -848,6 +848,9 @@ static void test_stats(void **state)
 
 /* ---- datalake outbox ----------------------------------------------------- */
 
+/* The server whose export these tests claim. */
+#define SERVER "contract"
+
 /* Mark every job the outbox holds exported, so that what follows sees only
  * this test's jobs even on a shared database. */
 static void drain(struct fixture *f)
@@ -857,14 +860,14 @@ static void drain(struct fixture *f)
     err_t e;
 
     for (;;) {
-        assert_ok(store_export_pending(f->s, 500, &jobs, &e), &e);
+        assert_ok(store_export_pending(f->s, SERVER, 500, &jobs, &e), &e);
         if (json_array_size(jobs) == 0) {
             json_decref(jobs);
             return;
         }
         ids = json_array();
         json_array_foreach(jobs, i, job) json_array_append(ids, json_object_get(job, "id"));
-        assert_ok(store_export_mark(f->s, ids, NULL, &e), &e);
+        assert_ok(store_export_mark(f->s, SERVER, ids, NULL, &e), &e);
         json_decref(ids);
         json_decref(jobs);
     }
@@ -889,21 +892,21 @@ static void test_export(void **state)
     json_decref(got);
 
     /* Finished jobs only, oldest finish first, as job objects. */
-    assert_ok(store_export_pending(f->s, 10, &pending, &e), &e);
+    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
     assert_int_equal(json_array_size(pending), 2);
     assert_string_equal(sget(json_array_get(pending, 0), "id"), sget(b, "id"));
     assert_string_equal(sget(json_array_get(pending, 1), "id"), sget(a, "id"));
     assert_fields(json_array_get(pending, 0), record_job_fields, record_job_nfields, NULL);
     json_decref(pending);
-    assert_ok(store_export_pending(f->s, 1, &pending, &e), &e);
+    assert_ok(store_export_pending(f->s, SERVER, 1, &pending, &e), &e);
     assert_int_equal(json_array_size(pending), 1);
     json_decref(pending);
 
     /* Marking records the jobs and the file sizes together. */
     ids = json_pack("[OO]", json_object_get(b, "id"), json_object_get(a, "id"));
     files = json_pack("{s:i,s:i}", "2026/11/28.jsonl", 120, "2026/11/27.jsonl", 40);
-    assert_ok(store_export_mark(f->s, ids, files, &e), &e);
-    assert_ok(store_export_pending(f->s, 10, &pending, &e), &e);
+    assert_ok(store_export_mark(f->s, SERVER, ids, files, &e), &e);
+    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
     assert_int_equal(json_array_size(pending), 0);
     json_decref(pending);
     assert_ok(store_export_files(f->s, &got, &e), &e);
@@ -916,8 +919,8 @@ static void test_export(void **state)
     files = json_pack("{s:i}", "2026/11/28.jsonl", 240);
     json_decref(ids);
     ids = json_array();
-    assert_ok(store_export_mark(f->s, ids, files, &e), &e);
-    assert_ok(store_export_mark(f->s, NULL, NULL, &e), &e);
+    assert_ok(store_export_mark(f->s, SERVER, ids, files, &e), &e);
+    assert_ok(store_export_mark(f->s, SERVER, NULL, NULL, &e), &e);
     assert_ok(store_export_files(f->s, &got, &e), &e);
     assert_int_equal(iget(got, "2026/11/28.jsonl"), 240);
     assert_int_equal(iget(got, "2026/11/27.jsonl"), 40);

@@ -1,0 +1,2035 @@
+/*
+ * store_pg.c - the PostgreSQL backend of store.h, on libpq, for several jobd
+ * servers sharing one database.  Claims take rows with FOR UPDATE SKIP LOCKED
+ * and every other change to a job locks its row first, so that no job is
+ * held by two bots; the datalake export is claimed per server.  Every SQLite
+ * rule holds here too: migrations are versioned and embedded, and every
+ * statement is prepared against the live schema before the first call.
+ *
+ * Connections: a pool of up to POOL_MAX, opened on demand, each with every
+ * statement prepared.  A pool rather than one connection under a mutex: a
+ * call waits on the network and on row locks held by other servers, and one
+ * slow call (a stats scan, a claim waiting for a lock) must not stall every
+ * other thread.  A connection PostgreSQL dropped (a restart) is re-opened and
+ * re-prepared by the next call that takes it, so jobd reconnects by itself;
+ * until the database answers, calls fail with JOBD_EDBDOWN and libpq's
+ * reason.  The connection string is never logged or put in a message: it may
+ * hold a password.
+ */
+#include "store_int.h"
+#include "backend.h"
+#include "clock.h"
+#include "id.h"
+#include "log.h"
+#include "migrations.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Connections a store opens at most: one per HTTP worker (4 by default),
+ * the ticker, the datalake writer and spares.  store_watch's LISTEN
+ * connection comes on top. */
+#define POOL_MAX 8
+
+/* Random bytes in a lease token (shown as twice as many hex digits). */
+#define LEASE_BYTES 16
+
+/* Key of the advisory lock taken while migrating ("jobd" in ASCII), so that
+ * servers starting together apply each migration once. */
+#define MIGRATE_LOCK 0x6a6f6264
+
+/* An export claimed longer ago than this by a server that has not marked it
+ * may be taken by another: the first one went away for good.  Its own late
+ * mark is then refused (export_mark counts), so the job is still written by
+ * one server only. */
+#define EXPORT_TAKEOVER_MS (10 * 60 * 1000)
+
+/* Most parameters of a statement. */
+#define MAX_PARAMS 12
+
+/* The channel of cross-server wake-ups: migration 0001's trigger notifies
+ * it, with the job's operation, whenever a job becomes pending. */
+#define CHANNEL "jobd_jobs"
+
+/*
+ * Every statement the backend runs: X(name, sql).  {job}, {bot} and
+ * {attempt} stand for the column lists of record.h (backend_sql).  The name
+ * is what an error names.
+ *
+ * Locking: every statement that changes a job either locks its row first
+ * (job_lock, FOR UPDATE) or picks rows with FOR UPDATE SKIP LOCKED
+ * (claim_candidates, lease_expired, export_claim), so that two servers never
+ * act on one job at once and a claim never waits for another.
+ *
+ * Checklist: claim_candidates and queue_ahead walk jobs_claim, lease_expired
+ * jobs_processing_bot, export_claim jobs_unexported, schedule_due
+ * jobs_scheduled and bots_stale bots_live (migrations/postgresql,
+ * docs/operations.md "Indexes"); their WHERE clauses repeat the indexes'
+ * predicates so that the planner can use them.  Change them together, and
+ * check with EXPLAIN.
+ */
+#define STATEMENTS(X)                                                                              \
+    X(ping, "SELECT max(version) FROM schema_version")                                             \
+    X(job_insert,                                                                                  \
+      "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at,"            \
+      " max_attempts, run_at) VALUES ($1, $2, $3::jsonb, $4, $5, 0, $6, $7, nullif($8::bigint, 0))")\
+    X(job_get, "SELECT {job} FROM jobs WHERE id = $1")                                             \
+    X(job_history, "SELECT {attempt} FROM attempts WHERE job_id = $1 ORDER BY attempt")            \
+    X(job_events, "SELECT {event} FROM job_events WHERE job_id = $1 ORDER BY seq")                 \
+    X(event_insert, "INSERT INTO job_events (job_id, at, action, reason) VALUES ($1, $2, $3, $4)") \
+    X(job_order, "SELECT operation, priority, created_at, failures, max_attempts FROM jobs"        \
+                 " WHERE id = $1")                                                                 \
+    X(live_bots, "SELECT count(*) FROM bots WHERE state IN ('ready', 'processing')"                \
+                 " AND operations @> jsonb_build_array($1::text)")                                 \
+    X(job_list, "SELECT {job} FROM jobs WHERE id > $1 AND ($2::text IS NULL OR operation = $2)"    \
+                " ORDER BY id LIMIT $3")                                                           \
+    X(job_list_status, "SELECT {job} FROM jobs WHERE status = $4 AND id > $1"                      \
+                       " AND ($2::text IS NULL OR operation = $2) ORDER BY id LIMIT $3")           \
+    X(job_lock, "SELECT status, lease FROM jobs WHERE id = $1 FOR UPDATE")                         \
+    X(bot_seen, "UPDATE bots SET last_seen_at = $2 WHERE id = $1 RETURNING name")                  \
+    X(claim_candidates,                                                                            \
+      "SELECT c.id FROM (SELECT DISTINCT op FROM unnest($1::text[]) AS u (op)) AS o,"              \
+      " LATERAL (SELECT id, priority, created_at FROM jobs"                                        \
+      "  WHERE status = 'pending' AND operation = o.op"                                            \
+      "  ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) AS c"             \
+      " ORDER BY c.priority DESC, c.created_at, c.id LIMIT $2")                                    \
+    X(queue_ahead, "SELECT count(*) FROM jobs WHERE status = 'pending' AND operation = $1"         \
+                   " AND (priority > $2 OR (priority = $2 AND (created_at < $3"                    \
+                   " OR (created_at = $3 AND id < $4))))")                                         \
+    X(job_claim,                                                                                   \
+      "WITH j AS (UPDATE jobs SET status = 'processing', attempts = attempts + 1,"                 \
+      "  claimed_at = $2, bot_id = $3, bot_name = $4, lease = $5, lease_expires_at = $6,"          \
+      "  progress = NULL WHERE id = $1 AND status = 'pending' RETURNING {job}),"                   \
+      " a AS (INSERT INTO attempts (job_id, attempt, lease, bot_id, bot_name, started_at,"         \
+      "  outcome) SELECT id, attempts, $5, $3, $4, $2, 'running' FROM j)"                          \
+      " SELECT {job} FROM j")                                                                      \
+    X(attempt_by_lease, "SELECT job_id, bot_id, outcome, ended_at, error FROM attempts"            \
+                        " WHERE lease = $1")                                                       \
+    X(attempt_end, "UPDATE attempts SET outcome = $2, ended_at = $3, error = $4"                   \
+                   " WHERE lease = $1 AND outcome = 'running'")                                    \
+    X(job_finish, "UPDATE jobs SET status = $3, result = $4::jsonb, error = $5, duration_ms = $6," \
+                  " finished_at = $7, failures = failures + $8, lease = NULL,"                     \
+                  " lease_expires_at = NULL WHERE id = $1 AND lease = $2 AND status = 'processing'")\
+    X(job_reschedule, "UPDATE jobs SET status = 'scheduled', run_at = $3, error = $4,"             \
+                      " duration_ms = $5, failures = failures + 1, claimed_at = NULL,"             \
+                      " bot_id = NULL, bot_name = NULL, lease = NULL, lease_expires_at = NULL,"    \
+                      " progress = NULL WHERE id = $1 AND lease = $2 AND status = 'processing'")   \
+    X(job_takeback, "UPDATE jobs SET status = 'pending', claimed_at = NULL, bot_id = NULL,"        \
+                    " bot_name = NULL, lease = NULL, lease_expires_at = NULL, progress = NULL,"    \
+                    " lost = lost + 1 WHERE id = $1 AND status = 'processing'")                    \
+    X(job_cancel, "UPDATE jobs SET status = 'cancelled', finished_at = $2, error = $3,"            \
+                  " lease = NULL, lease_expires_at = NULL"                                         \
+                  " WHERE id = $1 AND status IN ('pending', 'scheduled', 'processing')")           \
+    X(job_retry, "UPDATE jobs SET status = 'pending', failures = 0, run_at = NULL,"                \
+                 " finished_at = NULL, result = NULL, error = NULL, duration_ms = NULL,"           \
+                 " claimed_at = NULL, bot_id = NULL, bot_name = NULL, progress = NULL,"            \
+                 " exported = false, export_owner = NULL, export_claimed_at = NULL"                \
+                 " WHERE id = $1 AND status IN ('failed', 'cancelled')")                           \
+    X(schedule_due, "UPDATE jobs SET status = 'pending' WHERE id IN (SELECT id FROM jobs"          \
+                    " WHERE status = 'scheduled' AND run_at <= $1 FOR UPDATE SKIP LOCKED)")        \
+    X(bot_done, "UPDATE bots SET jobs_succeeded = jobs_succeeded + $2,"                            \
+                " jobs_failed = jobs_failed + $3 WHERE id = $1")                                   \
+    X(bot_lost, "UPDATE bots SET jobs_lost = jobs_lost + 1"                                        \
+                " WHERE id = (SELECT bot_id FROM attempts WHERE lease = $1)")                      \
+    X(lease_expired, "SELECT id, lease, lease_expires_at FROM jobs"                                \
+                     " WHERE status = 'processing' AND lease_expires_at < $1"                      \
+                     " FOR UPDATE SKIP LOCKED")                                                    \
+    X(lease_renew, "UPDATE jobs SET lease_expires_at = $2"                                         \
+                   " WHERE bot_id = $1 AND status = 'processing'")                                 \
+    X(lease_renew_one, "UPDATE jobs SET lease_expires_at = $3,"                                    \
+                       " progress = coalesce($4::jsonb, progress)"                                 \
+                       " WHERE id = $1 AND bot_id = $2 AND status = 'processing'")                 \
+    X(my_attempt, "SELECT outcome FROM attempts WHERE job_id = $1 AND bot_id = $2"                 \
+                  " ORDER BY attempt DESC LIMIT 1")                                                \
+    X(bot_jobs, "SELECT id, lease FROM jobs WHERE bot_id = $1 AND status = 'processing'"           \
+                " ORDER BY id")                                                                    \
+    X(bot_jobs_lock, "SELECT id, lease FROM jobs WHERE bot_id = $1 AND status = 'processing'"      \
+                     " ORDER BY id FOR UPDATE")                                                    \
+    X(bots_stale, "SELECT id, name, last_seen_at, state FROM bots"                                 \
+                  " WHERE state IN ('ready', 'processing', 'unhealthy') AND last_seen_at < $1"     \
+                  " FOR UPDATE SKIP LOCKED")                                                       \
+    X(bot_set_state, "UPDATE bots SET state = $2 WHERE id = $1")                                   \
+    X(stats_jobs, "SELECT operation, status, count(*) FROM jobs GROUP BY operation, status")       \
+    X(stats_bots, "SELECT state, count(*) FROM bots GROUP BY state")                               \
+    X(bot_insert, "INSERT INTO bots (id, name, operations, state, registered_at, last_seen_at)"    \
+                  " VALUES ($1, $2, $3::jsonb, 'ready', $4, $4)")                                  \
+    X(bot_heartbeat, "UPDATE bots SET state = $2, last_seen_at = $3 WHERE id = $1")                \
+    X(bot_get, "SELECT {bot} FROM bots WHERE id = $1")                                             \
+    X(bot_list, "SELECT {bot} FROM bots ORDER BY registered_at, id")                               \
+    X(export_claim,                                                                                \
+      "WITH c AS (UPDATE jobs SET export_owner = $1, export_claimed_at = $3 WHERE id IN"           \
+      "  (SELECT id FROM jobs WHERE NOT exported"                                                  \
+      "   AND status IN ('succeeded', 'failed', 'cancelled')"                                      \
+      "   AND (export_owner IS NULL OR export_owner = $1 OR export_claimed_at < $4)"               \
+      "   ORDER BY finished_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING {job})"              \
+      " SELECT {job} FROM c ORDER BY finished_at, id")                                             \
+    X(export_mark, "UPDATE jobs SET exported = true WHERE id = ANY ($1::text[])"                   \
+                   " AND export_owner = $2 AND NOT exported")                                      \
+    X(export_file_set, "INSERT INTO datalake_files (path, size) VALUES ($1, $2)"                   \
+                       " ON CONFLICT (path) DO UPDATE SET size = excluded.size")                   \
+    X(export_files, "SELECT path, size FROM datalake_files ORDER BY path")
+
+enum stmt_id {
+#define ST_ENUM(name, sql) ST_##name,
+    STATEMENTS(ST_ENUM)
+#undef ST_ENUM
+        ST_COUNT
+};
+
+static const struct {
+    const char *name;
+    const char *sql;
+} stmts[] = {
+#define ST_DEF(name, sql) {#name, sql},
+    STATEMENTS(ST_DEF)
+#undef ST_DEF
+};
+
+/* One connection of the pool. */
+typedef struct conn {
+    PGconn *pg;   /* NULL until first needed */
+    unsigned gen; /* the pool generation its statements were prepared for; 0: none */
+    unsigned want; /* the generation the current call needs; 0: no statements */
+    bool busy;     /* taken by a call */
+} conn_t;
+
+/* The LISTEN side of store_watch. */
+typedef struct watch {
+    pthread_t thread;
+    bool running;
+    int stop[2]; /* a pipe: a byte written to stop[1] ends the thread */
+    PGconn *pg;
+    store_watch_fn fn;
+    void *arg;
+} watch_t;
+
+typedef struct pg {
+    store_t base; /* first: store.c sees only this */
+    char *conninfo;
+    pthread_mutex_t mu; /* guards everything below but the inside of a busy conn */
+    pthread_cond_t freed;
+    bool prepared;      /* store_prepare succeeded on the current schema */
+    unsigned gen;       /* bumped by each store_prepare: connections re-prepare */
+    conn_t conns[POOL_MAX];
+    watch_t watch;
+} pg_t;
+
+#define LATEST (store_pg_migrations_count)
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* True for the SQLSTATEs after which the database cannot be used at all:
+ * connection failures (08), operator intervention such as an admin shutdown
+ * (57P01) or crash (57P02), and insufficient resources (53: disk full, too
+ * many connections).  NULL means libpq failed before the server answered. */
+static bool state_down(const char *state)
+{
+    return !state || strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
+           strncmp(state, "53", 2) == 0;
+}
+
+/* libpq's message `msg` on one line, in buf: its messages end with a
+ * newline and indent a hint on the next. */
+static const char *one_line(const char *msg, char *buf, size_t len)
+{
+    size_t n = 0;
+    bool space = false;
+
+    for (; msg && *msg && n + 1 < len; msg++) {
+        if (isspace((unsigned char)*msg)) {
+            space = n > 0;
+            continue;
+        }
+        if (space && n + 2 < len)
+            buf[n++] = ' ';
+        space = false;
+        buf[n++] = *msg;
+    }
+    buf[n] = '\0';
+    return n ? buf : "no reason given";
+}
+
+/* Translate the failure of `what` on c (r: its result, NULL if libpq had
+ * none) to JOBD_EDBDOWN when the database cannot be used, with libpq's
+ * reason, or JOBD_EDB when it refused the statement, with its message and
+ * the column or constraint it names. */
+static int pgerr(conn_t *c, const PGresult *r, const char *what, err_t *e)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *column, *constraint;
+    char buf[400];
+
+    if (PQstatus(c->pg) != CONNECTION_OK || state_down(state))
+        return err_set(e, JOBD_EDBDOWN, "%s: %s", what,
+                       one_line(primary ? primary : PQerrorMessage(c->pg), buf, sizeof buf));
+    column = PQresultErrorField(r, PG_DIAG_COLUMN_NAME);
+    constraint = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+    return err_set(e, JOBD_EDB, "%s: %s%s%s%s%s (SQLSTATE %s)", what,
+                   one_line(primary ? primary : PQresultErrorMessage(r), buf, sizeof buf),
+                   column ? ", column " : "", column ? column : "",
+                   constraint ? ", constraint " : "", constraint ? constraint : "", state);
+}
+
+static const char *str(const char *v)
+{
+    return v ? v : "";
+}
+
+/* ---- statements ---------------------------------------------------------- */
+
+/* The parameters of one statement in libpq's text format. */
+typedef struct params {
+    int n;
+    const char *v[MAX_PARAMS];
+    char *owned[MAX_PARAMS]; /* what v points to that was built here */
+    char num[MAX_PARAMS][24];
+} params_t;
+
+static void params_free(params_t *p)
+{
+    for (int i = 0; i < p->n; i++)
+        free(p->owned[i]);
+}
+
+/* The array of strings `arr` as a PostgreSQL array literal, {"a","b"}: each
+ * element quoted, with " and \ escaped.  A new string. */
+static char *array_literal(const json_t *arr)
+{
+    char *out = NULL;
+    size_t len = 0, i;
+    const json_t *v;
+    FILE *f = open_memstream(&out, &len);
+
+    if (!f)
+        abort();
+    fputc('{', f);
+    json_array_foreach(arr, i, v)
+    {
+        const char *t = str(json_string_value(v));
+        fputs(i ? ",\"" : "\"", f);
+        for (; *t; t++) {
+            if (*t == '"' || *t == '\\')
+                fputc('\\', f);
+            fputc(*t, f);
+        }
+        fputc('"', f);
+    }
+    fputc('}', f);
+    if (fclose(f) != 0)
+        abort();
+    return out;
+}
+
+/* Fill p from the variadic arguments, one per character of types: 't'
+ * const char * (NULL is SQL NULL), 'i' int64_t, 'j' const json_t * as JSON
+ * text (NULL is SQL NULL), 'a' const json_t * array of strings as a text[]. */
+static int vparams(params_t *p, enum stmt_id id, err_t *e, const char *types, va_list ap)
+{
+    memset(p, 0, sizeof *p);
+    for (; types[p->n]; p->n++) {
+        int i = p->n;
+        const json_t *json;
+
+        if (i == MAX_PARAMS)
+            abort();
+        switch (types[i]) {
+        case 't':
+            p->v[i] = va_arg(ap, const char *);
+            break;
+        case 'i':
+            snprintf(p->num[i], sizeof p->num[i], "%lld", (long long)va_arg(ap, int64_t));
+            p->v[i] = p->num[i];
+            break;
+        case 'j':
+            json = va_arg(ap, const json_t *);
+            if (!json)
+                break;
+            p->v[i] = p->owned[i] = json_dumps(json, JSON_ENCODE_ANY | JSON_COMPACT);
+            if (!p->owned[i]) {
+                p->n++;
+                params_free(p);
+                return err_set(e, JOBD_EINTERNAL, "%s: parameter %d cannot be encoded as JSON",
+                               stmts[id].name, i + 1);
+            }
+            break;
+        case 'a':
+            p->v[i] = p->owned[i] = array_literal(va_arg(ap, const json_t *));
+            break;
+        default:
+            abort();
+        }
+    }
+    return JOBD_OK;
+}
+
+/* Run prepared statement id on c with parameters from the variadic
+ * arguments (see vparams).  On success *r is its result, which the caller
+ * PQclear()s; returns JOBD_OK or a JOBD_E* code. */
+static int vquery(conn_t *c, enum stmt_id id, PGresult **r, err_t *e, const char *types,
+                  va_list ap)
+{
+    params_t p;
+    PGresult *res;
+    int rc = vparams(&p, id, e, types, ap);
+
+    if (rc < 0)
+        return rc;
+    res = PQexecPrepared(c->pg, stmts[id].name, p.n, p.v, NULL, NULL, 0);
+    params_free(&p);
+    if (res && (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)) {
+        *r = res;
+        return JOBD_OK;
+    }
+    rc = pgerr(c, res, stmts[id].name, e);
+    PQclear(res);
+    return rc;
+}
+
+static int query(conn_t *c, enum stmt_id id, PGresult **r, err_t *e, const char *types, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, types);
+    rc = vquery(c, id, r, e, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Run statement id (see vquery).  Returns how many rows it changed or
+ * returned, or a JOBD_E* code. */
+static int run(conn_t *c, enum stmt_id id, err_t *e, const char *types, ...)
+{
+    PGresult *r;
+    va_list ap;
+    int rc;
+
+    va_start(ap, types);
+    rc = vquery(c, id, &r, e, types, ap);
+    va_end(ap);
+    if (rc < 0)
+        return rc;
+    rc = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : atoi(PQcmdTuples(r));
+    PQclear(r);
+    return rc;
+}
+
+/* Text of column i of row `row` of r (NULL for SQL NULL). */
+static const char *col(const PGresult *r, int row, int i)
+{
+    return PQgetisnull(r, row, i) ? NULL : PQgetvalue(r, row, i);
+}
+
+static int64_t col_int(const PGresult *r, int row, int i)
+{
+    return strtoll(str(col(r, row, i)), NULL, 10);
+}
+
+/* Row `row` of r, whose first columns are those of kind k, as a new JSON
+ * object.  Each column goes through record_value() so that every backend
+ * shows a value the same way. */
+static int row_record(const PGresult *r, int row, enum stmt_id id, enum rec_kind k, json_t **out,
+                      err_t *e)
+{
+    size_t n;
+    const record_field_t *f = backend_fields(k, &n);
+    json_t *obj = json_object();
+
+    for (size_t i = 0; i < n; i++) {
+        const char *text = col(r, row, (int)i);
+        json_t *v = record_value(f[i].type, text);
+        if (!v) {
+            json_decref(obj);
+            return err_set(e, JOBD_EDB, "%s: column %s holds a value of the wrong type: %.100s",
+                           stmts[id].name, f[i].name, str(text));
+        }
+        json_object_set_new(obj, f[i].name, v);
+    }
+    *out = obj;
+    return JOBD_OK;
+}
+
+/* Run statement id (see vquery) and read its rows as records of kind k:
+ * with `one` the first row as an object, otherwise every row into an array.
+ * Returns how many rows it read or a JOBD_E* code; *out is written unless
+ * `one` found no row. */
+static int fetch(conn_t *c, enum stmt_id id, enum rec_kind k, bool one, json_t **out, err_t *e,
+                 const char *types, ...)
+{
+    json_t *rows, *row;
+    PGresult *r;
+    va_list ap;
+    int rc, n;
+
+    va_start(ap, types);
+    rc = vquery(c, id, &r, e, types, ap);
+    va_end(ap);
+    if (rc < 0)
+        return rc;
+    n = PQntuples(r);
+    if (one) {
+        if (n)
+            rc = row_record(r, 0, id, k, out, e);
+        PQclear(r);
+        return rc < 0 ? rc : (n > 0);
+    }
+    rows = json_array();
+    for (int i = 0; i < n && rc >= 0; i++)
+        if ((rc = row_record(r, i, id, k, &row, e)) == JOBD_OK)
+            json_array_append_new(rows, row);
+    PQclear(r);
+    if (rc < 0) {
+        json_decref(rows);
+        return rc;
+    }
+    *out = rows;
+    return n;
+}
+
+static int get_job(conn_t *c, const char *id, json_t **job, err_t *e)
+{
+    int rc = fetch(c, ST_job_get, REC_KIND_JOB, true, job, e, "t", id);
+    if (rc == 0)
+        return err_set(e, JOBD_ENOTFOUND, "no job with id %s", str(id));
+    return rc < 0 ? rc : JOBD_OK;
+}
+
+/* The jobs bot_id holds: their ids, or with `lock` [id, lease] pairs whose
+ * rows stay locked until the transaction ends (to take them back).
+ * OUT: *out, an array. */
+static int bot_jobs(conn_t *c, const char *bot_id, bool lock, json_t **out, err_t *e)
+{
+    PGresult *r;
+    int rc = query(c, lock ? ST_bot_jobs_lock : ST_bot_jobs, &r, e, "t", bot_id);
+
+    if (rc < 0)
+        return rc;
+    *out = json_array();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(*out, lock ? json_pack("[ss]", PQgetvalue(r, i, 0),
+                                                     PQgetvalue(r, i, 1))
+                                         : json_string(PQgetvalue(r, i, 0)));
+    PQclear(r);
+    return JOBD_OK;
+}
+
+/* Set bot's "jobs" to the ids of the jobs it holds. */
+static int add_bot_jobs(conn_t *c, json_t *bot, err_t *e)
+{
+    json_t *jobs;
+    int rc = bot_jobs(c, json_string_value(json_object_get(bot, "id")), false, &jobs, e);
+
+    if (rc == JOBD_OK)
+        json_object_set_new(bot, "jobs", jobs);
+    return rc;
+}
+
+static int get_bot(conn_t *c, const char *id, json_t **bot, err_t *e)
+{
+    json_t *b;
+    int rc = fetch(c, ST_bot_get, REC_KIND_BOT, true, &b, e, "t", id);
+
+    if (rc == 0)
+        return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(id));
+    if (rc < 0)
+        return rc;
+    if ((rc = add_bot_jobs(c, b, e)) < 0) {
+        json_decref(b);
+        return rc;
+    }
+    *bot = b;
+    return JOBD_OK;
+}
+
+/* The job with its history and events, as store_job_get shows it. */
+static int get_job_full(conn_t *c, const char *id, json_t **out, err_t *e)
+{
+    json_t *job, *history = NULL, *events = NULL;
+    int rc = get_job(c, id, &job, e);
+
+    if (rc < 0)
+        return rc;
+    rc = fetch(c, ST_job_history, REC_KIND_ATTEMPT, false, &history, e, "t", id);
+    if (rc >= 0)
+        rc = fetch(c, ST_job_events, REC_KIND_EVENT, false, &events, e, "t", id);
+    if (rc < 0) {
+        json_decref(history);
+        json_decref(job);
+        return rc;
+    }
+    json_object_set_new(job, "history", history);
+    json_object_set_new(job, "events", events);
+    *out = job;
+    return JOBD_OK;
+}
+
+/* Run SQL text `sql` (any number of statements, no parameters) on c. */
+static int exec_sql(conn_t *c, const char *sql, const char *what, err_t *e)
+{
+    PGresult *r = PQexec(c->pg, sql);
+    int rc = JOBD_OK;
+
+    if (!r || (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK))
+        rc = pgerr(c, r, what, e);
+    PQclear(r);
+    return rc;
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+/* Notices (e.g. "relation already exists, skipping") are not errors; jobd
+ * says what it does in its own log. */
+static void quiet(void *arg, const char *message)
+{
+}
+
+/* Open a connection with `conninfo` (a URL or key=value string).  Defaults
+ * come first so that the user's string overrides them: a bounded connect
+ * and TCP keepalives, so that a database host that vanished fails a call
+ * within seconds instead of hanging it. */
+static int pg_connect(const char *conninfo, PGconn **out, err_t *e)
+{
+    static const char *const keys[] = {"connect_timeout", "application_name",
+                                       "keepalives_idle", "keepalives_interval",
+                                       "keepalives_count", "dbname",
+                                       NULL};
+    const char *vals[] = {"5", "jobd", "10", "5", "3", conninfo, NULL};
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    char buf[400];
+
+    if (!pg)
+        abort();
+    if (PQstatus(pg) != CONNECTION_OK) {
+        int rc = err_set(e, JOBD_EDBDOWN, "cannot connect to PostgreSQL: %s",
+                         one_line(PQerrorMessage(pg), buf, sizeof buf));
+        PQfinish(pg);
+        return rc;
+    }
+    PQsetNoticeProcessor(pg, quiet, NULL);
+    *out = pg;
+    return JOBD_OK;
+}
+
+/* Prepare every statement on c.  Fails with JOBD_ESCHEMA naming the first
+ * that does not fit the schema (or JOBD_EDBDOWN if the database went away). */
+static int prepare_all(conn_t *c, err_t *e)
+{
+    /* Start from none: an earlier set, or the part of one that failed. */
+    int rc = exec_sql(c, "DEALLOCATE ALL", "drop prepared statements", e);
+
+    c->gen = 0;
+    for (int i = 0; i < ST_COUNT && rc == JOBD_OK; i++) {
+        char *sql = backend_sql(stmts[i].sql);
+        PGresult *r = PQprepare(c->pg, stmts[i].name, sql, 0, NULL);
+        free(sql);
+        if (!r || PQresultStatus(r) != PGRES_COMMAND_OK) {
+            char buf[400];
+            rc = pgerr(c, r, stmts[i].name, e);
+            if (rc == JOBD_EDB)
+                rc = err_set(e, JOBD_ESCHEMA, "statement %s does not fit the database schema: %s",
+                             stmts[i].name,
+                             one_line(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY), buf,
+                                      sizeof buf));
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* Make c usable: connected (re-connecting one PostgreSQL dropped), and with
+ * every statement prepared for generation c->want if that is not 0. */
+static int ready(pg_t *s, conn_t *c, err_t *e)
+{
+    char buf[400];
+    int rc;
+
+    if (c->pg && PQstatus(c->pg) != CONNECTION_OK) {
+        PQreset(c->pg);
+        c->gen = 0; /* a new session has no prepared statements */
+        if (PQstatus(c->pg) != CONNECTION_OK)
+            return err_set(e, JOBD_EDBDOWN, "cannot connect to PostgreSQL: %s",
+                           one_line(PQerrorMessage(c->pg), buf, sizeof buf));
+    }
+    if (!c->pg) {
+        if ((rc = pg_connect(s->conninfo, &c->pg, e)) < 0)
+            return rc;
+        c->gen = 0;
+    }
+    if (c->want && c->gen != c->want) {
+        if ((rc = prepare_all(c, e)) < 0)
+            return rc;
+        c->gen = c->want;
+    }
+    return JOBD_OK;
+}
+
+static void release(pg_t *s, conn_t *c)
+{
+    pthread_mutex_lock(&s->mu);
+    c->busy = false;
+    pthread_cond_signal(&s->freed);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Take a connection for one call, made ready (see ready()); with
+ * `statements`, only once store_prepare has succeeded.  Waits while all
+ * POOL_MAX connections are in use.  OUT: *out, given back with release(). */
+static int acquire(pg_t *s, bool statements, conn_t **out, err_t *e)
+{
+    conn_t *c = NULL;
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    if (statements && !s->prepared) {
+        pthread_mutex_unlock(&s->mu);
+        return err_set(e, JOBD_ESCHEMA,
+                       "the store is not prepared: store_prepare must succeed first");
+    }
+    for (;;) {
+        /* An open connection first; a new one only when all are busy. */
+        for (int i = 0; i < POOL_MAX && !c; i++)
+            if (!s->conns[i].busy && s->conns[i].pg)
+                c = &s->conns[i];
+        for (int i = 0; i < POOL_MAX && !c; i++)
+            if (!s->conns[i].busy)
+                c = &s->conns[i];
+        if (c)
+            break;
+        pthread_cond_wait(&s->freed, &s->mu);
+    }
+    c->busy = true;
+    c->want = statements ? s->gen : 0;
+    pthread_mutex_unlock(&s->mu);
+    if ((rc = ready(s, c, e)) < 0) {
+        release(s, c);
+        return rc;
+    }
+    *out = c;
+    return JOBD_OK;
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+typedef int (*tx_fn)(conn_t *c, void *arg, err_t *e);
+
+/* Run fn(c, arg, e) in one transaction opened by `begin`: commit if fn
+ * returns >= 0, roll back otherwise. */
+static int transact(pg_t *s, const char *begin, tx_fn fn, void *arg, err_t *e)
+{
+    conn_t *c;
+    int rc = acquire(s, true, &c, e);
+
+    if (rc < 0)
+        return rc;
+    rc = exec_sql(c, begin, "begin", e);
+    if (rc == JOBD_EDBDOWN) {
+        /* PostgreSQL may have dropped the connection while it sat in the
+         * pool (a restart).  Nothing is done yet: reconnect and begin
+         * again, so that the first call after a restart does not fail. */
+        rc = ready(s, c, e);
+        if (rc == JOBD_OK)
+            rc = exec_sql(c, begin, "begin", e);
+    }
+    if (rc < 0)
+        goto out_release;
+    rc = fn(c, arg, e);
+    if (rc >= 0) {
+        rc = exec_sql(c, "COMMIT", "commit", e);
+        goto out_release;
+    }
+    if (PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        exec_sql(c, "ROLLBACK", "roll back", NULL);
+out_release:
+    release(s, c);
+    return rc < 0 ? rc : JOBD_OK;
+}
+
+/* Changes: READ COMMITTED with the row locks of each statement (see
+ * STATEMENTS), which is what keeps two servers apart. */
+static int tx_write(pg_t *s, tx_fn fn, void *arg, err_t *e)
+{
+    return transact(s, "BEGIN ISOLATION LEVEL READ COMMITTED", fn, arg, e);
+}
+
+/* Reads see one snapshot, e.g. a job and its history together. */
+static int tx_read(pg_t *s, tx_fn fn, void *arg, err_t *e)
+{
+    return transact(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", fn, arg, e);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static void watch_stop(watch_t *w);
+
+static int pg_open(const char *db, store_t **out, err_t *e)
+{
+    pg_t *s = calloc(1, sizeof *s);
+    int rc;
+
+    if (!s)
+        abort();
+    s->base.backend = &store_pg_backend;
+    s->conninfo = strdup(db);
+    if (!s->conninfo)
+        abort();
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->freed, NULL);
+    s->watch.stop[0] = s->watch.stop[1] = -1;
+    /* Connect now, so that a wrong address or password stops jobd at start
+     * with libpq's reason. */
+    if ((rc = pg_connect(s->conninfo, &s->conns[0].pg, e)) < 0) {
+        store_pg_backend.free(&s->base);
+        return rc;
+    }
+    *out = &s->base;
+    return JOBD_OK;
+}
+
+static void pg_free(store_t *base)
+{
+    pg_t *s = (pg_t *)base;
+
+    if (!s)
+        return;
+    watch_stop(&s->watch);
+    for (int i = 0; i < POOL_MAX; i++)
+        if (s->conns[i].pg)
+            PQfinish(s->conns[i].pg);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->freed);
+    free(s->conninfo);
+    free(s);
+}
+
+/* ---- schema and migrations ----------------------------------------------- */
+
+/* The integer in the first column of the first row of `sql` (run with
+ * parameter p1 as $1 if not NULL), 0 if no row or NULL. */
+static int scalar(conn_t *c, const char *sql, const char *p1, const char *what, int64_t *v,
+                  err_t *e)
+{
+    PGresult *r = PQexecParams(c->pg, sql, p1 ? 1 : 0, NULL, &p1, NULL, NULL, 0);
+    int rc = JOBD_OK;
+
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = pgerr(c, r, what, e);
+    else
+        *v = PQntuples(r) ? col_int(r, 0, 0) : 0;
+    PQclear(r);
+    return rc;
+}
+
+/* The applied schema version, 0 for a database that was never migrated.
+ * schema_version is the migration machinery's own table, created by the
+ * first migrate_up rather than by a migration (as in SQLite). */
+static int read_version(conn_t *c, int *version, err_t *e)
+{
+    int64_t v = 0;
+    int rc = scalar(c, "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'schema_version'"
+                       " AND schemaname = ANY (current_schemas(false))",
+                    NULL, "read schema version", &v, e);
+    if (rc == JOBD_OK && v)
+        rc = scalar(c, "SELECT coalesce(max(version), 0) FROM schema_version", NULL,
+                    "read schema version", &v, e);
+    if (rc == JOBD_OK)
+        *version = (int)v;
+    return rc;
+}
+
+static int newer(int version, err_t *e)
+{
+    return err_set(e, JOBD_ESCHEMA,
+                   "database schema version %d is newer than this binary's latest version %d: "
+                   "run a newer jobd",
+                   version, LATEST);
+}
+
+static int pg_schema_version(store_t *base, int *current, int *latest, err_t *e)
+{
+    pg_t *s = (pg_t *)base;
+    conn_t *c;
+    int rc, v;
+
+    if ((rc = acquire(s, false, &c, e)) < 0)
+        return rc;
+    rc = read_version(c, &v, e);
+    release(s, c);
+    if (rc < 0)
+        return rc;
+    *current = v;
+    *latest = LATEST;
+    return JOBD_OK;
+}
+
+/* Every prepared statement was checked against the schema a migration just
+ * changed: store_prepare must check them again before the next call. */
+static void unprepare(pg_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->prepared = false;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* One step of migrate up or down in its own transaction, reading the
+ * version inside it.  Returns 1 if a migration was applied or undone, 0 if
+ * there was nothing to do, or a JOBD_E* code. */
+static int migrate_step(pg_t *s, conn_t *c, bool up, err_t *e)
+{
+    const store_migration_t *m;
+    char what[128], version[16];
+    PGresult *r;
+    int rc, v;
+
+    if ((rc = exec_sql(c, "BEGIN", "begin migration", e)) < 0)
+        return rc;
+    if ((rc = read_version(c, &v, e)) < 0)
+        goto out_rollback;
+    if (v > LATEST) {
+        rc = newer(v, e);
+        goto out_rollback;
+    }
+    if (up ? v == LATEST : v == 0) {
+        exec_sql(c, "ROLLBACK", "end migration", NULL);
+        return 0;
+    }
+    m = &store_pg_migrations[up ? v : v - 1];
+    unprepare(s);
+    snprintf(what, sizeof what, "migration %d (%s) %s", m->version, m->name, up ? "up" : "down");
+    if ((rc = exec_sql(c, up ? m->up : m->down, what, e)) < 0)
+        goto out_rollback;
+    snprintf(version, sizeof version, "%d", m->version);
+    if (up) {
+        char now[24];
+        const char *p[] = {version, m->name, now};
+        snprintf(now, sizeof now, "%lld", (long long)clock_now_ms());
+        r = PQexecParams(c->pg,
+                         "INSERT INTO schema_version (version, name, applied_at)"
+                         " VALUES ($1, $2, $3)",
+                         3, NULL, p, NULL, NULL, 0);
+    } else {
+        const char *p[] = {version};
+        r = PQexecParams(c->pg, "DELETE FROM schema_version WHERE version = $1", 1, NULL, p, NULL,
+                         NULL, 0);
+    }
+    if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = pgerr(c, r, what, e);
+    PQclear(r);
+    if (rc < 0)
+        goto out_rollback;
+    if ((rc = exec_sql(c, "COMMIT", "commit migration", e)) < 0)
+        return rc;
+    return 1;
+out_rollback:
+    if (PQstatus(c->pg) == CONNECTION_OK)
+        exec_sql(c, "ROLLBACK", "roll back migration", NULL);
+    return rc;
+}
+
+/* Run migrate_step(up) until done (all) or once, holding the migration
+ * lock: a second server starting at the same moment waits here, then finds
+ * nothing left to do.  The lock is the session's, so it goes with the
+ * connection if jobd dies mid-way. */
+static int migrate(pg_t *s, bool up, bool all, err_t *e)
+{
+    conn_t *c;
+    char lock[64];
+    int rc;
+
+    if ((rc = acquire(s, false, &c, e)) < 0)
+        return rc;
+    snprintf(lock, sizeof lock, "SELECT pg_advisory_lock(%d)", MIGRATE_LOCK);
+    if ((rc = exec_sql(c, lock, "take the migration lock", e)) < 0)
+        goto out_release;
+    rc = exec_sql(c,
+                  "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+                  " name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                  "create schema_version", e);
+    while (rc >= 0 && (rc = migrate_step(s, c, up, e)) == 1 && all)
+        ;
+    snprintf(lock, sizeof lock, "SELECT pg_advisory_unlock(%d)", MIGRATE_LOCK);
+    if (PQstatus(c->pg) == CONNECTION_OK)
+        exec_sql(c, lock, "release the migration lock", NULL);
+out_release:
+    release(s, c);
+    return rc < 0 ? rc : JOBD_OK;
+}
+
+static int pg_migrate_up(store_t *base, err_t *e)
+{
+    return migrate((pg_t *)base, true, true, e);
+}
+
+static int pg_migrate_down(store_t *base, err_t *e)
+{
+    return migrate((pg_t *)base, false, false, e);
+}
+
+static int pg_prepare(store_t *base, err_t *e)
+{
+    pg_t *s = (pg_t *)base;
+    conn_t *c;
+    int rc, v;
+
+    unprepare(s);
+    if ((rc = acquire(s, false, &c, e)) < 0)
+        return rc;
+    if ((rc = read_version(c, &v, e)) < 0)
+        goto out_release;
+    if (v > LATEST) {
+        rc = newer(v, e);
+        goto out_release;
+    }
+    if (v < LATEST) {
+        rc = err_set(e, JOBD_ESCHEMA,
+                     "database schema version %d is older than this binary's version %d: "
+                     "run `jobd migrate up`",
+                     v, LATEST);
+        goto out_release;
+    }
+    if ((rc = prepare_all(c, e)) < 0)
+        goto out_release;
+    /* A new generation: every other connection prepares again on its next
+     * use, against this schema. */
+    pthread_mutex_lock(&s->mu);
+    c->gen = ++s->gen;
+    s->prepared = true;
+    pthread_mutex_unlock(&s->mu);
+out_release:
+    release(s, c);
+    return rc;
+}
+
+static int do_ping(conn_t *c, void *arg, err_t *e)
+{
+    return run(c, ST_ping, e, "");
+}
+
+static int pg_ping(store_t *base, err_t *e)
+{
+    return tx_read((pg_t *)base, do_ping, NULL, e);
+}
+
+/* ---- jobs ---------------------------------------------------------------- */
+
+struct create_args {
+    const job_spec_t *spec;
+    json_t *job;
+};
+
+static int do_create(conn_t *c, void *arg, err_t *e)
+{
+    struct create_args *a = arg;
+    const job_spec_t *spec = a->spec;
+    int64_t now = clock_now_ms();
+    bool later = spec->run_at > now;
+    char id[ID_UUID_LEN];
+    int rc;
+
+    id_uuid7(id);
+    rc = run(c, ST_job_insert, e, "ttjitiii", id, spec->operation, spec->input, spec->priority,
+             later ? "scheduled" : "pending", now, spec->max_attempts,
+             later ? spec->run_at : (int64_t)0);
+    return rc < 0 ? rc : get_job(c, id, &a->job, e);
+}
+
+static int pg_job_create(store_t *base, const job_spec_t *spec, json_t **job, err_t *e)
+{
+    struct create_args a = {spec, NULL};
+    return backend_deliver(tx_write((pg_t *)base, do_create, &a, e), &a.job, job);
+}
+
+struct get_args {
+    const char *id;
+    json_t *job;
+};
+
+static int do_get(conn_t *c, void *arg, err_t *e)
+{
+    struct get_args *a = arg;
+    return get_job_full(c, a->id, &a->job, e);
+}
+
+static int pg_job_get(store_t *base, const char *id, json_t **job, err_t *e)
+{
+    struct get_args a = {id, NULL};
+    return backend_deliver(tx_read((pg_t *)base, do_get, &a, e), &a.job, job);
+}
+
+struct list_args {
+    const job_filter_t *f;
+    json_t *jobs;
+};
+
+static int do_list(conn_t *c, void *arg, err_t *e)
+{
+    struct list_args *a = arg;
+    const job_filter_t *f = a->f;
+    /* "" sorts before every id (ids are COLLATE "C"), so the first page
+     * needs no statement of its own. */
+    const char *after = f->after ? f->after : "";
+
+    if (f->status)
+        return fetch(c, ST_job_list_status, REC_KIND_JOB, false, &a->jobs, e, "ttit", after,
+                     f->operation, (int64_t)f->limit, f->status);
+    return fetch(c, ST_job_list, REC_KIND_JOB, false, &a->jobs, e, "tti", after, f->operation,
+                 (int64_t)f->limit);
+}
+
+static int pg_job_list(store_t *base, const job_filter_t *f, json_t **jobs, err_t *e)
+{
+    struct list_args a = {f, NULL};
+    return backend_deliver(tx_read((pg_t *)base, do_list, &a, e), &a.jobs, jobs);
+}
+
+/* ---- claim ---------------------------------------------------------------- */
+
+struct claim_args {
+    const char *bot_id;
+    const char *const *ops;
+    size_t nops;
+    int max;
+    int64_t lease_ms;
+    json_t *jobs;
+};
+
+/* Lease job `id` (locked by claim_candidates) to the bot and append it,
+ * with its lease, to a->jobs. */
+static int claim_one(conn_t *c, struct claim_args *a, const char *id, const char *bot_name,
+                     int64_t now, err_t *e)
+{
+    char lease[2 * LEASE_BYTES + 1];
+    int64_t expires = now + a->lease_ms;
+    json_t *job;
+    int rc;
+
+    id_hex(lease, LEASE_BYTES);
+    rc = fetch(c, ST_job_claim, REC_KIND_JOB, true, &job, e, "tittti", id, now, a->bot_id,
+               bot_name, lease, expires);
+    if (rc <= 0)
+        return rc;
+    json_object_set_new(job, "lease", json_string(lease));
+    json_object_set_new(job, "lease_expires_at", backend_time_json(expires));
+    json_array_append_new(a->jobs, job);
+    return JOBD_OK;
+}
+
+static int do_claim(conn_t *c, void *arg, err_t *e)
+{
+    struct claim_args *a = arg;
+    int64_t now = clock_now_ms();
+    json_t *ops;
+    PGresult *bot, *cand;
+    int rc;
+
+    /* A claim, even an empty one, shows that the bot is alive. */
+    if ((rc = query(c, ST_bot_seen, &bot, e, "ti", a->bot_id, now)) < 0)
+        return rc;
+    if (PQntuples(bot) == 0) {
+        PQclear(bot);
+        return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(a->bot_id));
+    }
+    a->jobs = json_array();
+    if (a->max <= 0 || a->nops == 0)
+        goto out_clear_bot;
+    ops = json_array();
+    for (size_t i = 0; i < a->nops; i++)
+        if (a->ops[i])
+            json_array_append_new(ops, json_string(a->ops[i]));
+    rc = query(c, ST_claim_candidates, &cand, e, "ai", ops, (int64_t)a->max);
+    json_decref(ops);
+    if (rc < 0)
+        goto out_clear_bot;
+    for (int i = 0; rc >= 0 && i < PQntuples(cand); i++)
+        rc = claim_one(c, a, PQgetvalue(cand, i, 0), PQgetvalue(bot, 0, 0), now, e);
+    PQclear(cand);
+out_clear_bot:
+    PQclear(bot);
+    return rc;
+}
+
+static int pg_job_claim(store_t *base, const char *bot_id, const char *const *ops, size_t nops,
+                        int max, int64_t lease_ms, json_t **jobs, err_t *e)
+{
+    struct claim_args a = {bot_id, ops, ops ? nops : 0, max, lease_ms, NULL};
+    return backend_deliver(tx_write((pg_t *)base, do_claim, &a, e), &a.jobs, jobs);
+}
+
+/* ---- complete, fail, release, expire -------------------------------------- */
+
+/* The attempt that holds `lease`: 1 if found, 0 if not, or a JOBD_E* code. */
+static int read_attempt(conn_t *c, const char *lease, struct backend_attempt *r, err_t *e)
+{
+    PGresult *res;
+    int rc = query(c, ST_attempt_by_lease, &res, e, "t", lease);
+
+    if (rc < 0)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return 0;
+    }
+    snprintf(r->job_id, sizeof r->job_id, "%s", str(col(res, 0, 0)));
+    snprintf(r->bot_id, sizeof r->bot_id, "%s", str(col(res, 0, 1)));
+    snprintf(r->outcome, sizeof r->outcome, "%s", str(col(res, 0, 2)));
+    r->ended_at = col_int(res, 0, 3);
+    snprintf(r->error, sizeof r->error, "%s", str(col(res, 0, 4)));
+    PQclear(res);
+    return 1;
+}
+
+/* Lock job id's row until the transaction ends, and read its status and
+ * lease; JOBD_ENOTFOUND if there is none.  Every change to one job takes
+ * this lock first, so that two servers cannot both finish, release, cancel
+ * or expire it. */
+static int lock_job(conn_t *c, const char *id, char status[16], char lease[72], err_t *e)
+{
+    PGresult *r;
+    int rc = query(c, ST_job_lock, &r, e, "t", id);
+
+    if (rc < 0)
+        return rc;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return err_set(e, JOBD_ENOTFOUND, "no job with id %s", str(id));
+    }
+    snprintf(status, 16, "%s", str(col(r, 0, 0)));
+    snprintf(lease, 72, "%s", str(col(r, 0, 1)));
+    PQclear(r);
+    return JOBD_OK;
+}
+
+/* The job_order row of job id (operation, priority, created_at, failures,
+ * max_attempts).  OUT: *r, which the caller PQclear()s. */
+static int job_order(conn_t *c, const char *id, PGresult **r, err_t *e)
+{
+    int rc = query(c, ST_job_order, r, e, "t", id);
+
+    if (rc == JOBD_OK && PQntuples(*r) == 0) {
+        PQclear(*r);
+        return err_set(e, JOBD_ENOTFOUND, "no job with id %s", id);
+    }
+    return rc;
+}
+
+/* Record the outcome on the job: succeeded, failed for good, or - a
+ * retryable failure within the budget - scheduled after the backoff.
+ * Returns how many rows changed (0 if the job is not processing under the
+ * lease) or a JOBD_E* code. */
+static int finish_job(conn_t *c, const struct backend_finish *a, int64_t now, err_t *e)
+{
+    PGresult *r;
+    int64_t failures, max;
+    int rc;
+
+    if (a->ok)
+        return run(c, ST_job_finish, e, "tttjtiii", a->id, a->lease, "succeeded", a->result, NULL,
+                   a->duration_ms, now, (int64_t)0);
+    if (a->retry) {
+        if ((rc = job_order(c, a->id, &r, e)) < 0)
+            return rc;
+        failures = col_int(r, 0, 3);
+        max = col_int(r, 0, 4);
+        PQclear(r);
+        if (failures + 1 < max)
+            return run(c, ST_job_reschedule, e, "ttiti", a->id, a->lease,
+                       now + backend_retry_delay(a->retry, failures + 1), a->error, a->duration_ms);
+    }
+    return run(c, ST_job_finish, e, "tttjtiii", a->id, a->lease, "failed", NULL, a->error,
+               a->duration_ms, now, (int64_t)1);
+}
+
+static int do_finish(conn_t *c, void *arg, err_t *e)
+{
+    struct backend_finish *a = arg;
+    const char *outcome = a->ok ? "succeeded" : "failed";
+    struct backend_attempt r;
+    char status[16], lease[72];
+    int64_t now = clock_now_ms();
+    int rc;
+
+    if ((rc = lock_job(c, a->id, status, lease, e)) < 0)
+        return rc;
+    if ((rc = read_attempt(c, a->lease, &r, e)) < 0)
+        return rc;
+    if (rc == 0 || strcmp(r.job_id, a->id) != 0)
+        return err_set(e, JOBD_EMISMATCH, "job %s was never leased under lease %s", a->id,
+                       a->lease);
+    if (strcmp(r.bot_id, a->bot_id) != 0)
+        return err_set(e, JOBD_EMISMATCH, "lease %s of job %s is held by bot %s, not by bot %s",
+                       a->lease, a->id, r.bot_id, a->bot_id);
+    if (strcmp(r.outcome, "running") != 0) {
+        if ((rc = backend_refuse(a, &r, status, e)) < 0)
+            return rc;
+        a->repeated = true;
+        return get_job(c, a->id, &a->job, e);
+    }
+    rc = finish_job(c, a, now, e);
+    if (rc == 0)
+        return err_set(e, JOBD_EINTERNAL,
+                       "job %s is %s, not processing under lease %s, although that attempt is "
+                       "still running",
+                       a->id, status, a->lease);
+    if (rc >= 0)
+        rc = run(c, ST_attempt_end, e, "ttit", a->lease, outcome, now, a->ok ? NULL : a->error);
+    if (rc >= 0)
+        rc = run(c, ST_bot_done, e, "tii", a->bot_id, (int64_t)a->ok, (int64_t)!a->ok);
+    return rc < 0 ? rc : get_job(c, a->id, &a->job, e);
+}
+
+static int finish(pg_t *s, struct backend_finish *a, json_t **job, bool *repeated, err_t *e)
+{
+    int rc;
+
+    a->id = str(a->id);
+    a->bot_id = str(a->bot_id);
+    a->lease = str(a->lease);
+    rc = backend_deliver(tx_write(s, do_finish, a, e), &a->job, job);
+    if (rc == JOBD_OK)
+        *repeated = a->repeated;
+    return rc;
+}
+
+static int pg_job_complete(store_t *base, const char *id, const char *bot_id, const char *lease,
+                           const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
+                           err_t *e)
+{
+    struct backend_finish a = {id,   bot_id,      lease, true,  result,
+                               NULL, duration_ms, NULL,  false, NULL};
+    return finish((pg_t *)base, &a, job, repeated, e);
+}
+
+static int pg_job_fail(store_t *base, const char *id, const char *bot_id, const char *lease,
+                       const char *error, const store_retry_t *retry, int64_t duration_ms,
+                       json_t **job, bool *repeated, err_t *e)
+{
+    struct backend_finish a = {id,    bot_id,      lease, false, NULL,
+                               error, duration_ms, NULL,  false, retry};
+    return finish((pg_t *)base, &a, job, repeated, e);
+}
+
+/* Put processing job `id` (locked) back to pending, ending the attempt
+ * under `lease` with `outcome` (released, expired or worker_lost) at `at`,
+ * because of `why`.  The attempt counts as lost for the job and its bot, not
+ * as a failure.  The jobs_pending trigger announces the job to every
+ * server. */
+static int takeback(conn_t *c, const char *id, const char *lease, const char *outcome, int64_t at,
+                    const char *why, err_t *e)
+{
+    int rc = run(c, ST_attempt_end, e, "ttit", lease, outcome, at, why);
+    if (rc >= 0)
+        rc = run(c, ST_bot_lost, e, "t", lease);
+    return rc < 0 ? rc : run(c, ST_job_takeback, e, "t", id);
+}
+
+/* Record an admin action on job id. */
+static int add_event(conn_t *c, const char *id, int64_t at, const char *action, const char *reason,
+                     err_t *e)
+{
+    return run(c, ST_event_insert, e, "titt", id, at, action, reason);
+}
+
+struct release_args {
+    const char *id, *reason;
+    json_t *job;
+};
+
+static int do_release(conn_t *c, void *arg, err_t *e)
+{
+    struct release_args *a = arg;
+    char status[16], lease[72];
+    int64_t now = clock_now_ms();
+    int rc = lock_job(c, a->id, status, lease, e);
+
+    if (rc < 0)
+        return rc;
+    if (strcmp(status, "processing") != 0)
+        return err_set(e, JOBD_ENOTPROC, "job %s is %s, not processing", str(a->id), status);
+    rc = takeback(c, a->id, lease, "released", now, a->reason, e);
+    if (rc >= 0)
+        rc = add_event(c, a->id, now, "release", a->reason, e);
+    return rc < 0 ? rc : get_job_full(c, a->id, &a->job, e);
+}
+
+static int pg_job_release(store_t *base, const char *id, const char *reason, json_t **job, err_t *e)
+{
+    struct release_args a = {id, str(reason), NULL};
+    return backend_deliver(tx_write((pg_t *)base, do_release, &a, e), &a.job, job);
+}
+
+static int do_retry(conn_t *c, void *arg, err_t *e)
+{
+    struct release_args *a = arg;
+    char status[16], lease[72];
+    int rc = lock_job(c, a->id, status, lease, e);
+
+    if (rc < 0)
+        return rc;
+    if (strcmp(status, "failed") != 0 && strcmp(status, "cancelled") != 0)
+        return err_set(e, JOBD_ENOTRETRY,
+                       "job %s is %s; only a failed or cancelled job can be retried", a->id,
+                       status);
+    rc = run(c, ST_job_retry, e, "t", a->id);
+    if (rc >= 0)
+        rc = add_event(c, a->id, clock_now_ms(), "retry", a->reason, e);
+    return rc < 0 ? rc : get_job_full(c, a->id, &a->job, e);
+}
+
+static int pg_job_retry(store_t *base, const char *id, const char *reason, json_t **job, err_t *e)
+{
+    struct release_args a = {str(id), str(reason), NULL};
+    return backend_deliver(tx_write((pg_t *)base, do_retry, &a, e), &a.job, job);
+}
+
+static int do_cancel(conn_t *c, void *arg, err_t *e)
+{
+    struct release_args *a = arg;
+    char status[16], lease[72], why[1100];
+    int64_t now = clock_now_ms();
+    int rc = lock_job(c, a->id, status, lease, e);
+
+    if (rc < 0)
+        return rc;
+    if (strcmp(status, "cancelled") == 0)
+        return err_set(e, JOBD_ECANCELLED, "job %s is already cancelled", a->id);
+    if (strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0)
+        return err_set(e, JOBD_EFINISHED, "job %s already %s; it cannot be cancelled", a->id,
+                       status);
+    snprintf(why, sizeof why, "cancelled by an admin: %s", a->reason);
+    if (strcmp(status, "processing") == 0)
+        rc = run(c, ST_attempt_end, e, "ttit", lease, "cancelled", now, a->reason);
+    if (rc >= 0)
+        rc = run(c, ST_job_cancel, e, "tit", a->id, now, why);
+    if (rc >= 0)
+        rc = add_event(c, a->id, now, "cancel", a->reason, e);
+    return rc < 0 ? rc : get_job_full(c, a->id, &a->job, e);
+}
+
+static int pg_job_cancel(store_t *base, const char *id, const char *reason, json_t **job, err_t *e)
+{
+    struct release_args a = {str(id), str(reason), NULL};
+    return backend_deliver(tx_write((pg_t *)base, do_cancel, &a, e), &a.job, job);
+}
+
+/* Run counting statement id (see vquery) and read its one integer. */
+static int count(conn_t *c, enum stmt_id id, int64_t *n, err_t *e, const char *types, ...)
+{
+    PGresult *r;
+    va_list ap;
+    int rc;
+
+    va_start(ap, types);
+    rc = vquery(c, id, &r, e, types, ap);
+    va_end(ap);
+    if (rc < 0)
+        return rc;
+    *n = PQntuples(r) ? col_int(r, 0, 0) : 0;
+    PQclear(r);
+    return JOBD_OK;
+}
+
+struct explain_args {
+    const char *id;
+    json_t *facts;
+};
+
+static int do_explain(conn_t *c, void *arg, err_t *e)
+{
+    struct explain_args *a = arg;
+    json_t *job, *bot = NULL;
+    const char *status;
+    PGresult *order;
+    int64_t ahead = 0, live = 0;
+    int rc = get_job_full(c, a->id, &job, e);
+
+    if (rc < 0)
+        return rc;
+    a->facts = json_pack("{s:o}", "job", job);
+    status = json_string_value(json_object_get(job, "status"));
+    if ((rc = job_order(c, a->id, &order, e)) < 0)
+        return rc;
+    if (strcmp(status, "pending") == 0)
+        rc = count(c, ST_queue_ahead, &ahead, e, "tiit", PQgetvalue(order, 0, 0),
+                   col_int(order, 0, 1), col_int(order, 0, 2), a->id);
+    if (rc >= 0)
+        rc = count(c, ST_live_bots, &live, e, "t", PQgetvalue(order, 0, 0));
+    PQclear(order);
+    if (rc >= 0 && strcmp(status, "processing") == 0)
+        rc = get_bot(c, json_string_value(json_object_get(job, "bot_id")), &bot, e);
+    if (rc < 0)
+        return rc;
+    json_object_set_new(a->facts, "ahead", json_integer(ahead));
+    json_object_set_new(a->facts, "live_bots", json_integer(live));
+    json_object_set_new(a->facts, "bot", bot ? bot : json_null());
+    return JOBD_OK;
+}
+
+static int pg_job_explain(store_t *base, const char *id, json_t **facts, err_t *e)
+{
+    struct explain_args a = {str(id), NULL};
+    return backend_deliver(tx_read((pg_t *)base, do_explain, &a, e), &a.facts, facts);
+}
+
+struct due_args {
+    int64_t now;
+    int n;
+};
+
+/* SKIP LOCKED: the jobs another server is making pending right now are
+ * left to it.  The jobs_pending trigger announces each. */
+static int do_schedule_due(conn_t *c, void *arg, err_t *e)
+{
+    struct due_args *a = arg;
+    int rc = run(c, ST_schedule_due, e, "i", a->now);
+    if (rc >= 0)
+        a->n = rc;
+    return rc;
+}
+
+static int pg_schedule_due(store_t *base, int64_t now_ms, int *n, err_t *e)
+{
+    struct due_args a = {now_ms, 0};
+    int rc = tx_write((pg_t *)base, do_schedule_due, &a, e);
+
+    if (rc == JOBD_OK)
+        *n = a.n;
+    return rc;
+}
+
+struct expire_args {
+    int64_t now;
+    int n;
+};
+
+static int do_expire(conn_t *c, void *arg, err_t *e)
+{
+    struct expire_args *a = arg;
+    PGresult *r;
+    int rc = query(c, ST_lease_expired, &r, e, "i", a->now);
+
+    if (rc < 0)
+        return rc;
+    /* SKIP LOCKED: a job another server is expiring, or its bot finishing,
+     * right now is left to that transaction. */
+    for (int i = 0; rc >= 0 && i < PQntuples(r); i++) {
+        int64_t at = col_int(r, i, 2);
+        char t[32], why[64];
+        snprintf(why, sizeof why, "lease expired at %s", backend_when(at, t));
+        rc = takeback(c, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), "expired", at, why, e);
+    }
+    a->n = PQntuples(r);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_lease_expire(store_t *base, int64_t now_ms, int *n, err_t *e)
+{
+    struct expire_args a = {now_ms, 0};
+    int rc = tx_write((pg_t *)base, do_expire, &a, e);
+
+    if (rc == JOBD_OK)
+        *n = a.n;
+    return rc;
+}
+
+/* ---- stats ----------------------------------------------------------------- */
+
+struct stats_args {
+    json_t *stats;
+};
+
+static int do_stats(conn_t *c, void *arg, err_t *e)
+{
+    struct stats_args *a = arg;
+    PGresult *r;
+    int rc;
+
+    a->stats = backend_stats_new();
+    if ((rc = query(c, ST_stats_jobs, &r, e, "")) < 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++)
+        backend_stats_add_jobs(a->stats, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                               col_int(r, i, 2));
+    PQclear(r);
+    if ((rc = query(c, ST_stats_bots, &r, e, "")) < 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++)
+        backend_stats_add_bots(a->stats, PQgetvalue(r, i, 0), col_int(r, i, 1));
+    PQclear(r);
+    return JOBD_OK;
+}
+
+static int pg_stats(store_t *base, json_t **stats, err_t *e)
+{
+    struct stats_args a = {NULL};
+    return backend_deliver(tx_read((pg_t *)base, do_stats, &a, e), &a.stats, stats);
+}
+
+/* ---- bots ------------------------------------------------------------------ */
+
+struct bot_args {
+    const char *id, *name, *state;
+    const json_t *operations;
+    const json_t *jobs; /* heartbeat: what the bot says it holds, or NULL */
+    int64_t lease_ms;
+    json_t *bot;
+    json_t *bots;
+    json_t *reply;
+};
+
+static int do_register(conn_t *c, void *arg, err_t *e)
+{
+    struct bot_args *a = arg;
+    char id[ID_UUID_LEN];
+    int rc;
+
+    id_uuid7(id);
+    rc = run(c, ST_bot_insert, e, "ttji", id, a->name, a->operations, clock_now_ms());
+    return rc < 0 ? rc : get_bot(c, id, &a->bot, e);
+}
+
+static int pg_bot_register(store_t *base, const char *name, const json_t *operations, json_t **bot,
+                           err_t *e)
+{
+    struct bot_args a = {.name = name, .operations = operations};
+    return backend_deliver(tx_write((pg_t *)base, do_register, &a, e), &a.bot, bot);
+}
+
+/* Take back every job bot_id holds (outcome worker_lost, because of why).
+ * OUT: *taken, the ids. */
+static int takeback_bot(conn_t *c, const char *bot_id, int64_t now, const char *why,
+                        json_t **taken, err_t *e)
+{
+    json_t *held, *pair;
+    size_t i;
+    int rc = bot_jobs(c, bot_id, true, &held, e);
+
+    if (rc < 0)
+        return rc;
+    *taken = json_array();
+    json_array_foreach(held, i, pair)
+    {
+        const char *id = json_string_value(json_array_get(pair, 0));
+        rc = takeback(c, id, json_string_value(json_array_get(pair, 1)), "worker_lost", now, why,
+                      e);
+        if (rc < 0)
+            break;
+        json_array_append_new(*taken, json_string(id));
+    }
+    json_decref(held);
+    if (rc < 0) {
+        json_decref(*taken);
+        return rc;
+    }
+    return JOBD_OK;
+}
+
+/* Where a job the bot says it holds stands for this bot: "held" (renewed
+ * now), "cancelled", "lost", or NULL when its own attempt finished it (a
+ * report that crossed the heartbeat; nothing to tell). */
+static int classify(conn_t *c, struct bot_args *a, const json_t *item, int64_t now,
+                    const char **verdict, err_t *e)
+{
+    const char *id = json_string_value(json_object_get(item, "id"));
+    const json_t *progress = json_object_get(item, "progress");
+    const char *outcome = "";
+    PGresult *r;
+    int rc = run(c, ST_lease_renew_one, e, "ttij", id, a->id, now + a->lease_ms,
+                 json_is_null(progress) ? NULL : progress);
+
+    if (rc < 0)
+        return rc;
+    if (rc > 0) {
+        *verdict = "held";
+        return JOBD_OK;
+    }
+    if ((rc = query(c, ST_my_attempt, &r, e, "tt", id, a->id)) < 0)
+        return rc;
+    if (PQntuples(r))
+        outcome = PQgetvalue(r, 0, 0);
+    if (strcmp(outcome, "succeeded") == 0 || strcmp(outcome, "failed") == 0)
+        *verdict = NULL;
+    else if (strcmp(outcome, "cancelled") == 0)
+        *verdict = "cancelled";
+    else
+        *verdict = "lost";
+    PQclear(r);
+    return JOBD_OK;
+}
+
+static int do_heartbeat(conn_t *c, void *arg, err_t *e)
+{
+    struct bot_args *a = arg;
+    json_t *verdicts, *item, *taken;
+    int64_t now = clock_now_ms();
+    char why[300];
+    size_t i;
+    int rc = run(c, ST_bot_heartbeat, e, "tti", a->id, a->state, now);
+
+    if (rc == 0)
+        return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(a->id));
+    if (rc >= 0 && !a->jobs)
+        rc = run(c, ST_lease_renew, e, "ti", a->id, now + a->lease_ms);
+    if (rc < 0)
+        return rc;
+    verdicts = json_pack("{s:[],s:[],s:[]}", "held", "cancelled", "lost");
+    json_array_foreach(a->jobs, i, item)
+    {
+        const char *verdict;
+        if ((rc = classify(c, a, item, now, &verdict, e)) < 0)
+            goto out_verdicts;
+        if (verdict && strcmp(verdict, "held") != 0)
+            json_array_append(json_object_get(verdicts, verdict), json_object_get(item, "id"));
+    }
+    if (strcmp(a->state, "offline") == 0) {
+        snprintf(why, sizeof why, "bot %s went offline while holding the job", a->id);
+        if ((rc = takeback_bot(c, a->id, now, why, &taken, e)) < 0)
+            goto out_verdicts;
+        json_array_extend(json_object_get(verdicts, "lost"), taken);
+        json_decref(taken);
+    }
+    if ((rc = get_bot(c, a->id, &a->bot, e)) < 0)
+        goto out_verdicts;
+    json_object_set(verdicts, "held", json_object_get(a->bot, "jobs"));
+    a->reply = json_pack("{s:o,s:o}", "bot", a->bot, "jobs", verdicts);
+    a->bot = NULL;
+    return JOBD_OK;
+
+out_verdicts:
+    json_decref(verdicts);
+    return rc;
+}
+
+static int pg_bot_heartbeat(store_t *base, const char *id, const char *state, int64_t lease_ms,
+                            const json_t *jobs, json_t **reply, err_t *e)
+{
+    struct bot_args a = {.id = str(id), .state = state, .lease_ms = lease_ms, .jobs = jobs};
+    return backend_deliver(tx_write((pg_t *)base, do_heartbeat, &a, e), &a.reply, reply);
+}
+
+struct sweep_args {
+    int64_t unhealthy_before, offline_before;
+    json_t *changes;
+};
+
+/* The bots that missed their heartbeats, locked (SKIP LOCKED: a bot another
+ * server is sweeping, or that is heartbeating right now, is skipped), become
+ * unhealthy or offline, and their jobs go back to pending. */
+static int do_sweep(conn_t *c, void *arg, err_t *e)
+{
+    struct sweep_args *a = arg;
+    int64_t now = clock_now_ms();
+    PGresult *r;
+    int rc = query(c, ST_bots_stale, &r, e, "i", a->unhealthy_before);
+
+    if (rc < 0)
+        return rc;
+    a->changes = json_array();
+    for (int i = 0; rc >= 0 && i < PQntuples(r); i++) {
+        const char *id = PQgetvalue(r, i, 0), *name = PQgetvalue(r, i, 1);
+        int64_t seen = col_int(r, i, 2);
+        const char *state = seen < a->offline_before ? "offline" : "unhealthy";
+        char why[400], t[32];
+        json_t *taken;
+
+        if (strcmp(PQgetvalue(r, i, 3), state) == 0)
+            continue;
+        snprintf(why, sizeof why, "bot %s (%s) missed its heartbeats: last seen at %s", name, id,
+                 backend_when(seen, t));
+        rc = run(c, ST_bot_set_state, e, "tt", id, state);
+        if (rc >= 0)
+            rc = takeback_bot(c, id, now, why, &taken, e);
+        if (rc >= 0)
+            json_array_append_new(a->changes,
+                                  json_pack("{s:s,s:s,s:s,s:o,s:o}", "id", id, "name", name,
+                                            "state", state, "last_seen_at",
+                                            backend_time_json(seen), "jobs", taken));
+    }
+    PQclear(r);
+    return rc < 0 ? rc : JOBD_OK;
+}
+
+static int pg_bot_sweep(store_t *base, int64_t unhealthy_before, int64_t offline_before,
+                        json_t **changes, err_t *e)
+{
+    struct sweep_args a = {unhealthy_before, offline_before, NULL};
+    return backend_deliver(tx_write((pg_t *)base, do_sweep, &a, e), &a.changes, changes);
+}
+
+static int do_bot_get(conn_t *c, void *arg, err_t *e)
+{
+    struct bot_args *a = arg;
+    return get_bot(c, a->id, &a->bot, e);
+}
+
+static int pg_bot_get(store_t *base, const char *id, json_t **bot, err_t *e)
+{
+    struct bot_args a = {.id = id};
+    return backend_deliver(tx_read((pg_t *)base, do_bot_get, &a, e), &a.bot, bot);
+}
+
+static int do_bot_list(conn_t *c, void *arg, err_t *e)
+{
+    struct bot_args *a = arg;
+    json_t *bot;
+    size_t i;
+    int rc = fetch(c, ST_bot_list, REC_KIND_BOT, false, &a->bots, e, "");
+
+    json_array_foreach(a->bots, i, bot)
+    {
+        if (rc < 0)
+            break;
+        rc = add_bot_jobs(c, bot, e);
+    }
+    return rc < 0 ? rc : JOBD_OK;
+}
+
+static int pg_bot_list(store_t *base, json_t **bots, err_t *e)
+{
+    struct bot_args a = {0};
+    return backend_deliver(tx_read((pg_t *)base, do_bot_list, &a, e), &a.bots, bots);
+}
+
+/* ---- datalake outbox -------------------------------------------------------- */
+
+struct export_args {
+    const char *server_id;
+    int limit;
+    const json_t *ids, *files;
+    json_t *out;
+};
+
+/* Claim the export of the oldest finished, unexported jobs for this server:
+ * those nobody claimed, those it claimed before (a batch it wrote but could
+ * not mark), and those whose claim went stale.  SKIP LOCKED: another
+ * server's exporter claiming at the same moment takes other jobs. */
+static int do_export_pending(conn_t *c, void *arg, err_t *e)
+{
+    struct export_args *a = arg;
+    int64_t now = clock_now_ms();
+    return fetch(c, ST_export_claim, REC_KIND_JOB, false, &a->out, e, "tiii", a->server_id,
+                 (int64_t)a->limit, now, now - EXPORT_TAKEOVER_MS);
+}
+
+static int pg_export_pending(store_t *base, const char *server_id, int limit, json_t **jobs,
+                             err_t *e)
+{
+    struct export_args a = {.server_id = str(server_id), .limit = limit};
+    return backend_deliver(tx_write((pg_t *)base, do_export_pending, &a, e), &a.out, jobs);
+}
+
+static int do_export_mark(conn_t *c, void *arg, err_t *e)
+{
+    struct export_args *a = arg;
+    json_t *distinct = json_object(), *v;
+    const char *path;
+    size_t i, want;
+    int rc = 0;
+
+    json_array_foreach(a->ids, i, v)
+    {
+        if (!json_is_string(v)) {
+            json_decref(distinct);
+            return err_set(e, JOBD_EINTERNAL, "export_mark: ids[%zu] is not a string", i);
+        }
+        json_object_set(distinct, json_string_value(v), json_true());
+    }
+    want = json_object_size(distinct);
+    json_decref(distinct);
+    if (want) {
+        rc = run(c, ST_export_mark, e, "at", a->ids, a->server_id);
+        if (rc >= 0 && (size_t)rc != want)
+            return err_set(e, JOBD_EDB,
+                           "export_mark: only %d of the %zu jobs written are still this "
+                           "server's (%s) to export; another server took the rest over",
+                           rc, want, a->server_id);
+    }
+    json_object_foreach((json_t *)a->files, path, v)
+    {
+        if (!json_is_integer(v))
+            return err_set(e, JOBD_EINTERNAL, "export_file_set: size of %s is not an integer",
+                           path);
+        if ((rc = run(c, ST_export_file_set, e, "ti", path, (int64_t)json_integer_value(v))) < 0)
+            return rc;
+    }
+    return rc;
+}
+
+static int pg_export_mark(store_t *base, const char *server_id, const json_t *ids,
+                          const json_t *files, err_t *e)
+{
+    struct export_args a = {.server_id = str(server_id), .ids = ids, .files = files};
+    return tx_write((pg_t *)base, do_export_mark, &a, e);
+}
+
+static int do_export_files(conn_t *c, void *arg, err_t *e)
+{
+    struct export_args *a = arg;
+    PGresult *r;
+    int rc = query(c, ST_export_files, &r, e, "");
+
+    if (rc < 0)
+        return rc;
+    a->out = json_object();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_object_set_new(a->out, PQgetvalue(r, i, 0), json_integer(col_int(r, i, 1)));
+    PQclear(r);
+    return JOBD_OK;
+}
+
+static int pg_export_files(store_t *base, json_t **files, err_t *e)
+{
+    struct export_args a = {0};
+    return backend_deliver(tx_read((pg_t *)base, do_export_files, &a, e), &a.out, files);
+}
+
+/* ---- cross-server wake-up --------------------------------------------------- */
+
+/* Connect w->pg and LISTEN on the channel. */
+static int listen_connect(pg_t *s, watch_t *w, err_t *e)
+{
+    conn_t c = {0};
+    int rc = pg_connect(s->conninfo, &c.pg, e);
+
+    if (rc == JOBD_OK && (rc = exec_sql(&c, "LISTEN " CHANNEL, "listen", e)) < 0)
+        PQfinish(c.pg);
+    if (rc == JOBD_OK)
+        w->pg = c.pg;
+    return rc;
+}
+
+/* Wait up to ms for the stop pipe; true if the thread is to stop. */
+static bool stop_requested(watch_t *w, int ms)
+{
+    struct pollfd p = {w->stop[0], POLLIN, 0};
+    return poll(&p, 1, ms) > 0;
+}
+
+/* The listener: hand every notification to w->fn; when the connection is
+ * lost, reconnect with backoff and then call w->fn(NULL), since jobs may
+ * have become pending while no one listened. */
+static void *listener(void *arg)
+{
+    pg_t *s = arg;
+    watch_t *w = &s->watch;
+    int backoff = 100;
+    err_t e;
+
+    for (;;) {
+        struct pollfd p[2];
+        PGnotify *n;
+
+        if (!w->pg) {
+            if (stop_requested(w, backoff))
+                break;
+            if (listen_connect(s, w, &e) < 0) {
+                backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+                continue;
+            }
+            log_info("listening for jobs of other servers again");
+            backoff = 100;
+            w->fn(w->arg, NULL);
+        }
+        p[0] = (struct pollfd){PQsocket(w->pg), POLLIN, 0};
+        p[1] = (struct pollfd){w->stop[0], POLLIN, 0};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (p[1].revents)
+            break;
+        if (!PQconsumeInput(w->pg) || PQstatus(w->pg) != CONNECTION_OK) {
+            char buf[400];
+            log_warn("lost the database connection that listens for jobs of other servers "
+                     "(%s); reconnecting",
+                     one_line(PQerrorMessage(w->pg), buf, sizeof buf));
+            PQfinish(w->pg);
+            w->pg = NULL;
+            continue;
+        }
+        while ((n = PQnotifies(w->pg))) {
+            w->fn(w->arg, n->extra[0] ? n->extra : NULL);
+            PQfreemem(n);
+        }
+    }
+    return NULL;
+}
+
+static int pg_watch(store_t *base, store_watch_fn fn, void *arg, err_t *e)
+{
+    pg_t *s = (pg_t *)base;
+    watch_t *w = &s->watch;
+    int rc;
+
+    if (w->running)
+        return err_set(e, JOBD_EINTERNAL, "store_watch: already watching");
+    /* LISTEN before returning, so that a job submitted on another server
+     * once jobd answers /health is heard. */
+    if ((rc = listen_connect(s, w, e)) < 0)
+        return rc;
+    if (pipe2(w->stop, O_CLOEXEC) != 0)
+        abort();
+    w->fn = fn;
+    w->arg = arg;
+    if (pthread_create(&w->thread, NULL, listener, s) != 0)
+        abort();
+    w->running = true;
+    return JOBD_OK;
+}
+
+static void watch_stop(watch_t *w)
+{
+    if (w->running) {
+        if (write(w->stop[1], "x", 1) != 1)
+            abort();
+        pthread_join(w->thread, NULL);
+        w->running = false;
+    }
+    if (w->pg)
+        PQfinish(w->pg);
+    w->pg = NULL;
+    for (int i = 0; i < 2; i++)
+        if (w->stop[i] >= 0)
+            close(w->stop[i]);
+    w->stop[0] = w->stop[1] = -1;
+}
+
+const store_backend_t store_pg_backend = {
+    .name = "postgresql",
+    .open = pg_open,
+    .free = pg_free,
+    .schema_version = pg_schema_version,
+    .migrate_up = pg_migrate_up,
+    .migrate_down = pg_migrate_down,
+    .prepare = pg_prepare,
+    .ping = pg_ping,
+    .watch = pg_watch,
+    .job_create = pg_job_create,
+    .job_get = pg_job_get,
+    .job_list = pg_job_list,
+    .job_claim = pg_job_claim,
+    .job_complete = pg_job_complete,
+    .job_fail = pg_job_fail,
+    .job_release = pg_job_release,
+    .job_retry = pg_job_retry,
+    .job_cancel = pg_job_cancel,
+    .job_explain = pg_job_explain,
+    .schedule_due = pg_schedule_due,
+    .lease_expire = pg_lease_expire,
+    .stats = pg_stats,
+    .bot_register = pg_bot_register,
+    .bot_heartbeat = pg_bot_heartbeat,
+    .bot_sweep = pg_bot_sweep,
+    .bot_get = pg_bot_get,
+    .bot_list = pg_bot_list,
+    .export_pending = pg_export_pending,
+    .export_mark = pg_export_mark,
+    .export_files = pg_export_files,
+};
