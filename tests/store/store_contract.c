@@ -768,6 +768,204 @@ static void test_heartbeat(void **state)
     json_decref(claimed);
 }
 
+/* ---- retries, scheduling, admin actions, bot health, explain ------------- */
+
+/* A retryable failure within the budget schedules the job after a backoff;
+ * the last one fails it; a taken-back attempt does not count. */
+static void test_retry_budget(void **state)
+{
+    struct fixture *f = *state;
+    const store_retry_t retry = {1000, 1500};
+    json_t *claimed = create_claimed(f, f->bot), *job, *released, *none;
+    char id[ID_UUID_LEN];
+    int64_t before = clock_now_ms();
+    long long run_at;
+    bool repeated;
+    int n;
+    err_t e;
+
+    snprintf(id, sizeof id, "%s", sget(claimed, "id"));
+    assert_ok(store_job_release(f->s, id, "rebalance", &released, &e), &e);
+    json_decref(released);
+    json_decref(claimed);
+    for (int k = 1; k <= 3; k++) {
+        json_t *jobs = claim(f, f->bot, 1, 30000);
+        assert_int_equal(json_array_size(jobs), 1);
+        claimed = json_array_get(jobs, 0);
+        assert_ok(store_job_fail(f->s, id, f->bot, sget(claimed, "lease"), "timeout", &retry, 1,
+                                 &job, &repeated, &e),
+                  &e);
+        assert_int_equal(iget(job, "failures"), k);
+        if (k < 3) {
+            /* k-th failure: between half and all of min(1500, 1000 * 2^(k-1)) */
+            int64_t ceiling = k == 1 ? 1000 : 1500;
+            assert_string_equal(sget(job, "status"), "scheduled");
+            assert_true(record_parse_time(sget(job, "run_at"), &run_at));
+            assert_true(run_at >= before + ceiling / 2 && run_at <= clock_now_ms() + ceiling);
+            none = claim(f, f->bot, 1, 30000);
+            assert_int_equal(json_array_size(none), 0);
+            json_decref(none);
+            assert_ok(store_schedule_due(f->s, run_at - 1, &n, &e), &e);
+            assert_ok(store_schedule_due(f->s, run_at, &n, &e), &e);
+            assert_true(n >= 1);
+            before = clock_now_ms();
+        } else {
+            assert_string_equal(sget(job, "status"), "failed");
+        }
+        json_decref(job);
+        json_decref(jobs);
+    }
+    job = get(f, id);
+    assert_int_equal(iget(job, "attempts"), 4);
+    assert_int_equal(iget(job, "lost"), 1);
+    assert_int_equal(iget(job, "max_attempts"), 3);
+    json_decref(job);
+}
+
+static void test_cancel_and_admin_retry(void **state)
+{
+    struct fixture *f = *state;
+    json_t *claimed = create_claimed(f, f->bot), *job, *pending = create(f, f->op, 0), *reply;
+    const char *id = sget(claimed, "id");
+    bool repeated;
+    err_t e;
+
+    assert_ok(store_job_cancel(f->s, id, "duplicate", &job, &e), &e);
+    assert_string_equal(sget(job, "status"), "cancelled");
+    assert_true(json_is_string(json_object_get(job, "finished_at")));
+    assert_string_equal(sget(json_array_get(json_object_get(job, "history"), 0), "outcome"),
+                        "cancelled");
+    assert_string_equal(sget(json_array_get(json_object_get(job, "events"), 0), "action"),
+                        "cancel");
+    json_decref(job);
+    assert_rc(complete(f, claimed, f->bot, &repeated, &e), JOBD_ECANCELLED, &e);
+    assert_contains(e.msg, "duplicate");
+    assert_rc(store_job_cancel(f->s, id, "again", &job, &e), JOBD_ECANCELLED, &e);
+
+    /* The bot that held it learns it from a heartbeat that names it. */
+    reply = json_pack("[{s:s}]", "id", id);
+    assert_ok(store_bot_heartbeat(f->s, f->bot, "processing", 30000, reply, &job, &e), &e);
+    json_decref(reply);
+    reply = json_object_get(job, "jobs");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(reply, "cancelled"), 0)),
+                        id);
+    assert_int_equal(json_array_size(json_object_get(reply, "lost")), 0);
+    json_decref(job);
+
+    assert_ok(store_job_retry(f->s, id, "needed after all", &job, &e), &e);
+    assert_string_equal(sget(job, "status"), "pending");
+    assert_int_equal(json_array_size(json_object_get(job, "events")), 2);
+    json_decref(job);
+    assert_rc(store_job_retry(f->s, id, "x", &job, &e), JOBD_ENOTRETRY, &e);
+    assert_ok(store_job_cancel(f->s, sget(pending, "id"), "not needed", &job, &e), &e);
+    json_decref(job);
+    json_decref(pending);
+    json_decref(claimed);
+}
+
+/* A heartbeat naming jobs renews only those; the reply sorts what it named. */
+static void test_heartbeat_verdicts(void **state)
+{
+    struct fixture *f = *state;
+    json_t *a = create_claimed(f, f->bot), *b = create_claimed(f, f->bot), *named, *reply, *job;
+    int64_t now = clock_now_ms();
+    int n;
+    err_t e;
+
+    named = json_pack("[{s:s,s:{s:i}}]", "id", sget(a, "id"), "progress", "done", 40);
+    assert_ok(store_bot_heartbeat(f->s, f->bot, "processing", 600000, named, &reply, &e), &e);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(reply, "jobs"), "held")), 2);
+    json_decref(reply);
+    json_decref(named);
+    assert_ok(store_lease_expire(f->s, now + 60000, &n, &e), &e);
+    job = get(f, sget(a, "id"));
+    assert_string_equal(sget(job, "status"), "processing");
+    assert_int_equal(iget(json_object_get(job, "progress"), "done"), 40);
+    json_decref(job);
+    job = get(f, sget(b, "id"));
+    assert_string_equal(sget(job, "status"), "pending");
+    json_decref(job);
+
+    named = json_pack("[{s:s},{s:s}]", "id", sget(a, "id"), "id", sget(b, "id"));
+    assert_ok(store_bot_heartbeat(f->s, f->bot, "processing", 600000, named, &reply, &e), &e);
+    job = json_object_get(reply, "jobs");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(job, "held"), 0)),
+                        sget(a, "id"));
+    assert_string_equal(json_string_value(json_array_get(json_object_get(job, "lost"), 0)),
+                        sget(b, "id"));
+    json_decref(reply);
+    json_decref(named);
+    json_decref(a);
+    json_decref(b);
+}
+
+/* A bot not seen since before the cut-offs turns unhealthy, then offline,
+ * and loses its jobs at once. */
+static void test_bot_sweep(void **state)
+{
+    struct fixture *f = *state;
+    json_t *claimed = create_claimed(f, f->bot), *changes, *c, *job, *bot;
+    int64_t now = clock_now_ms() + 1000;
+    size_t i;
+    bool found = false, repeated;
+    err_t e;
+
+    assert_ok(store_bot_sweep(f->s, now, now - 600000, &changes, &e), &e);
+    json_array_foreach(changes, i, c)
+    {
+        if (strcmp(sget(c, "id"), f->bot) != 0)
+            continue;
+        found = true;
+        assert_string_equal(sget(c, "state"), "unhealthy");
+        assert_string_equal(sget(c, "name"), "bot-1");
+        assert_int_equal(json_array_size(json_object_get(c, "jobs")), 1);
+    }
+    assert_true(found);
+    json_decref(changes);
+    job = get(f, sget(claimed, "id"));
+    assert_string_equal(sget(job, "status"), "pending");
+    assert_int_equal(iget(job, "lost"), 1);
+    assert_string_equal(sget(json_array_get(json_object_get(job, "history"), 0), "outcome"),
+                        "worker_lost");
+    json_decref(job);
+    assert_rc(complete(f, claimed, f->bot, &repeated, &e), JOBD_ERELEASED, &e);
+    assert_contains(e.msg, "missed its heartbeats");
+
+    assert_ok(store_bot_sweep(f->s, now, now, &changes, &e), &e);
+    json_decref(changes);
+    assert_ok(store_bot_get(f->s, f->bot, &bot, &e), &e);
+    assert_string_equal(sget(bot, "state"), "offline");
+    assert_int_equal(iget(bot, "jobs_lost"), 1);
+    json_decref(bot);
+    json_decref(claimed);
+}
+
+static void test_explain_facts(void **state)
+{
+    struct fixture *f = *state;
+    json_t *first = create(f, f->op, 5), *second = (tick(), create(f, f->op, 0)), *facts;
+    json_t *claimed;
+    err_t e;
+
+    assert_ok(store_job_explain(f->s, sget(second, "id"), &facts, &e), &e);
+    assert_int_equal(iget(facts, "ahead"), 1);
+    assert_int_equal(iget(facts, "live_bots"), 2);
+    assert_true(json_is_null(json_object_get(facts, "bot")));
+    assert_string_equal(sget(json_object_get(facts, "job"), "id"), sget(second, "id"));
+    json_decref(facts);
+    claimed = claim(f, f->bot, 1, 30000);
+    assert_ok(store_job_explain(f->s, sget(first, "id"), &facts, &e), &e);
+    assert_string_equal(sget(json_object_get(facts, "bot"), "name"), "bot-1");
+    assert_string_equal(sget(facts, "lease_expires_at"),
+                        sget(json_array_get(claimed, 0), "lease_expires_at"));
+    json_decref(facts);
+    assert_rc(store_job_explain(f->s, "01937000-0000-7000-8000-000000000000", &facts, &e),
+              JOBD_ENOTFOUND, &e);
+    json_decref(claimed);
+    json_decref(first);
+    json_decref(second);
+}
+
 /* ---- bots ---------------------------------------------------------------- */
 
 static void test_bots(void **state)
@@ -951,6 +1149,11 @@ int main(void)
         T(test_release_and_history),
         T(test_lease_expiry),
         T(test_heartbeat),
+        T(test_retry_budget),
+        T(test_cancel_and_admin_retry),
+        T(test_heartbeat_verdicts),
+        T(test_bot_sweep),
+        T(test_explain_facts),
         T(test_bots),
         T(test_stats),
         T(test_export),
