@@ -43,6 +43,9 @@
     X(begin_write, "BEGIN IMMEDIATE")                                                              \
     X(commit, "COMMIT")                                                                            \
     X(rollback, "ROLLBACK")                                                                        \
+    X(savepoint, "SAVEPOINT call")                                                                 \
+    X(savepoint_release, "RELEASE call")                                                           \
+    X(savepoint_undo, "ROLLBACK TO call")                                                          \
     X(ping, "SELECT max(version) FROM schema_version")                                             \
     X(job_insert,                                                                                  \
       "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at,"            \
@@ -148,12 +151,29 @@ static const struct {
 #undef ST_DEF
 };
 
+/* A write call waiting for the group commit (see tx_write). */
+typedef struct pending_write pending_write_t;
+
 typedef struct sq {
     store_t base; /* first: store.c sees only this */
     sqlite3 *db;
     pthread_mutex_t mu; /* one call at a time on db and st[] */
     bool prepared;      /* st[] holds every statement, checked against the schema */
     sqlite3_stmt *st[ST_COUNT];
+
+    /* Group commit: write calls queue here; one of them at a time leads,
+     * running everything queued in one transaction. */
+    pthread_mutex_t group_mu;
+    pthread_cond_t group_done;
+    pending_write_t *queue, **queue_tail;
+    bool leading;
+
+    /* Checkpoints run here, off the commit path (see checkpointer()). */
+    sqlite3 *ckpt_db;
+    pthread_t ckpt_thread;
+    pthread_mutex_t ckpt_mu;
+    pthread_cond_t ckpt_cond;
+    bool ckpt_running, ckpt_stop;
 } sq_t;
 
 #define LATEST (store_sqlite_migrations_count)
@@ -449,12 +469,124 @@ out_unlock:
     return rc < 0 ? rc : JOBD_OK;
 }
 
-/* Every change goes through here.  Each call is one transaction now; this is
- * the one place where the calls of concurrent threads could later be
- * grouped into one commit. */
+struct pending_write {
+    tx_fn fn;
+    void *arg;
+    err_t err; /* the call's failure, copied to the caller's err_t */
+    int rc;
+    bool done;
+    pending_write_t *next;
+};
+
+/* A failure that ends the whole group: every call in it fails with it. */
+static void fail_group(pending_write_t *batch, int rc, const err_t *err)
+{
+    for (pending_write_t *w = batch; w; w = w->next) {
+        w->rc = rc;
+        w->err = *err;
+    }
+}
+
+/* Run a batch of writes in one transaction, each inside a savepoint so that
+ * one call's failure undoes only that call, then commit once: one fsync for
+ * the whole batch instead of one per call. */
+static void run_group(sq_t *s, pending_write_t *batch)
+{
+    bool single = batch->next == NULL;
+    err_t err;
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    if (!s->prepared) {
+        err_set(&err, JOBD_ESCHEMA, "the store is not prepared: store_prepare must succeed first");
+        fail_group(batch, JOBD_ESCHEMA, &err);
+        goto out_unlock;
+    }
+    if ((rc = run(s, ST_begin_write, &err, "")) < 0) {
+        fail_group(batch, rc, &err);
+        goto out_unlock;
+    }
+    for (pending_write_t *w = batch; w; w = w->next) {
+        if (!single && (rc = run(s, ST_savepoint, &err, "")) < 0) {
+            fail_group(batch, rc, &err);
+            goto out_rollback;
+        }
+        w->rc = w->fn(s, w->arg, &w->err);
+        reset_all(s);
+        if (w->rc >= 0) {
+            w->rc = JOBD_OK;
+            if (!single && (rc = run(s, ST_savepoint_release, &err, "")) < 0) {
+                fail_group(batch, rc, &err);
+                goto out_rollback;
+            }
+            continue;
+        }
+        /* Some errors (SQLITE_FULL, SQLITE_IOERR) end the transaction
+         * itself, taking the earlier calls' changes with them. */
+        if (sqlite3_get_autocommit(s->db)) {
+            err = w->err;
+            fail_group(batch, w->rc, &err);
+            goto out_unlock;
+        }
+        if (!single && ((rc = run(s, ST_savepoint_undo, &err, "")) < 0 ||
+                        (rc = run(s, ST_savepoint_release, &err, "")) < 0)) {
+            fail_group(batch, rc, &err);
+            goto out_rollback;
+        }
+    }
+    if ((rc = run(s, ST_commit, &err, "")) < 0) {
+        for (pending_write_t *w = batch; w; w = w->next)
+            if (w->rc == JOBD_OK) {
+                w->rc = rc;
+                w->err = err;
+            }
+        goto out_rollback;
+    }
+    goto out_unlock;
+
+out_rollback:
+    if (!sqlite3_get_autocommit(s->db))
+        run(s, ST_rollback, NULL, "");
+out_unlock:
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Every change goes through here, and here the changes of concurrent calls
+ * are grouped into one commit.  The caller queues its call; if no call is
+ * leading, it leads: it takes everything queued, runs it as one transaction
+ * (run_group) and wakes the others.  Calls that arrive while a group commits
+ * form the next group.  Each caller returns only after its own call is
+ * committed, so a reply sent after store_* returns is durable. */
 static int tx_write(sq_t *s, tx_fn fn, void *arg, err_t *e)
 {
-    return transact(s, ST_begin_write, fn, arg, e);
+    pending_write_t w = {.fn = fn, .arg = arg};
+
+    pthread_mutex_lock(&s->group_mu);
+    *s->queue_tail = &w;
+    s->queue_tail = &w.next;
+    while (!w.done) {
+        if (s->leading) {
+            pthread_cond_wait(&s->group_done, &s->group_mu);
+            continue;
+        }
+        pending_write_t *batch = s->queue;
+        s->queue = NULL;
+        s->queue_tail = &s->queue;
+        s->leading = true;
+        pthread_mutex_unlock(&s->group_mu);
+
+        run_group(s, batch);
+
+        pthread_mutex_lock(&s->group_mu);
+        for (pending_write_t *b = batch; b; b = b->next)
+            b->done = true;
+        s->leading = false;
+        pthread_cond_broadcast(&s->group_done);
+    }
+    pthread_mutex_unlock(&s->group_mu);
+    if (w.rc < 0 && e)
+        *e = w.err;
+    return w.rc;
 }
 
 /* Reads see one snapshot, e.g. a job and its history together. */
@@ -504,6 +636,76 @@ static void unprepare(sq_t *s)
     s->prepared = false;
 }
 
+/* SQLite's automatic checkpoint runs inside the commit that crosses its
+ * threshold, and showed up as millisecond latency spikes.  Instead, after
+ * each commit the WAL hook tells this thread when the log has grown, and it
+ * copies the log back into the database on its own connection; PASSIVE
+ * never blocks the writer, so the log stays bounded without stalling. */
+#define CHECKPOINT_PAGES 1000
+
+static void *checkpointer(void *arg)
+{
+    sq_t *s = arg;
+    pthread_mutex_lock(&s->ckpt_mu);
+    for (;;) {
+        while (!s->ckpt_running && !s->ckpt_stop)
+            pthread_cond_wait(&s->ckpt_cond, &s->ckpt_mu);
+        if (s->ckpt_stop)
+            break;
+        pthread_mutex_unlock(&s->ckpt_mu);
+        sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->ckpt_mu);
+        s->ckpt_running = false;
+    }
+    pthread_mutex_unlock(&s->ckpt_mu);
+    return NULL;
+}
+
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    sq_t *s = arg;
+    (void)db;
+    (void)name;
+    if (pages >= CHECKPOINT_PAGES) {
+        pthread_mutex_lock(&s->ckpt_mu);
+        s->ckpt_running = true;
+        pthread_cond_signal(&s->ckpt_cond);
+        pthread_mutex_unlock(&s->ckpt_mu);
+    }
+    return SQLITE_OK;
+}
+
+static int start_checkpointer(sq_t *s, const char *db, err_t *e)
+{
+    int rc = sqlite3_open_v2(db, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rc = err_set(e, JOBD_EDBDOWN, "cannot open database %s for checkpoints: %s", db,
+                     s->ckpt_db ? sqlite3_errmsg(s->ckpt_db) : sqlite3_errstr(rc));
+        sqlite3_close(s->ckpt_db);
+        s->ckpt_db = NULL;
+        return rc;
+    }
+    sqlite3_busy_timeout(s->ckpt_db, BUSY_TIMEOUT_MS);
+    if (pthread_create(&s->ckpt_thread, NULL, checkpointer, s) != 0)
+        abort();
+    /* Replaces SQLite's own automatic checkpoint (both use the WAL hook). */
+    sqlite3_wal_hook(s->db, on_wal_commit, s);
+    return JOBD_OK;
+}
+
+static void stop_checkpointer(sq_t *s)
+{
+    if (!s->ckpt_db)
+        return;
+    pthread_mutex_lock(&s->ckpt_mu);
+    s->ckpt_stop = true;
+    pthread_cond_signal(&s->ckpt_cond);
+    pthread_mutex_unlock(&s->ckpt_mu);
+    pthread_join(s->ckpt_thread, NULL);
+    sqlite3_close(s->ckpt_db);
+    s->ckpt_db = NULL;
+}
+
 static int sq_open(const char *db, store_t **out, err_t *e)
 {
     sq_t *s;
@@ -517,6 +719,11 @@ static int sq_open(const char *db, store_t **out, err_t *e)
         abort();
     s->base.backend = &store_sqlite_backend;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->group_mu, NULL);
+    pthread_cond_init(&s->group_done, NULL);
+    s->queue_tail = &s->queue;
+    pthread_mutex_init(&s->ckpt_mu, NULL);
+    pthread_cond_init(&s->ckpt_cond, NULL);
     /* NOMUTEX: s->mu already serializes every use of the connection. */
     rc = sqlite3_open_v2(db, &s->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -547,6 +754,8 @@ static int sq_open(const char *db, store_t **out, err_t *e)
         rc = err_set(e, JOBD_EDB, "cannot switch database %s to WAL mode", db);
         goto out_close_db;
     }
+    if ((rc = start_checkpointer(s, db, e)) < 0)
+        goto out_close_db;
     *out = &s->base;
     return JOBD_OK;
 out_close_db:
@@ -561,9 +770,14 @@ static void sq_free(store_t *base)
     sq_t *s = (sq_t *)base;
     if (!s)
         return;
+    stop_checkpointer(s);
     unprepare(s);
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->group_mu);
+    pthread_cond_destroy(&s->group_done);
+    pthread_mutex_destroy(&s->ckpt_mu);
+    pthread_cond_destroy(&s->ckpt_cond);
     free(s);
 }
 
