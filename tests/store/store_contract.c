@@ -500,6 +500,69 @@ static void test_claim_concurrent(void **state)
     json_decref(seen);
 }
 
+/* Writers at once: each call stands or falls alone.  A backend may group
+ * concurrent calls into one transaction (SQLite does); a call the database
+ * refuses must undo only itself, and every call that returned OK must be
+ * there afterwards. */
+struct writer {
+    store_t *s;
+    const char *op;
+    int created, refused, rc;
+};
+
+static void *write_mixed(void *arg)
+{
+    struct writer *w = arg;
+    json_t *input = json_pack("{s:i}", "a", 1), *job;
+    err_t e;
+
+    for (int i = 0; i < 40; i++) {
+        bool bad = i % 3 == 0;
+        int rc = store_job_create(w->s,
+                                  &(job_spec_t){.operation = w->op,
+                                                .input = bad ? NULL : input, /* NOT NULL */
+                                                .max_attempts = 3},
+                                  &job, &e);
+        if (rc == JOBD_OK) {
+            w->created++;
+            json_decref(job);
+        } else if (rc == JOBD_EDB && bad) {
+            w->refused++;
+        } else {
+            w->rc = rc;
+            break;
+        }
+    }
+    json_decref(input);
+    return NULL;
+}
+
+static void test_concurrent_writes_stand_alone(void **state)
+{
+    struct fixture *f = *state;
+    struct writer w[8];
+    pthread_t t[8];
+    json_t *jobs;
+    job_filter_t filter = {.operation = f->op, .limit = 1000};
+    int created = 0;
+    err_t e;
+
+    for (int i = 0; i < 8; i++) {
+        w[i] = (struct writer){.s = f->s, .op = f->op};
+        assert_int_equal(pthread_create(&t[i], NULL, write_mixed, &w[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].rc, JOBD_OK);
+        assert_int_equal(w[i].refused, 14); /* i = 0, 3, ..., 39 */
+        assert_int_equal(w[i].created, 26);
+        created += w[i].created;
+    }
+    assert_ok(store_job_list(f->s, &filter, &jobs, &e), &e);
+    assert_int_equal(json_array_size(jobs), created);
+    json_decref(jobs);
+}
+
 /* ---- complete, fail and fencing ------------------------------------------ */
 
 static void test_complete_and_repeat(void **state)
@@ -1143,6 +1206,7 @@ int main(void)
         T(test_claim_filter_and_max),
         T(test_claim_unknown_bot),
         T(test_claim_concurrent),
+        T(test_concurrent_writes_stand_alone),
         T(test_complete_and_repeat),
         T(test_fail_and_repeat),
         T(test_fencing_mismatch),
