@@ -96,7 +96,8 @@ void bench_conns_level(const bench_opts_t *o, int n, void *(*fn)(void *), void *
  * which job k (0 <= k < scheduled) is due at start + k ms; whichever thread
  * is free takes the next job, so one slow reply does not hold the rest back.
  * submit() stamps the job with bench_now_ns() and returns whether it went in.
- * Stops early when *stop becomes non-zero.  Returns the count submitted;
+ * Stops early when *stop becomes non-zero, and at twice the scheduled time
+ * when the server cannot keep up (bounded runs).  Returns the count submitted;
  * OUT: *seconds from the first slot to the last reply. */
 typedef struct producer_ops {
     void *(*open)(void *arg, int index); /* NULL: this thread submits nothing */

@@ -197,7 +197,7 @@ typedef struct producer {
     const producer_ops_t *ops;
     void *arg;
     int index;
-    int64_t t0;
+    int64_t t0, cutoff;
     long scheduled;
     atomic_long *slot, *sent;
     const atomic_int *stop;
@@ -211,7 +211,8 @@ static void *producer_main(void *p_)
 
     if (!conn)
         return NULL;
-    while (!atomic_load(p->stop) && (k = atomic_fetch_add(p->slot, 1)) < p->scheduled) {
+    while (!atomic_load(p->stop) && bench_now_ns() < p->cutoff &&
+           (k = atomic_fetch_add(p->slot, 1)) < p->scheduled) {
         bench_sleep_until(p->t0 + k * 1000000);
         if (p->ops->submit(conn, k))
             atomic_fetch_add(p->sent, 1);
@@ -235,6 +236,7 @@ long bench_produce(const producer_ops_t *ops, void *arg, int producers, long sch
                             .arg = arg,
                             .index = i,
                             .t0 = t0,
+                            .cutoff = t0 + 2 * scheduled * 1000000,
                             .scheduled = scheduled,
                             .slot = &slot,
                             .sent = &sent,
