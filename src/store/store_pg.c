@@ -81,13 +81,14 @@
     X(ping, "SELECT max(version) FROM schema_version")                                             \
     X(job_insert,                                                                                  \
       "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at,"            \
-      " max_attempts, run_at) VALUES ($1, $2, $3::jsonb, $4, $5, 0, $6, $7, nullif($8::bigint, 0))")\
+      " max_attempts, run_at) VALUES ($1, $2, $3::jsonb, $4, $5, 0, $6, $7, nullif($8::bigint, "   \
+      "0))")                                                                                       \
     X(job_get, "SELECT {job} FROM jobs WHERE id = $1")                                             \
     X(job_history, "SELECT {attempt} FROM attempts WHERE job_id = $1 ORDER BY attempt")            \
     X(job_events, "SELECT {event} FROM job_events WHERE job_id = $1 ORDER BY seq")                 \
     X(event_insert, "INSERT INTO job_events (job_id, at, action, reason) VALUES ($1, $2, $3, $4)") \
-    X(job_order, "SELECT operation, priority, created_at, failures, max_attempts FROM jobs"        \
-                 " WHERE id = $1")                                                                 \
+    X(job_order, "SELECT operation, priority, created_at, failures, max_attempts,"                 \
+                 " lease_expires_at FROM jobs WHERE id = $1")                                      \
     X(live_bots, "SELECT count(*) FROM bots WHERE state IN ('ready', 'processing')"                \
                  " AND operations @> jsonb_build_array($1::text)")                                 \
     X(job_list, "SELECT {job} FROM jobs WHERE id > $1 AND ($2::text IS NULL OR operation = $2)"    \
@@ -116,9 +117,10 @@
                         " WHERE lease = $1")                                                       \
     X(attempt_end, "UPDATE attempts SET outcome = $2, ended_at = $3, error = $4"                   \
                    " WHERE lease = $1 AND outcome = 'running'")                                    \
-    X(job_finish, "UPDATE jobs SET status = $3, result = $4::jsonb, error = $5, duration_ms = $6," \
-                  " finished_at = $7, failures = failures + $8, lease = NULL,"                     \
-                  " lease_expires_at = NULL WHERE id = $1 AND lease = $2 AND status = 'processing'")\
+    X(job_finish,                                                                                  \
+      "UPDATE jobs SET status = $3, result = $4::jsonb, error = $5, duration_ms = $6,"             \
+      " finished_at = $7, failures = failures + $8, lease = NULL,"                                 \
+      " lease_expires_at = NULL WHERE id = $1 AND lease = $2 AND status = 'processing'")           \
     X(job_reschedule, "UPDATE jobs SET status = 'scheduled', run_at = $3, error = $4,"             \
                       " duration_ms = $5, failures = failures + 1, claimed_at = NULL,"             \
                       " bot_id = NULL, bot_name = NULL, lease = NULL, lease_expires_at = NULL,"    \
@@ -196,8 +198,8 @@ static const struct {
 
 /* One connection of the pool. */
 typedef struct conn {
-    PGconn *pg;   /* NULL until first needed */
-    unsigned gen; /* the pool generation its statements were prepared for; 0: none */
+    PGconn *pg;    /* NULL until first needed */
+    unsigned gen;  /* the pool generation its statements were prepared for; 0: none */
     unsigned want; /* the generation the current call needs; 0: no statements */
     bool busy;     /* taken by a call */
 } conn_t;
@@ -217,8 +219,8 @@ typedef struct pg {
     char *conninfo;
     pthread_mutex_t mu; /* guards everything below but the inside of a busy conn */
     pthread_cond_t freed;
-    bool prepared;      /* store_prepare succeeded on the current schema */
-    unsigned gen;       /* bumped by each store_prepare: connections re-prepare */
+    bool prepared; /* store_prepare succeeded on the current schema */
+    unsigned gen;  /* bumped by each store_prepare: connections re-prepare */
     conn_t conns[POOL_MAX];
     watch_t watch;
 } pg_t;
@@ -375,8 +377,7 @@ static int vparams(params_t *p, enum stmt_id id, err_t *e, const char *types, va
 /* Run prepared statement id on c with parameters from the variadic
  * arguments (see vparams).  On success *r is its result, which the caller
  * PQclear()s; returns JOBD_OK or a JOBD_E* code. */
-static int vquery(conn_t *c, enum stmt_id id, PGresult **r, err_t *e, const char *types,
-                  va_list ap)
+static int vquery(conn_t *c, enum stmt_id id, PGresult **r, err_t *e, const char *types, va_list ap)
 {
     params_t p;
     PGresult *res;
@@ -386,7 +387,8 @@ static int vquery(conn_t *c, enum stmt_id id, PGresult **r, err_t *e, const char
         return rc;
     res = PQexecPrepared(c->pg, stmts[id].name, p.n, p.v, NULL, NULL, 0);
     params_free(&p);
-    if (res && (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)) {
+    if (res &&
+        (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)) {
         *r = res;
         return JOBD_OK;
     }
@@ -516,9 +518,9 @@ static int bot_jobs(conn_t *c, const char *bot_id, bool lock, json_t **out, err_
         return rc;
     *out = json_array();
     for (int i = 0; i < PQntuples(r); i++)
-        json_array_append_new(*out, lock ? json_pack("[ss]", PQgetvalue(r, i, 0),
-                                                     PQgetvalue(r, i, 1))
-                                         : json_string(PQgetvalue(r, i, 0)));
+        json_array_append_new(*out,
+                              lock ? json_pack("[ss]", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1))
+                                   : json_string(PQgetvalue(r, i, 0)));
     PQclear(r);
     return JOBD_OK;
 }
@@ -599,9 +601,12 @@ static void quiet(void *arg, const char *message)
  * within seconds instead of hanging it. */
 static int pg_connect(const char *conninfo, PGconn **out, err_t *e)
 {
-    static const char *const keys[] = {"connect_timeout", "application_name",
-                                       "keepalives_idle", "keepalives_interval",
-                                       "keepalives_count", "dbname",
+    static const char *const keys[] = {"connect_timeout",
+                                       "application_name",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "dbname",
                                        NULL};
     const char *vals[] = {"5", "jobd", "10", "5", "3", conninfo, NULL};
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
@@ -636,10 +641,10 @@ static int prepare_all(conn_t *c, err_t *e)
             char buf[400];
             rc = pgerr(c, r, stmts[i].name, e);
             if (rc == JOBD_EDB)
-                rc = err_set(e, JOBD_ESCHEMA, "statement %s does not fit the database schema: %s",
-                             stmts[i].name,
-                             one_line(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY), buf,
-                                      sizeof buf));
+                rc = err_set(
+                    e, JOBD_ESCHEMA, "statement %s does not fit the database schema: %s",
+                    stmts[i].name,
+                    one_line(PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY), buf, sizeof buf));
         }
         PQclear(r);
     }
@@ -835,8 +840,9 @@ static int scalar(conn_t *c, const char *sql, const char *p1, const char *what, 
 static int read_version(conn_t *c, int *version, err_t *e)
 {
     int64_t v = 0;
-    int rc = scalar(c, "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'schema_version'"
-                       " AND schemaname = ANY (current_schemas(false))",
+    int rc = scalar(c,
+                    "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'schema_version'"
+                    " AND schemaname = ANY (current_schemas(false))",
                     NULL, "read schema version", &v, e);
     if (rc == JOBD_OK && v)
         rc = scalar(c, "SELECT coalesce(max(version), 0) FROM schema_version", NULL,
@@ -1022,30 +1028,51 @@ static int pg_ping(store_t *base, err_t *e)
 /* ---- jobs ---------------------------------------------------------------- */
 
 struct create_args {
-    const job_spec_t *spec;
-    json_t *job;
+    const job_spec_t *specs;
+    size_t n;
+    json_t *jobs;
 };
 
-static int do_create(conn_t *c, void *arg, err_t *e)
+/* Insert one job of a batch; index names it in errors of a batch. */
+static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n, json_t *jobs,
+                      err_t *e)
 {
-    struct create_args *a = arg;
-    const job_spec_t *spec = a->spec;
     int64_t now = clock_now_ms();
     bool later = spec->run_at > now;
     char id[ID_UUID_LEN];
+    json_t *job;
     int rc;
 
     id_uuid7(id);
     rc = run(c, ST_job_insert, e, "ttjitiii", id, spec->operation, spec->input, spec->priority,
              later ? "scheduled" : "pending", now, spec->max_attempts,
              later ? spec->run_at : (int64_t)0);
-    return rc < 0 ? rc : get_job(c, id, &a->job, e);
+    if (rc >= 0)
+        rc = get_job(c, id, &job, e);
+    if (rc < 0) {
+        if (n > 1)
+            err_prefix(e, "jobs[%zu]: ", index);
+        return rc;
+    }
+    json_array_append_new(jobs, job);
+    return rc;
 }
 
-static int pg_job_create(store_t *base, const job_spec_t *spec, json_t **job, err_t *e)
+static int do_create(conn_t *c, void *arg, err_t *e)
 {
-    struct create_args a = {spec, NULL};
-    return backend_deliver(tx_write((pg_t *)base, do_create, &a, e), &a.job, job);
+    struct create_args *a = arg;
+    int rc = 0;
+
+    a->jobs = json_array();
+    for (size_t i = 0; i < a->n && rc >= 0; i++)
+        rc = create_one(c, &a->specs[i], i, a->n, a->jobs, e);
+    return rc;
+}
+
+static int pg_job_create(store_t *base, const job_spec_t *specs, size_t n, json_t **jobs, err_t *e)
+{
+    struct create_args a = {specs, n, NULL};
+    return backend_deliver(tx_write((pg_t *)base, do_create, &a, e), &a.jobs, jobs);
 }
 
 struct get_args {
@@ -1113,8 +1140,8 @@ static int claim_one(conn_t *c, struct claim_args *a, const char *id, const char
     int rc;
 
     id_hex(lease, LEASE_BYTES);
-    rc = fetch(c, ST_job_claim, REC_KIND_JOB, true, &job, e, "tittti", id, now, a->bot_id,
-               bot_name, lease, expires);
+    rc = fetch(c, ST_job_claim, REC_KIND_JOB, true, &job, e, "tittti", id, now, a->bot_id, bot_name,
+               lease, expires);
     if (rc <= 0)
         return rc;
     json_object_set_new(job, "lease", json_string(lease));
@@ -1209,7 +1236,7 @@ static int lock_job(conn_t *c, const char *id, char status[16], char lease[72], 
 }
 
 /* The job_order row of job id (operation, priority, created_at, failures,
- * max_attempts).  OUT: *r, which the caller PQclear()s. */
+ * max_attempts, lease_expires_at).  OUT: *r, which the caller PQclear()s. */
 static int job_order(conn_t *c, const char *id, PGresult **r, err_t *e)
 {
     int rc = query(c, ST_job_order, r, e, "t", id);
@@ -1448,7 +1475,7 @@ static int do_explain(conn_t *c, void *arg, err_t *e)
     json_t *job, *bot = NULL;
     const char *status;
     PGresult *order;
-    int64_t ahead = 0, live = 0;
+    int64_t expires, ahead = 0, live = 0;
     int rc = get_job_full(c, a->id, &job, e);
 
     if (rc < 0)
@@ -1462,6 +1489,7 @@ static int do_explain(conn_t *c, void *arg, err_t *e)
                    col_int(order, 0, 1), col_int(order, 0, 2), a->id);
     if (rc >= 0)
         rc = count(c, ST_live_bots, &live, e, "t", PQgetvalue(order, 0, 0));
+    expires = col_int(order, 0, 5);
     PQclear(order);
     if (rc >= 0 && strcmp(status, "processing") == 0)
         rc = get_bot(c, json_string_value(json_object_get(job, "bot_id")), &bot, e);
@@ -1470,6 +1498,8 @@ static int do_explain(conn_t *c, void *arg, err_t *e)
     json_object_set_new(a->facts, "ahead", json_integer(ahead));
     json_object_set_new(a->facts, "live_bots", json_integer(live));
     json_object_set_new(a->facts, "bot", bot ? bot : json_null());
+    json_object_set_new(a->facts, "lease_expires_at",
+                        bot ? backend_time_json(expires) : json_null());
     return JOBD_OK;
 }
 
@@ -1606,8 +1636,8 @@ static int pg_bot_register(store_t *base, const char *name, const json_t *operat
 
 /* Take back every job bot_id holds (outcome worker_lost, because of why).
  * OUT: *taken, the ids. */
-static int takeback_bot(conn_t *c, const char *bot_id, int64_t now, const char *why,
-                        json_t **taken, err_t *e)
+static int takeback_bot(conn_t *c, const char *bot_id, int64_t now, const char *why, json_t **taken,
+                        err_t *e)
 {
     json_t *held, *pair;
     size_t i;
@@ -1619,8 +1649,8 @@ static int takeback_bot(conn_t *c, const char *bot_id, int64_t now, const char *
     json_array_foreach(held, i, pair)
     {
         const char *id = json_string_value(json_array_get(pair, 0));
-        rc = takeback(c, id, json_string_value(json_array_get(pair, 1)), "worker_lost", now, why,
-                      e);
+        rc =
+            takeback(c, id, json_string_value(json_array_get(pair, 1)), "worker_lost", now, why, e);
         if (rc < 0)
             break;
         json_array_append_new(*taken, json_string(id));
@@ -1749,10 +1779,9 @@ static int do_sweep(conn_t *c, void *arg, err_t *e)
         if (rc >= 0)
             rc = takeback_bot(c, id, now, why, &taken, e);
         if (rc >= 0)
-            json_array_append_new(a->changes,
-                                  json_pack("{s:s,s:s,s:s,s:o,s:o}", "id", id, "name", name,
-                                            "state", state, "last_seen_at",
-                                            backend_time_json(seen), "jobs", taken));
+            json_array_append_new(a->changes, json_pack("{s:s,s:s,s:s,s:o,s:o}", "id", id, "name",
+                                                        name, "state", state, "last_seen_at",
+                                                        backend_time_json(seen), "jobs", taken));
     }
     PQclear(r);
     return rc < 0 ? rc : JOBD_OK;

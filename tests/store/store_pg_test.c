@@ -270,7 +270,7 @@ static void test_watch(void **state)
     /* Every jobd connection dropped, as an admin shutdown would: the
      * listener reconnects and says it may have missed something. */
     raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                  " WHERE application_name = 'jobd'");
+                  " WHERE application_name = 'jobd' AND datname = current_database()");
     assert_true(heard(&h, "(any)", 5000));
     assert_ok(create(a, "pg-watch-2", &job, &e), &e);
     json_decref(job);
@@ -291,7 +291,7 @@ static void test_reconnect(void **state)
 
     assert_ok(store_ping(s, &e), &e);
     raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                  " WHERE application_name = 'jobd'");
+                  " WHERE application_name = 'jobd' AND datname = current_database()");
     assert_ok(store_bot_list(s, &bots, &e), &e);
     json_decref(bots);
     assert_ok(store_ping(s, &e), &e);
