@@ -4,6 +4,7 @@
 #include "err.h"
 
 #include <stdio.h>
+#include <string.h>
 
 const char *err_code_str(int rc)
 {
@@ -27,6 +28,22 @@ int err_http_status(int rc)
 #undef JOBD_ERR_STATUS
     }
     return 500;
+}
+
+void err_prefix(err_t *e, const char *fmt, ...)
+{
+    char msg[JOBD_ERR_MSG_MAX];
+    va_list ap;
+    int n;
+
+    if (!e)
+        return;
+    memcpy(msg, e->msg, sizeof msg);
+    va_start(ap, fmt);
+    n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof e->msg)
+        snprintf(e->msg + n, sizeof e->msg - (size_t)n, "%s", msg);
 }
 
 int err_set(err_t *e, int rc, const char *fmt, ...)

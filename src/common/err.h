@@ -66,4 +66,8 @@ int err_http_status(int rc);
  * callers can write `return err_set(e, JOBD_EFIELD, "...")`. */
 int err_set(err_t *e, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Put a printf-style prefix before e's message (e.g. "jobs[3]: "), keeping
+ * the prefix when the whole does not fit.  NULL e is a no-op. */
+void err_prefix(err_t *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

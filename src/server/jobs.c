@@ -23,6 +23,7 @@
 #define MAX_ERROR       16384
 #define MAX_WAIT_MS     30000
 #define MAX_CLAIM       100
+#define MAX_BATCH       10000 /* jobs in one POST /jobs */
 #define MAX_DURATION_MS (INT64_C(365) * 24 * 3600 * 1000)
 #define MAX_ATTEMPTS    100
 #define MAX_REASON      1024
@@ -110,60 +111,99 @@ static int read_run_at(const json_t *body, int64_t *ms, err_t *e)
     return JOBD_OK;
 }
 
+/* Read one job to submit from obj into spec (borrowing from obj). */
+static int parse_spec(const server_t *srv, const json_t *obj, job_spec_t *spec, err_t *e)
+{
+    size_t input_len;
+    int rc;
+
+    memset(spec, 0, sizeof *spec);
+    if (!json_is_object(obj))
+        return err_set(e, JOBD_EFIELD, "a job must be a JSON object");
+    if ((rc = validate_string(obj, "operation", true, 64, &spec->operation, e)) != JOBD_OK)
+        return rc;
+    if (!validate_name(spec->operation))
+        return err_set(e, JOBD_EFIELD,
+                       "field 'operation' must be 1 to 64 characters of A-Z a-z 0-9 _ . -");
+    spec->input = json_object_get(obj, "input");
+    if (!json_is_object(spec->input))
+        return err_set(e, JOBD_EFIELD, "field 'input' is required and must be an object");
+    input_len = json_dumpb(spec->input, NULL, 0, JSON_COMPACT);
+    if (input_len > srv->cfg.max_input)
+        return err_set(
+            e, JOBD_EINPUTSIZE,
+            "field 'input' is %zu bytes as JSON; the limit is %zu (the server's --max-input)",
+            input_len, srv->cfg.max_input);
+    if ((rc = validate_int(obj, "priority", false, -1000000000, 1000000000, 0, &spec->priority,
+                           e)) != JOBD_OK ||
+        (rc = validate_int(obj, "max_attempts", false, 1, MAX_ATTEMPTS, 3, &spec->max_attempts,
+                           e)) != JOBD_OK)
+        return rc;
+    return read_run_at(obj, &spec->run_at, e);
+}
+
+static void log_created(const json_t *job, const job_spec_t *spec)
+{
+    char what[256];
+    describe(spec->operation, spec->input, what, sizeof what);
+    log_info("job %s created: %s (priority %lld%s%s)", id_short(str_field(job, "id")), what,
+             (long long)spec->priority, spec->run_at ? ", run at " : "",
+             spec->run_at ? str_field(job, "run_at") : "");
+}
+
+/* POST /jobs takes one job (an object) or a batch (an array of up to
+ * MAX_BATCH objects), which is inserted in one transaction, all or nothing;
+ * an error names the first bad item as "jobs[i]". */
 void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
 {
-    json_t *body = NULL, *input, *job = NULL;
-    job_spec_t spec = {0};
-    const char *operation;
-    int64_t priority;
-    size_t input_len;
-    char what[256];
+    json_t *body = NULL, *jobs = NULL, *item;
+    job_spec_t *specs = NULL;
+    size_t n, i;
+    bool batch;
     err_t e;
 
-    if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK)
+    if (validate_json(req->body, req->body_len, &body, &e) != JOBD_OK)
         goto out_error;
-    if (validate_string(body, "operation", true, 64, &operation, &e) != JOBD_OK)
-        goto out_error;
-    if (!validate_name(operation)) {
-        err_set(&e, JOBD_EFIELD,
-                "field 'operation' must be 1 to 64 characters of A-Z a-z 0-9 _ . -");
+    batch = json_is_array(body);
+    if (!batch && !json_is_object(body)) {
+        err_set(&e, JOBD_EFIELD, "the request body must be a job (an object) or an array of jobs");
         goto out_error;
     }
-    input = json_object_get(body, "input");
-    if (!json_is_object(input)) {
-        err_set(&e, JOBD_EFIELD, "field 'input' is required and must be an object");
+    n = batch ? json_array_size(body) : 1;
+    if (n < 1 || n > MAX_BATCH) {
+        err_set(&e, JOBD_EFIELD, "a batch holds 1 to %d jobs, not %zu", MAX_BATCH, n);
         goto out_error;
     }
-    input_len = json_dumpb(input, NULL, 0, JSON_COMPACT);
-    if (input_len > srv->cfg.max_input) {
-        err_set(&e, JOBD_EINPUTSIZE,
-                "field 'input' is %zu bytes as JSON; the limit is %zu (the server's --max-input)",
-                input_len, srv->cfg.max_input);
-        goto out_error;
+    specs = calloc(n, sizeof *specs);
+    if (!specs)
+        abort();
+    for (i = 0; i < n; i++) {
+        if (parse_spec(srv, batch ? json_array_get(body, i) : body, &specs[i], &e) != JOBD_OK) {
+            if (batch)
+                err_prefix(&e, "jobs[%zu]: ", i);
+            goto out_error;
+        }
     }
-    if (validate_int(body, "priority", false, -1000000000, 1000000000, 0, &priority, &e) !=
-            JOBD_OK ||
-        validate_int(body, "max_attempts", false, 1, MAX_ATTEMPTS, 3, &spec.max_attempts, &e) !=
-            JOBD_OK ||
-        read_run_at(body, &spec.run_at, &e) != JOBD_OK)
-        goto out_error;
-    spec.operation = operation;
-    spec.input = input;
-    spec.priority = priority;
-    if (store_job_create(srv->store, &spec, &job, &e) != JOBD_OK)
+    if (store_job_create_many(srv->store, specs, n, &jobs, &e) != JOBD_OK)
         goto out_error;
 
-    describe(operation, input, what, sizeof what);
-    log_info("job %s created: %s (priority %lld%s%s)", id_short(str_field(job, "id")), what,
-             (long long)priority, spec.run_at ? ", run at " : "",
-             spec.run_at ? str_field(job, "run_at") : "");
-    waitq_announce(srv->waitq, operation);
-    reply_json(rep, 201, job);
+    json_array_foreach(jobs, i, item) log_created(item, &specs[i]);
+    for (i = 0; i < n; i++)
+        if (i == 0 || strcmp(specs[i].operation, specs[i - 1].operation) != 0)
+            waitq_announce(srv->waitq, specs[i].operation);
+    if (batch)
+        reply_json(rep, 201, json_pack("{s:o}", "jobs", jobs));
+    else {
+        reply_json(rep, 201, json_incref(json_array_get(jobs, 0)));
+        json_decref(jobs);
+    }
+    free(specs);
     json_decref(body);
     return;
 
 out_error:
     reply_err(rep, &e);
+    free(specs);
     json_decref(body);
 }
 

@@ -29,10 +29,23 @@ static const char *type_name(const json_t *v)
     return "unknown";
 }
 
-int validate_body(const char *body, size_t len, bool optional, json_t **obj, err_t *e)
+int validate_json(const char *body, size_t len, json_t **v, err_t *e)
 {
     json_error_t jerr;
+
+    if (!body || len == 0)
+        return err_set(e, JOBD_EJSON, "the request body is empty; JSON is expected");
+    *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*v)
+        return err_set(e, JOBD_EJSON, "malformed JSON at line %d, column %d: %s", jerr.line,
+                       jerr.column, jerr.text);
+    return JOBD_OK;
+}
+
+int validate_body(const char *body, size_t len, bool optional, json_t **obj, err_t *e)
+{
     json_t *v;
+    int rc;
 
     if (!body || len == 0) {
         if (optional) {
@@ -41,10 +54,8 @@ int validate_body(const char *body, size_t len, bool optional, json_t **obj, err
         }
         return err_set(e, JOBD_EJSON, "the request body is empty; a JSON object is expected");
     }
-    v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!v)
-        return err_set(e, JOBD_EJSON, "malformed JSON at line %d, column %d: %s", jerr.line,
-                       jerr.column, jerr.text);
+    if ((rc = validate_json(body, len, &v, e)) != JOBD_OK)
+        return rc;
     if (!json_is_object(v)) {
         err_set(e, JOBD_EFIELD, "the request body must be a JSON object, not %s", type_name(v));
         json_decref(v);

@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Parse body (not empty) as any JSON value.  OUT: *v, a new reference. */
+int validate_json(const char *body, size_t len, json_t **v, err_t *e);
+
 /* Parse body (may be NULL/empty) as a JSON object.  With optional set, an
  * empty body gives an empty object.  OUT: *obj, a new reference. */
 int validate_body(const char *body, size_t len, bool optional, json_t **obj, err_t *e);

@@ -94,6 +94,12 @@ typedef struct job_spec {
  * future (store_schedule_due makes it pending then).  OUT: *job. */
 int store_job_create(store_t *s, const job_spec_t *spec, json_t **job, err_t *e);
 
+/* Insert n jobs (n >= 1) as store_job_create does, in one transaction, all
+ * or nothing: if one is refused none is inserted, and for n > 1 the message
+ * starts with "jobs[i]: " naming the first refused item.
+ * OUT: *jobs, an array of the n new jobs in order. */
+int store_job_create_many(store_t *s, const job_spec_t *specs, size_t n, json_t **jobs, err_t *e);
+
 /* The job with its "history" array (ATTEMPT_FIELDS objects, oldest first;
  * "attempts" is the job's claim count) and its "events" array (EVENT_FIELDS
  * objects, oldest first: the admin actions on it).  JOBD_ENOTFOUND if there

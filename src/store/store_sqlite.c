@@ -982,31 +982,52 @@ static int sq_watch(store_t *base, store_watch_fn fn, void *arg, err_t *e)
 /* ---- jobs ---------------------------------------------------------------- */
 
 struct create_args {
-    const job_spec_t *spec;
-    json_t *job;
+    const job_spec_t *specs;
+    size_t n;
+    json_t *jobs;
 };
 
-static int do_create(sq_t *s, void *arg, err_t *e)
+/* Insert one job of a batch; index names it in errors of a batch. */
+static int create_one(sq_t *s, const job_spec_t *spec, size_t index, size_t n, json_t *jobs,
+                      err_t *e)
 {
-    struct create_args *a = arg;
-    const job_spec_t *spec = a->spec;
     int64_t now = clock_now_ms();
     bool later = spec->run_at > now;
     char id[ID_UUID_LEN];
+    json_t *job;
     int rc;
 
     id_uuid7(id);
     rc = run(s, ST_job_insert, e, "ttjitiii", id, spec->operation, spec->input, spec->priority,
              later ? "scheduled" : "pending", now, spec->max_attempts,
              later ? spec->run_at : (int64_t)0);
-    return rc < 0 ? rc : get_job(s, id, &a->job, e);
+    if (rc >= 0)
+        rc = get_job(s, id, &job, e);
+    if (rc < 0) {
+        if (n > 1)
+            err_prefix(e, "jobs[%zu]: ", index);
+        return rc;
+    }
+    json_array_append_new(jobs, job);
+    return rc;
 }
 
-static int sq_job_create(store_t *base, const job_spec_t *spec, json_t **job, err_t *e)
+static int do_create(sq_t *s, void *arg, err_t *e)
+{
+    struct create_args *a = arg;
+    int rc = 0;
+
+    a->jobs = json_array();
+    for (size_t i = 0; i < a->n && rc >= 0; i++)
+        rc = create_one(s, &a->specs[i], i, a->n, a->jobs, e);
+    return rc;
+}
+
+static int sq_job_create(store_t *base, const job_spec_t *specs, size_t n, json_t **jobs, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct create_args a = {spec, NULL};
-    return backend_deliver(tx_write(s, do_create, &a, e), &a.job, job);
+    struct create_args a = {specs, n, NULL};
+    return backend_deliver(tx_write(s, do_create, &a, e), &a.jobs, jobs);
 }
 
 struct get_args {
