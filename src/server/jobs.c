@@ -24,6 +24,7 @@
 #define MAX_WAIT_MS     30000
 #define MAX_CLAIM       100
 #define MAX_BATCH       10000 /* jobs in one POST /jobs */
+#define MAX_REPORTS     1000  /* reports in one POST /jobs/complete */
 #define MAX_DURATION_MS (INT64_C(365) * 24 * 3600 * 1000)
 #define MAX_ATTEMPTS    100
 #define MAX_REASON      1024
@@ -332,65 +333,149 @@ out_error:
 }
 
 /* complete and fail share everything but the field they carry. */
+/* Read one report from obj: lease, duration_ms, and the result (complete)
+ * or the error and retryable flag (fail).  With ok < 0 (a batch item), the
+ * kind is whichever of "error" and "result" the item has.  Strings are
+ * borrowed from obj. */
+static int parse_report(const server_t *srv, const json_t *obj, int ok, job_report_t *r, err_t *e)
+{
+    json_t *retryable;
+    int rc;
+
+    if (ok < 0)
+        ok = json_object_get(obj, "error") == NULL;
+    r->ok = ok;
+    if ((rc = validate_string(obj, "lease", true, MAX_LEASE, &r->lease, e)) != JOBD_OK ||
+        (rc = validate_int(obj, "duration_ms", true, 0, MAX_DURATION_MS, 0, &r->duration_ms, e)) !=
+            JOBD_OK)
+        return rc;
+    if (ok) {
+        r->result = json_object_get(obj, "result");
+        if (!r->result)
+            return err_set(e, JOBD_EFIELD, "field 'result' is required (any JSON value)");
+        return JOBD_OK;
+    }
+    if ((rc = validate_string(obj, "error", true, MAX_ERROR, &r->error, e)) != JOBD_OK)
+        return rc;
+    retryable = json_object_get(obj, "retryable");
+    if (retryable && !json_is_boolean(retryable))
+        return err_set(e, JOBD_EFIELD, "field 'retryable' must be true or false");
+    r->retry = json_is_true(retryable) ? &srv->cfg.retry : NULL;
+    return JOBD_OK;
+}
+
+/* Log what a report did; true if it finished the job (for the datalake). */
+static bool log_report(const job_report_t *r)
+{
+    const json_t *job = r->job;
+
+    if (r->rc != JOBD_OK) {
+        log_info("job %s: %s refused: %s", id_short(r->id), r->ok ? "complete" : "fail",
+                 r->err.msg);
+        return false;
+    }
+    if (r->repeated) {
+        log_info("job %s: repeated %s from %s ignored (already recorded)",
+                 id_short(str_field(job, "id")), r->ok ? "complete" : "fail",
+                 str_field(job, "bot_name"));
+        return false;
+    }
+    if (strcmp(str_field(job, "status"), "scheduled") == 0) {
+        log_info("job %s failed (attempt %lld), retrying at %s: %.200s",
+                 id_short(str_field(job, "id")),
+                 (long long)json_integer_value(json_object_get(job, "attempts")),
+                 str_field(job, "run_at"), r->error);
+        return false;
+    }
+    log_finished(job);
+    return true;
+}
+
+/* complete and fail share everything but the field they carry. */
 static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
 {
-    json_t *body = NULL, *result = NULL, *job;
-    const char *bot_id, *lease, *error = NULL;
-    json_t *retryable;
-    int64_t duration_ms;
-    bool repeated = false;
-    int rc;
+    json_t *body = NULL;
+    const char *bot_id;
+    job_report_t r = {.id = req->params[0]};
     err_t e;
 
     if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK ||
         validate_string(body, "bot_id", true, MAX_ID, &bot_id, &e) != JOBD_OK ||
-        validate_string(body, "lease", true, MAX_LEASE, &lease, &e) != JOBD_OK ||
-        validate_int(body, "duration_ms", true, 0, MAX_DURATION_MS, 0, &duration_ms, &e) != JOBD_OK)
-        goto out_error;
-    if (ok) {
-        result = json_object_get(body, "result");
-        if (!result) {
-            err_set(&e, JOBD_EFIELD, "field 'result' is required (any JSON value)");
-            goto out_error;
-        }
-        rc = store_job_complete(srv->store, req->params[0], bot_id, lease, result, duration_ms,
-                                &job, &repeated, &e);
-    } else {
-        if (validate_string(body, "error", true, MAX_ERROR, &error, &e) != JOBD_OK)
-            goto out_error;
-        retryable = json_object_get(body, "retryable");
-        if (retryable && !json_is_boolean(retryable)) {
-            err_set(&e, JOBD_EFIELD, "field 'retryable' must be true or false");
-            goto out_error;
-        }
-        rc = store_job_fail(srv->store, req->params[0], bot_id, lease, error,
-                            json_is_true(retryable) ? &srv->cfg.retry : NULL, duration_ms, &job,
-                            &repeated, &e);
+        parse_report(srv, body, ok, &r, &e) != JOBD_OK ||
+        store_job_report_many(srv->store, bot_id, &r, 1, &e) != JOBD_OK) {
+        reply_err(rep, &e);
+        json_decref(body);
+        return;
     }
-    if (rc != JOBD_OK)
-        goto out_error;
-    if (repeated) {
-        log_info("job %s: repeated %s from %s ignored (already recorded)",
-                 id_short(str_field(job, "id")), ok ? "complete" : "fail",
-                 str_field(job, "bot_name"));
-    } else if (strcmp(str_field(job, "status"), "scheduled") == 0) {
-        log_info("job %s failed (attempt %lld), retrying at %s: %.200s",
-                 id_short(str_field(job, "id")),
-                 (long long)json_integer_value(json_object_get(job, "attempts")),
-                 str_field(job, "run_at"), error);
-    } else {
-        log_finished(job);
+    if (log_report(&r))
         datalake_notify(srv->datalake);
+    if (r.rc != JOBD_OK)
+        reply_err(rep, &r.err);
+    else
+        reply_json(rep, 200, r.job);
+    json_decref(body);
+}
+
+/* POST /jobs/complete: many reports of one bot in one request and one
+ * transaction, each fenced on its own; the reply has one entry per report,
+ * in order, with the job or the error that refused it. */
+void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
+{
+    json_t *body = NULL, *items, *results, *item;
+    job_report_t *r = NULL;
+    const char *bot_id;
+    bool finished = false;
+    size_t n = 0, i;
+    err_t e;
+
+    if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK ||
+        validate_string(body, "bot_id", true, MAX_ID, &bot_id, &e) != JOBD_OK)
+        goto out_error;
+    items = json_object_get(body, "results");
+    n = json_array_size(items);
+    if (!json_is_array(items) || n < 1 || n > MAX_REPORTS) {
+        err_set(&e, JOBD_EFIELD, "field 'results' must be an array of 1 to %d reports",
+                MAX_REPORTS);
+        goto out_error;
     }
-    reply_json(rep, 200, job);
+    r = calloc(n, sizeof *r);
+    if (!r)
+        abort();
+    json_array_foreach(items, i, item)
+    {
+        if (!json_is_object(item)) {
+            err_set(&e, JOBD_EFIELD, "results[%zu]: a report must be a JSON object", i);
+            goto out_error;
+        }
+        if (validate_string(item, "id", true, MAX_ID, &r[i].id, &e) != JOBD_OK ||
+            parse_report(srv, item, -1, &r[i], &e) != JOBD_OK) {
+            err_prefix(&e, "results[%zu]: ", i);
+            goto out_error;
+        }
+    }
+    if (store_job_report_many(srv->store, bot_id, r, n, &e) != JOBD_OK)
+        goto out_error;
+
+    results = json_array();
+    for (i = 0; i < n; i++) {
+        finished |= log_report(&r[i]);
+        if (r[i].rc == JOBD_OK)
+            json_array_append_new(results, json_pack("{s:s,s:o}", "id", r[i].id, "job", r[i].job));
+        else
+            json_array_append_new(results,
+                                  json_pack("{s:s,s:{s:s,s:s}}", "id", r[i].id, "error", "code",
+                                            err_code_str(r[i].rc), "message", r[i].err.msg));
+    }
+    if (finished)
+        datalake_notify(srv->datalake);
+    reply_json(rep, 200, json_pack("{s:o}", "results", results));
+    free(r);
     json_decref(body);
     return;
 
 out_error:
-    if (e.rc != JOBD_EFIELD && e.rc != JOBD_EJSON)
-        log_info("job %s: %s refused: %s", id_short(req->params[0]), ok ? "complete" : "fail",
-                 e.msg);
     reply_err(rep, &e);
+    free(r);
     json_decref(body);
 }
 

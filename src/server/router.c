@@ -21,6 +21,7 @@ static const struct route {
     {"POST", "/jobs", jobs_submit},
     {"GET", "/jobs", jobs_list},
     {"POST", "/jobs/claim", jobs_claim},
+    {"POST", "/jobs/complete", jobs_report_batch},
     {"GET", "/jobs/*", jobs_get},
     {"POST", "/jobs/*/complete", jobs_complete},
     {"POST", "/jobs/*/fail", jobs_fail},

@@ -105,6 +105,7 @@ void jobs_list(server_t *srv, req_t *req, reply_t *rep);
 void jobs_claim(server_t *srv, req_t *req, reply_t *rep);
 void jobs_complete(server_t *srv, req_t *req, reply_t *rep);
 void jobs_fail(server_t *srv, req_t *req, reply_t *rep);
+void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep);
 void jobs_release(server_t *srv, req_t *req, reply_t *rep);
 void jobs_retry(server_t *srv, req_t *req, reply_t *rep);
 void jobs_cancel(server_t *srv, req_t *req, reply_t *rep);

@@ -123,6 +123,20 @@ int backend_refuse(const struct backend_finish *a, const struct backend_attempt 
                    a->lease, a->id, backend_when(r->ended_at, t));
 }
 
+bool backend_is_refusal(int rc)
+{
+    switch (rc) {
+    case JOBD_ENOTFOUND:
+    case JOBD_EFINISHED:
+    case JOBD_ERELEASED:
+    case JOBD_EEXPIRED:
+    case JOBD_EMISMATCH:
+    case JOBD_ECANCELLED:
+        return true;
+    }
+    return false;
+}
+
 int64_t backend_retry_delay(const store_retry_t *retry, int64_t failures)
 {
     int64_t delay = retry->base_ms;

@@ -62,6 +62,10 @@ struct backend_finish {
 int backend_refuse(const struct backend_finish *a, const struct backend_attempt *r,
                    const char *status, err_t *e);
 
+/* True for the codes that refuse one report of a batch (fencing, unknown
+ * job) without failing the rest, as opposed to database failures. */
+bool backend_is_refusal(int rc);
+
 /* The backoff before the retry that follows a job's `failures`-th failed
  * attempt (store.h, store_retry_t), with its random part. */
 int64_t backend_retry_delay(const store_retry_t *retry, int64_t failures);

@@ -150,6 +150,27 @@ int store_job_fail(store_t *s, const char *id, const char *bot_id, const char *l
                    const char *error, const store_retry_t *retry, int64_t duration_ms, json_t **job,
                    bool *repeated, err_t *e);
 
+/* One result in a store_job_report_many() batch. */
+typedef struct job_report {
+    const char *id, *lease;
+    bool ok;                    /* complete with result, rather than fail with error */
+    const json_t *result;       /* complete: any JSON value (borrowed) */
+    const char *error;          /* fail */
+    const store_retry_t *retry; /* fail: retryable with this backoff; NULL: not */
+    int64_t duration_ms;
+    int rc;        /* OUT: JOBD_OK, or why this one was refused (fencing, not found) */
+    err_t err;     /* OUT: when rc != JOBD_OK */
+    json_t *job;   /* OUT: when rc == JOBD_OK, the job as it now is; the caller owns it */
+    bool repeated; /* OUT: as for store_job_complete */
+} job_report_t;
+
+/* Report n results of bot `bot_id` in one transaction.  Each is fenced on
+ * its own exactly as store_job_complete / store_job_fail: a refused one gets
+ * its rc and err and changes nothing, the others are recorded.  Fails as a
+ * whole (recording nothing, no OUT fields set) only when the database does. */
+int store_job_report_many(store_t *s, const char *bot_id, job_report_t *reports, size_t n,
+                          err_t *e);
+
 /* Admin: put a processing job back to pending, ending its attempt with
  * outcome "released" and `reason`, and record the event.  JOBD_ENOTPROC if
  * it is not processing.  OUT: *job. */

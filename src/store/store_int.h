@@ -41,6 +41,8 @@ struct store_backend {
     int (*job_fail)(store_t *s, const char *id, const char *bot_id, const char *lease,
                     const char *error, const store_retry_t *retry, int64_t duration_ms,
                     json_t **job, bool *repeated, err_t *e);
+    int (*job_report_many)(store_t *s, const char *bot_id, job_report_t *reports, size_t n,
+                           err_t *e);
     int (*job_release)(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
     int (*job_retry)(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
     int (*job_cancel)(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);

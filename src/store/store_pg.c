@@ -68,7 +68,11 @@
  * Locking: every statement that changes a job either locks its row first
  * (job_lock, FOR UPDATE) or picks rows with FOR UPDATE SKIP LOCKED
  * (claim_candidates, lease_expired, export_claim), so that two servers never
- * act on one job at once and a claim never waits for another.
+ * act on one job at once and a claim never waits for another.  A transaction
+ * that waits for rows locks jobs before bots (finish: the job, then the
+ * bot's counts; heartbeat and sweep: the bot's jobs, then the bot), so that
+ * no two wait for each other.  A claim locks its bot first, but never waits
+ * for a job (SKIP LOCKED).
  *
  * Checklist: claim_candidates and queue_ahead walk jobs_claim, lease_expired
  * jobs_processing_bot, export_claim jobs_unexported, schedule_due
@@ -157,8 +161,7 @@
     X(bot_jobs_lock, "SELECT id, lease FROM jobs WHERE bot_id = $1 AND status = 'processing'"      \
                      " ORDER BY id FOR UPDATE")                                                    \
     X(bots_stale, "SELECT id, name, last_seen_at, state FROM bots"                                 \
-                  " WHERE state IN ('ready', 'processing', 'unhealthy') AND last_seen_at < $1"     \
-                  " FOR UPDATE SKIP LOCKED")                                                       \
+                  " WHERE state IN ('ready', 'processing', 'unhealthy') AND last_seen_at < $1")    \
     X(bot_set_state, "UPDATE bots SET state = $2 WHERE id = $1")                                   \
     X(stats_jobs, "SELECT operation, status, count(*) FROM jobs GROUP BY operation, status")       \
     X(stats_bots, "SELECT state, count(*) FROM bots GROUP BY state")                               \
@@ -1326,6 +1329,50 @@ static int finish(pg_t *s, struct backend_finish *a, json_t **job, bool *repeate
     return rc;
 }
 
+struct report_args {
+    const char *bot_id;
+    job_report_t *reports;
+    size_t n;
+};
+
+/* Every report of the batch in this one transaction: a refusal is that
+ * report's answer, a database failure ends the whole batch. */
+static int do_report_many(conn_t *c, void *arg, err_t *e)
+{
+    struct report_args *a = arg;
+
+    for (size_t i = 0; i < a->n; i++) {
+        job_report_t *r = &a->reports[i];
+        struct backend_finish f = {str(r->id), str(a->bot_id), str(r->lease), r->ok, r->result,
+                                   r->error,   r->duration_ms, NULL,          false, r->retry};
+        r->rc = do_finish(c, &f, &r->err);
+        r->job = f.job;
+        r->repeated = f.repeated;
+        if (r->rc >= 0) {
+            r->rc = JOBD_OK;
+        } else if (!backend_is_refusal(r->rc)) {
+            *e = r->err;
+            return r->rc;
+        }
+    }
+    return JOBD_OK;
+}
+
+static int pg_job_report_many(store_t *base, const char *bot_id, job_report_t *reports, size_t n,
+                              err_t *e)
+{
+    struct report_args a = {bot_id, reports, n};
+    int rc = tx_write((pg_t *)base, do_report_many, &a, e);
+
+    if (rc != JOBD_OK) {
+        for (size_t i = 0; i < n; i++) {
+            json_decref(reports[i].job);
+            reports[i].job = NULL;
+        }
+    }
+    return rc;
+}
+
 static int pg_job_complete(store_t *base, const char *id, const char *bot_id, const char *lease,
                            const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
                            err_t *e)
@@ -1696,6 +1743,8 @@ static int classify(conn_t *c, struct bot_args *a, const json_t *item, int64_t n
     return JOBD_OK;
 }
 
+/* The bot's jobs first, the bot's own row last (see STATEMENTS, locking);
+ * an unknown bot, found out at the end, rolls everything back. */
 static int do_heartbeat(conn_t *c, void *arg, err_t *e)
 {
     struct bot_args *a = arg;
@@ -1703,13 +1752,9 @@ static int do_heartbeat(conn_t *c, void *arg, err_t *e)
     int64_t now = clock_now_ms();
     char why[300];
     size_t i;
-    int rc = run(c, ST_bot_heartbeat, e, "tti", a->id, a->state, now);
+    int rc = 0;
 
-    if (rc == 0)
-        return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(a->id));
-    if (rc >= 0 && !a->jobs)
-        rc = run(c, ST_lease_renew, e, "ti", a->id, now + a->lease_ms);
-    if (rc < 0)
+    if (!a->jobs && (rc = run(c, ST_lease_renew, e, "ti", a->id, now + a->lease_ms)) < 0)
         return rc;
     verdicts = json_pack("{s:[],s:[],s:[]}", "held", "cancelled", "lost");
     json_array_foreach(a->jobs, i, item)
@@ -1727,7 +1772,9 @@ static int do_heartbeat(conn_t *c, void *arg, err_t *e)
         json_array_extend(json_object_get(verdicts, "lost"), taken);
         json_decref(taken);
     }
-    if ((rc = get_bot(c, a->id, &a->bot, e)) < 0)
+    if ((rc = run(c, ST_bot_heartbeat, e, "tti", a->id, a->state, now)) == 0)
+        rc = err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(a->id));
+    if (rc < 0 || (rc = get_bot(c, a->id, &a->bot, e)) < 0)
         goto out_verdicts;
     json_object_set(verdicts, "held", json_object_get(a->bot, "jobs"));
     a->reply = json_pack("{s:o,s:o}", "bot", a->bot, "jobs", verdicts);
@@ -1751,9 +1798,10 @@ struct sweep_args {
     json_t *changes;
 };
 
-/* The bots that missed their heartbeats, locked (SKIP LOCKED: a bot another
- * server is sweeping, or that is heartbeating right now, is skipped), become
- * unhealthy or offline, and their jobs go back to pending. */
+/* The bots that missed their heartbeats become unhealthy or offline, and
+ * their jobs go back to pending: each bot's jobs locked first, then the bot
+ * (see STATEMENTS, locking).  Two servers sweeping at once may both set a
+ * bot's state; only one finds its jobs still processing. */
 static int do_sweep(conn_t *c, void *arg, err_t *e)
 {
     struct sweep_args *a = arg;
@@ -1775,9 +1823,9 @@ static int do_sweep(conn_t *c, void *arg, err_t *e)
             continue;
         snprintf(why, sizeof why, "bot %s (%s) missed its heartbeats: last seen at %s", name, id,
                  backend_when(seen, t));
-        rc = run(c, ST_bot_set_state, e, "tt", id, state);
-        if (rc >= 0)
-            rc = takeback_bot(c, id, now, why, &taken, e);
+        rc = takeback_bot(c, id, now, why, &taken, e);
+        if (rc >= 0 && (rc = run(c, ST_bot_set_state, e, "tt", id, state)) < 0)
+            json_decref(taken);
         if (rc >= 0)
             json_array_append_new(a->changes, json_pack("{s:s,s:s,s:s,s:o,s:o}", "id", id, "name",
                                                         name, "state", state, "last_seen_at",
@@ -2046,6 +2094,7 @@ const store_backend_t store_pg_backend = {
     .job_claim = pg_job_claim,
     .job_complete = pg_job_complete,
     .job_fail = pg_job_fail,
+    .job_report_many = pg_job_report_many,
     .job_release = pg_job_release,
     .job_retry = pg_job_retry,
     .job_cancel = pg_job_cancel,

@@ -528,8 +528,11 @@ static void run_group(sq_t *s, pending_write_t *batch)
             fail_group(batch, w->rc, &err);
             goto out_unlock;
         }
-        if (!single && ((rc = run(s, ST_savepoint_undo, &err, "")) < 0 ||
-                        (rc = run(s, ST_savepoint_release, &err, "")) < 0)) {
+        /* A call alone in its group has no savepoint: undo it whole. */
+        if (single)
+            goto out_rollback;
+        if ((rc = run(s, ST_savepoint_undo, &err, "")) < 0 ||
+            (rc = run(s, ST_savepoint_release, &err, "")) < 0) {
             fail_group(batch, rc, &err);
             goto out_rollback;
         }
@@ -1368,6 +1371,50 @@ static int finish(sq_t *s, struct backend_finish *a, json_t **job, bool *repeate
     return rc;
 }
 
+struct report_args {
+    const char *bot_id;
+    job_report_t *reports;
+    size_t n;
+};
+
+/* Every report of the batch in this one transaction: a refusal is that
+ * report's answer, a database failure ends the whole batch. */
+static int do_report_many(sq_t *s, void *arg, err_t *e)
+{
+    struct report_args *a = arg;
+
+    for (size_t i = 0; i < a->n; i++) {
+        job_report_t *r = &a->reports[i];
+        struct backend_finish f = {str(r->id), str(a->bot_id), str(r->lease), r->ok, r->result,
+                                   r->error,   r->duration_ms, NULL,          false, r->retry};
+        r->rc = do_finish(s, &f, &r->err);
+        r->job = f.job;
+        r->repeated = f.repeated;
+        if (r->rc >= 0) {
+            r->rc = JOBD_OK;
+        } else if (!backend_is_refusal(r->rc)) {
+            *e = r->err;
+            return r->rc;
+        }
+    }
+    return JOBD_OK;
+}
+
+static int sq_job_report_many(store_t *base, const char *bot_id, job_report_t *reports, size_t n,
+                              err_t *e)
+{
+    struct report_args a = {bot_id, reports, n};
+    int rc = tx_write((sq_t *)base, do_report_many, &a, e);
+
+    if (rc != JOBD_OK) {
+        for (size_t i = 0; i < n; i++) {
+            json_decref(reports[i].job);
+            reports[i].job = NULL;
+        }
+    }
+    return rc;
+}
+
 static int sq_job_complete(store_t *base, const char *id, const char *bot_id, const char *lease,
                            const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
                            err_t *e)
@@ -2009,6 +2056,7 @@ const store_backend_t store_sqlite_backend = {
     .job_claim = sq_job_claim,
     .job_complete = sq_job_complete,
     .job_fail = sq_job_fail,
+    .job_report_many = sq_job_report_many,
     .job_release = sq_job_release,
     .job_retry = sq_job_retry,
     .job_cancel = sq_job_cancel,

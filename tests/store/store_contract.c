@@ -563,6 +563,69 @@ static void test_concurrent_writes_stand_alone(void **state)
     json_decref(jobs);
 }
 
+/* A batch of jobs is one transaction: all in, in order, or none. */
+static void test_create_many(void **state)
+{
+    struct fixture *f = *state;
+    json_t *input = json_pack("{s:i}", "a", 1), *jobs = NULL, *listed;
+    job_spec_t specs[5];
+    job_filter_t filter = {.operation = f->op, .limit = 100};
+    err_t e;
+
+    for (int i = 0; i < 5; i++)
+        specs[i] =
+            (job_spec_t){.operation = f->op, .input = input, .priority = i, .max_attempts = 3};
+    assert_ok(store_job_create_many(f->s, specs, 5, &jobs, &e), &e);
+    assert_int_equal(json_array_size(jobs), 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(iget(json_array_get(jobs, (size_t)i), "priority"), i);
+    json_decref(jobs);
+
+    specs[3].input = NULL; /* refused by the database: NOT NULL */
+    jobs = NULL;
+    assert_rc(store_job_create_many(f->s, specs, 5, &jobs, &e), JOBD_EDB, &e);
+    assert_null(jobs);
+    assert_contains(e.msg, "jobs[3]: ");
+    assert_ok(store_job_list(f->s, &filter, &listed, &e), &e);
+    assert_int_equal(json_array_size(listed), 5); /* the first batch only */
+    json_decref(listed);
+    json_decref(input);
+}
+
+/* Reports in one batch are fenced one by one. */
+static void test_report_many(void **state)
+{
+    struct fixture *f = *state;
+    json_t *a = create_claimed(f, f->bot), *b = create_claimed(f, f->bot), *res = json_integer(7);
+    job_report_t r[3] = {
+        {.id = sget(a, "id"), .lease = sget(a, "lease"), .ok = true, .result = res},
+        {.id = sget(b, "id"), .lease = "no-such-lease", .ok = true, .result = res},
+        {.id = sget(b, "id"), .lease = sget(b, "lease"), .ok = false, .error = "bad"},
+    };
+    err_t e;
+
+    assert_ok(store_job_report_many(f->s, f->bot, r, 3, &e), &e);
+    assert_int_equal(r[0].rc, JOBD_OK);
+    assert_string_equal(sget(r[0].job, "status"), "succeeded");
+    assert_int_equal(r[1].rc, JOBD_EMISMATCH);
+    assert_null(r[1].job);
+    assert_int_equal(r[2].rc, JOBD_OK);
+    assert_string_equal(sget(r[2].job, "status"), "failed");
+    for (int i = 0; i < 3; i++) {
+        json_decref(r[i].job);
+        r[i].job = NULL;
+    }
+    /* again: the finished ones repeat, nothing is recorded twice */
+    assert_ok(store_job_report_many(f->s, f->bot, r, 3, &e), &e);
+    assert_true(r[0].repeated);
+    assert_true(r[2].repeated);
+    for (int i = 0; i < 3; i++)
+        json_decref(r[i].job);
+    json_decref(res);
+    json_decref(a);
+    json_decref(b);
+}
+
 /* ---- complete, fail and fencing ------------------------------------------ */
 
 static void test_complete_and_repeat(void **state)
@@ -1207,6 +1270,8 @@ int main(void)
         T(test_claim_unknown_bot),
         T(test_claim_concurrent),
         T(test_concurrent_writes_stand_alone),
+        T(test_create_many),
+        T(test_report_many),
         T(test_complete_and_repeat),
         T(test_fail_and_repeat),
         T(test_fencing_mismatch),

@@ -1,0 +1,82 @@
+"""test_batch.py - batches: POST /jobs with an array is one transaction, all or nothing,
+and an error names the bad item; POST /jobs/complete reports many results in one request,
+each fenced on its own, and each finished job is recorded once."""
+
+import harness
+
+
+def job(op, a, b, **extra):
+    return dict({"operation": op, "input": {"a": a, "b": b}}, **extra)
+
+
+class Batch(harness.E2ETestCase):
+    needs = ("jobd",)
+
+    def total(self, jobd):
+        return jobd.request("GET", "/stats").body["jobs"]["total"]
+
+    def test_submit_batch_all_or_nothing(self):
+        jobd = self.start_jobd()
+        r = jobd.request("POST", "/jobs", [job("sum", i, i) for i in range(1000)])
+        body = self.expect(r, 201, "batch of 1000")
+        self.assertEqual([j["input"]["a"] for j in body["jobs"]], list(range(1000)),
+                         "jobs come back in the order sent")
+        self.assertEqual({j["status"] for j in body["jobs"]}, {"pending"})
+        self.assertEqual(len({j["id"] for j in body["jobs"]}), 1000)
+        self.assertEqual(self.total(jobd), 1000)
+
+        bad = [job("sum", i, i) for i in range(10)]
+        bad[7] = {"operation": "sum"}  # no input
+        self.assert_error(jobd.request("POST", "/jobs", bad), 422, "invalid_field",
+                          ["jobs[7]", "input"])
+        big = [job("sum", 1, 1), job("sum", 1, 1, input={"pad": "x" * 70000})]
+        self.assert_error(jobd.request("POST", "/jobs", big), 413, "input_too_large", ["jobs[1]"])
+        self.assert_error(jobd.request("POST", "/jobs", []), 422, "invalid_field", ["1 to 10000"])
+        self.assert_error(jobd.request("POST", "/jobs", [1, 2]), 422, "invalid_field",
+                          ["jobs[0]"])
+        self.assertEqual(self.total(jobd), 1000, "a refused batch inserts nothing")
+
+    def test_complete_batch_fenced_per_item(self):
+        jobd = self.start_jobd()
+        bot = self.register_bot(jobd, "batcher", ["sum"])
+        self.expect(jobd.request("POST", "/jobs", [job("sum", i, 1) for i in range(5)]), 201,
+                    "submit")
+        claimed = self.expect(jobd.request("POST", "/jobs/claim", {
+            "bot_id": bot, "operations": ["sum"], "max": 5}), 200, "claim")["jobs"]
+        self.assertEqual(len(claimed), 5)
+        items = [{"id": j["id"], "lease": j["lease"], "result": j["input"]["a"] + 1,
+                  "duration_ms": 1} for j in claimed[:3]]
+        items.append({"id": claimed[3]["id"], "lease": claimed[3]["lease"],
+                      "error": "no good", "duration_ms": 2})
+        items.append({"id": claimed[4]["id"], "lease": "not-the-lease", "result": 0,
+                      "duration_ms": 0})
+        r = jobd.request("POST", "/jobs/complete", {"bot_id": bot, "results": items})
+        results = self.expect(r, 200, "batch complete")["results"]
+        self.assertEqual([x["id"] for x in results], [i["id"] for i in items])
+        self.assertEqual([x["job"]["status"] for x in results[:4]],
+                         ["succeeded"] * 3 + ["failed"])
+        self.assertEqual(results[4]["error"]["code"], "lease_mismatch", results[4])
+        self.assertNotIn("job", results[4])
+
+        # The same batch again: the finished ones repeat harmlessly, nothing twice.
+        again = self.expect(jobd.request("POST", "/jobs/complete",
+                                         {"bot_id": bot, "results": items[:4]}), 200, "repeat")
+        self.assertEqual([x["job"]["status"] for x in again["results"]],
+                         ["succeeded"] * 3 + ["failed"])
+        for j in claimed[:4]:
+            self.assertEqual(len(self.get_job(jobd, j["id"])["history"]), 1)
+        self.assertEqual(self.get_job(jobd, claimed[4]["id"])["status"], "processing")
+        barrier = self.datalake_barrier(jobd)
+        counts = jobd.datalake_count()
+        counts.pop(barrier)
+        self.assertEqual(counts, {j["id"]: 1 for j in claimed[:4]})
+
+        self.assert_error(jobd.request("POST", "/jobs/complete", {"bot_id": bot, "results": [
+            {"id": claimed[4]["id"], "lease": "x", "duration_ms": 0}]}), 422, "invalid_field",
+            ["results[0]", "result"])
+        self.assert_error(jobd.request("POST", "/jobs/complete", {"bot_id": bot}), 422,
+                          "invalid_field", ["results"])
+
+
+if __name__ == "__main__":
+    harness.main()
