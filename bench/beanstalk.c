@@ -558,10 +558,10 @@ static void *conns_main(void *arg)
         }
     }
     for (int i = 0; i < t->n; i++) {
-        if (now - c[i].start > stall_ns)
+        if (now - c[i].start > stall_ns) { /* still waiting for a reply */
             t->stalls++;
-        if (c[i].replies == 0)
-            t->silent++;
+            t->silent += c[i].replies == 0;
+        }
         if (c[i].fd >= 0)
             close(c[i].fd);
     }

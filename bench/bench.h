@@ -80,8 +80,8 @@ typedef struct conns_part {
     int64_t warm, end; /* requests sent before warm are not counted; stop at end */
     samples_t lat;     /* reply times (us) of counted requests */
     long counted;      /* replies after the warm-up */
-    long stalls;       /* replies slower than --stall, or still missing at the end */
-    long silent;       /* connections that never got a reply */
+    long stalls;       /* requests unanswered for longer than --stall (late or still missing) */
+    long silent;       /* of those, the ones on a connection that never got a reply */
     long errors;       /* failed requests or bad replies */
 } conns_part_t;
 

@@ -311,8 +311,9 @@ void bench_conns_level(const bench_opts_t *o, int n, void *(*fn)(void *), void *
     }
     bench_emit(o, row, "rate", (double)counted / s, "%d connections, %s, %.1f s", n, what, s);
     bench_emit(o, row, "p99_ms", samples_pct(&all, 99) / 1e3, NULL);
-    bench_emit(o, row, "stalls", (double)(stalls + silent),
-               "%ld replies slower than %.1f s or missing, %ld connections never answered", stalls,
+    bench_emit(o, row, "stalls", (double)stalls,
+               "requests unanswered for more than %.1f s (late or still missing at the end); "
+               "%ld of them on connections that never got a reply",
                o->stall_s, silent);
     bench_emit(o, row, "errors", (double)errors, NULL);
     bench_rss_emit(o, row);

@@ -177,6 +177,30 @@ static int claim(ctx_t *x, httpc_t *c, const char *bot_id, int max, int wait_ms,
     return n;
 }
 
+/* How many reports of a 200 batch-complete reply went through: a reply
+ * {"results": [...]} may refuse single items ({"id", "error"}); any other
+ * 200 is taken as all n. */
+static int batch_done(ctx_t *x, httpc_t *c, int n)
+{
+    json_t *doc = reply_json(c), *results = json_object_get(doc, "results"), *item;
+    size_t i;
+    int ok = 0;
+
+    if (!json_is_array(results)) {
+        json_decref(doc);
+        return n;
+    }
+    json_array_foreach(results, i, item)
+    {
+        if (!json_object_get(item, "error"))
+            ok++;
+        else
+            note_error(x, "batch complete item", 200, c);
+    }
+    json_decref(doc);
+    return ok;
+}
+
 /* Complete jobs one request each, or in one request in the probed shape.
  * The result is the sum the bot computed.  Returns how many completed. */
 static int complete(ctx_t *x, httpc_t *c, sb_t *b, const char *bot_id, leased_t *jobs, int n,
@@ -211,10 +235,11 @@ static int complete(ctx_t *x, httpc_t *c, sb_t *b, const char *bot_id, leased_t 
     }
     sb_printf(b, shape == 1 ? "]" : "]}");
     st = httpc_request(c, "/jobs/complete", b->s, b->len);
-    if (st == 200)
-        return n;
-    note_error(x, "batch complete", st, c);
-    return 0;
+    if (st != 200) {
+        note_error(x, "batch complete", st, c);
+        return 0;
+    }
+    return batch_done(x, c, n);
 }
 
 /* Find out what the server offers by using it on a few probe jobs (op
@@ -685,10 +710,10 @@ static void *conns_main(void *arg)
     }
     now = bench_now_ns();
     for (int i = 0; i < t->n; i++) {
-        if (now - slots[i].start > stall_ns)
-            t->stalls++; /* still waiting for a reply */
-        if (slots[i].replies == 0)
-            t->silent++;
+        if (now - slots[i].start > stall_ns) { /* still waiting for a reply */
+            t->stalls++;
+            t->silent += slots[i].replies == 0;
+        }
         curl_multi_remove_handle(m, slots[i].h);
         curl_easy_cleanup(slots[i].h);
     }
