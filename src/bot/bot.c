@@ -28,6 +28,7 @@ int bot_init(struct bot *b, const struct bot_config *cfg, const volatile sig_ato
     if (!b->client)
         return JOBD_EINTERNAL;
     pthread_mutex_init(&b->lock, NULL);
+    pthread_mutex_init(&b->register_lock, NULL);
     return JOBD_OK;
 }
 
@@ -35,6 +36,7 @@ void bot_cleanup(struct bot *b)
 {
     jobd_client_free(b->client);
     pthread_mutex_destroy(&b->lock);
+    pthread_mutex_destroy(&b->register_lock);
 }
 
 /* Called with b->lock held. */
@@ -167,45 +169,66 @@ const char *bot_job_gone(struct bot *b, const char *id)
 
 /* How to react to a failed register or claim: wait and try again (false),
  * unless the stop flag ends the wait (true). */
-static bool wait_after_failure(struct bot *b, struct backoff *bo, struct outage *o)
+static bool wait_after_failure(struct bot *b, jobd_client_t *c, struct backoff *bo,
+                               struct outage *o)
 {
     char why[1400];
 
-    jobd_client_error_format(b->client, why, sizeof why);
-    if (jobd_client_error_is_transient(b->client)) {
+    jobd_client_error_format(c, why, sizeof why);
+    if (jobd_client_error_is_transient(c)) {
         outage_failed(o, why);
     } else {
         /* A 4xx (or a reply that breaks the API) will not go away by itself;
          * say so every time, but at the slowest retry rate. */
         log_error("%s %s: %s", o->what,
-                  jobd_client_last_error(b->client)->rc == JOBD_CLIENT_EHTTP ? "refused" : "failed",
-                  why);
+                  jobd_client_last_error(c)->rc == JOBD_CLIENT_EHTTP ? "refused" : "failed", why);
         bo->ceil_ms = bo->max_ms;
     }
     return !retry_sleep(backoff_next(bo), b->stop);
 }
 
-/* Register until it works or the bot is stopped; returns true if registered. */
-static bool register_bot(struct bot *b)
+/* Register until it works or the bot is stopped; returns true if registered.
+ * The claim loops share one registration: whichever finds none registers,
+ * the others find it done when they get the lock. */
+static bool register_bot(struct bot *b, jobd_client_t *c)
 {
     const struct bot_config *cfg = b->cfg;
     struct outage o = {.what = "register"};
     struct backoff bo;
     char id[JOBD_ID_MAX];
+    bool ok = false;
 
+    pthread_mutex_lock(&b->register_lock);
     backoff_init(&bo, CLAIM_BACKOFF_FIRST_MS, CLAIM_BACKOFF_MAX_MS);
     while (!*b->stop) {
-        if (jobd_client_register(b->client, cfg->name, cfg->operations, cfg->n_operations, id) ==
+        bot_get_id(b, id);
+        if (id[0]) {
+            ok = true;
+            break;
+        }
+        if (jobd_client_register(c, cfg->name, cfg->operations, cfg->n_operations, id) ==
             JOBD_CLIENT_OK) {
             outage_over(&o);
             set_id(b, id);
             log_info("Registered as %s (bot id %s) at %s", cfg->name, id, cfg->server);
-            return true;
+            ok = true;
+            break;
         }
-        if (wait_after_failure(b, &bo, &o))
+        if (wait_after_failure(b, c, &bo, &o))
             break;
     }
-    return false;
+    pthread_mutex_unlock(&b->register_lock);
+    return ok;
+}
+
+/* Forget the bot id `stale` (the server does not know it), unless another
+ * claim loop already replaced it with a fresh registration. */
+static void forget_id(struct bot *b, const char *stale)
+{
+    pthread_mutex_lock(&b->lock);
+    if (strcmp(b->bot_id, stale) == 0)
+        b->bot_id[0] = '\0';
+    pthread_mutex_unlock(&b->lock);
 }
 
 static bool is_unknown_bot(const jobd_client_t *c)
@@ -214,7 +237,8 @@ static bool is_unknown_bot(const jobd_client_t *c)
     return e->rc == JOBD_CLIENT_EHTTP && e->status == 404 && strcmp(e->code, "unknown_bot") == 0;
 }
 
-void bot_run(struct bot *b)
+/* One claim loop on its own connection c. */
+static void claim_loop(struct bot *b, jobd_client_t *c)
 {
     const struct bot_config *cfg = b->cfg;
     struct outage o = {.what = "claim"};
@@ -237,22 +261,22 @@ void bot_run(struct bot *b)
 
         bot_get_id(b, id);
         if (!id[0]) {
-            if (!register_bot(b))
+            if (!register_bot(b, c))
                 break;
             continue;
         }
-        rc = jobd_client_claim(b->client, &req, &jobs, &n);
+        rc = jobd_client_claim(c, &req, &jobs, &n);
         if (rc == JOBD_CLIENT_ECANCELED)
             break;
         if (rc != JOBD_CLIENT_OK) {
-            if (is_unknown_bot(b->client)) {
+            if (is_unknown_bot(c)) {
                 log_warn("The server does not know bot %s (was its database reset?); "
                          "registering again",
                          id);
-                set_id(b, "");
+                forget_id(b, id);
                 continue;
             }
-            if (wait_after_failure(b, &bo, &o))
+            if (wait_after_failure(b, c, &bo, &o))
                 break;
             continue;
         }
@@ -263,7 +287,45 @@ void bot_run(struct bot *b)
         for (size_t i = 0; i < n; i++)
             bot_hold(b, jobs[i].id);
         for (size_t i = 0; i < n; i++)
-            job_process(b, b->client, id, &jobs[i]);
+            job_process(b, c, id, &jobs[i]);
         jobd_client_jobs_free(jobs, n);
+    }
+}
+
+struct loop {
+    struct bot *b;
+    jobd_client_t *client;
+    pthread_t thread;
+};
+
+static void *loop_thread(void *arg)
+{
+    struct loop *l = arg;
+    claim_loop(l->b, l->client);
+    return NULL;
+}
+
+void bot_run(struct bot *b)
+{
+    jobd_client_options_t opts = {.base_url = b->cfg->server};
+    struct loop loops[BOT_MAX_HELD];
+    int n = 0;
+
+    /* Loops 1..N-1 run in threads with connections of their own (a client
+     * is not thread-safe); loop 0 runs here on b->client. */
+    for (int i = 1; i < b->cfg->concurrency; i++) {
+        loops[n] = (struct loop){.b = b, .client = jobd_client_new(&opts)};
+        if (!loops[n].client) {
+            log_error("cannot create an HTTP client for claim loop %d; running %d", i, n + 1);
+            break;
+        }
+        if (pthread_create(&loops[n].thread, NULL, loop_thread, &loops[n]) != 0)
+            abort();
+        n++;
+    }
+    claim_loop(b, b->client);
+    for (int i = 0; i < n; i++) {
+        pthread_join(loops[i].thread, NULL);
+        jobd_client_free(loops[i].client);
     }
 }

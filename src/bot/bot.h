@@ -24,6 +24,7 @@ struct bot_config {
     int report_grace_ms; /* after a stop request, how long to keep trying to report */
     int work_ms;         /* each job takes at least this long (simulated work) */
     int batch;           /* jobs leased per claim, worked through one by one */
+    int concurrency;     /* claim loops at once, each with its own connection */
 };
 
 /* Room for the jobs of one claim (the server's "max" is 1..100). */
@@ -37,14 +38,15 @@ struct held_job {
 
 struct bot {
     const struct bot_config *cfg;
-    jobd_client_t *client;             /* the claim loop's; not thread-safe */
+    jobd_client_t *client;             /* the first claim loop's; not thread-safe */
     const volatile sig_atomic_t *stop; /* set by SIGTERM/SIGINT */
 
     /* Shared with the heartbeat thread. */
     pthread_mutex_t lock;
-    char bot_id[JOBD_ID_MAX]; /* "" until registered */
-    int busy;                 /* jobs in hand: state is "processing" while > 0 */
-    bool offline;             /* set when the bot is leaving */
+    char bot_id[JOBD_ID_MAX];      /* "" until registered */
+    int busy;                      /* jobs in hand: state is "processing" while > 0 */
+    bool offline;                  /* set when the bot is leaving */
+    pthread_mutex_t register_lock; /* one registration at a time among the loops */
     struct held_job held[BOT_MAX_HELD];
     size_t n_held;
 };

@@ -28,7 +28,8 @@ static void usage(FILE *to)
 {
     fprintf(to,
             "usage: jobd-bot [--server URL] [--name NAME] [--operations OP,OP,...]\n"
-            "                [--wait-ms MS] [--heartbeat-ms MS] [--batch N] [--work-ms MS]\n"
+            "                [--wait-ms MS] [--heartbeat-ms MS] [--batch N] [--concurrency N]\n"
+            "                [--work-ms MS]\n"
             "                [--log-level LEVEL]\n"
             "\n"
             "  --server URL        jobd to work for (env JOBD_SERVER; default %s)\n"
@@ -39,6 +40,8 @@ static void usage(FILE *to)
             "  --heartbeat-ms MS   heartbeat period, >= 100 (default 5000)\n"
             "  --batch N           jobs leased per claim, worked one after another, 1-100\n"
             "                      (default 1)\n"
+            "  --concurrency N     claim loops at once, each with its own connection; N x batch\n"
+            "                      jobs can be in hand (N x batch <= 100; default 1)\n"
             "  --work-ms MS        make each job take at least this long, for demos and\n"
             "                      tests of slow work (default 0)\n"
             "  --log-level LEVEL   debug, info, warn or error (default info)\n",
@@ -103,6 +106,7 @@ static void parse_args(int argc, char **argv, struct bot_config *cfg, char *defa
         {"heartbeat-ms", required_argument, NULL, 'b'},
         {"log-level", required_argument, NULL, 'l'},
         {"batch", required_argument, NULL, 'B'},
+        {"concurrency", required_argument, NULL, 'C'},
         {"work-ms", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -121,6 +125,7 @@ static void parse_args(int argc, char **argv, struct bot_config *cfg, char *defa
     cfg->heartbeat_ms = 5000;
     cfg->report_grace_ms = 30000;
     cfg->batch = 1;
+    cfg->concurrency = 1;
     cfg->work_ms = 0;
 
     while ((c = getopt_long(argc, argv, "s:n:o:h", longopts, NULL)) != -1) {
@@ -142,6 +147,9 @@ static void parse_args(int argc, char **argv, struct bot_config *cfg, char *defa
             break;
         case 'B':
             cfg->batch = int_option("batch", optarg, 1, BOT_MAX_HELD);
+            break;
+        case 'C':
+            cfg->concurrency = int_option("concurrency", optarg, 1, BOT_MAX_HELD);
             break;
         case 'W':
             cfg->work_ms = int_option("work-ms", optarg, 0, 3600000);
@@ -169,6 +177,12 @@ static void parse_args(int argc, char **argv, struct bot_config *cfg, char *defa
     }
     if (!cfg->name[0] || !cfg->server[0]) {
         fprintf(stderr, "jobd-bot: --server and --name must not be empty\n");
+        exit(2);
+    }
+    /* Every job in hand needs a slot in the bot's held list. */
+    if (cfg->concurrency * cfg->batch > BOT_MAX_HELD) {
+        fprintf(stderr, "jobd-bot: --concurrency x --batch must be at most %d, not %d\n",
+                BOT_MAX_HELD, cfg->concurrency * cfg->batch);
         exit(2);
     }
 }
@@ -205,8 +219,10 @@ int main(int argc, char **argv)
         bot_cleanup(&b);
         return 1;
     }
-    log_info("jobd-bot %s starting: server %s, %zu operations, wait %d ms, heartbeat %d ms",
-             cfg.name, cfg.server, cfg.n_operations, cfg.wait_ms, cfg.heartbeat_ms);
+    log_info("jobd-bot %s starting: server %s, %zu operations, wait %d ms, heartbeat %d ms, "
+             "%d claim loop%s of up to %d jobs",
+             cfg.name, cfg.server, cfg.n_operations, cfg.wait_ms, cfg.heartbeat_ms, cfg.concurrency,
+             cfg.concurrency > 1 ? "s" : "", cfg.batch);
     bot_run(&b);
     log_info("Stop requested: no more claims");
     bot_set_offline(&b);

@@ -1,0 +1,47 @@
+"""test_bot_concurrency.py - `jobd-bot --concurrency N` works N jobs at once in one
+process: the server sees the one bot hold several jobs at the same moment, every job is
+computed right and recorded once, and the bot still stops cleanly on SIGTERM."""
+
+import harness
+
+N = 40
+
+
+class BotConcurrency(harness.E2ETestCase):
+    needs = ("jobd", "jobd-bot")
+
+    def test_one_bot_works_several_jobs_at_once(self):
+        jobd = self.start_jobd()
+        bot, = self.start_bots(jobd, 1, ["sum"], args=["--concurrency", "4", "--work-ms", "300"])
+        ids = [self.submit(jobd, "sum", i, 1000)["id"] for i in range(N)]
+
+        most = 0
+
+        def all_done():
+            nonlocal most
+            bots = jobd.request("GET", "/bots").body["bots"]
+            most = max([most] + [len(b["jobs"]) for b in bots])
+            s = jobd.request("GET", "/stats").body["jobs"]
+            return s["succeeded"] + s["failed"] >= N
+        self.wait_for(all_done, 60, f"{N} jobs with one bot", interval=0.05)
+        self.assertGreaterEqual(most, 2, "the bot never held two jobs at once")
+        self.assertLessEqual(most, 4, "more jobs in hand than claim loops")
+
+        rows = jobd.db_jobs()
+        for i, jid in enumerate(ids):
+            self.assertEqual((rows[jid]["status"], rows[jid]["result"]), ("succeeded", i + 1000))
+            self.assertEqual(len(self.get_job(jobd, jid)["history"]), 1)
+        self.assertEqual(len({b["id"] for b in jobd.request("GET", "/bots").body["bots"]}), 1,
+                         "the claim loops share one registration")
+        self.assertEqual(bot.stop(), 0)
+
+    def test_concurrency_times_batch_is_bounded(self):
+        jobd = self.start_jobd()
+        bot, = self.start_bots(jobd, 1, ["sum"], args=["--concurrency", "20", "--batch", "10"])
+        self.wait_for(lambda: not bot.alive(), 10, "jobd-bot to refuse its options")
+        self.assertEqual(bot.popen.returncode, 2)
+        self.assertIn("at most 100", bot.log())
+
+
+if __name__ == "__main__":
+    harness.main()
