@@ -12,7 +12,9 @@ import glob
 import http.client as http_client
 import json
 import os
+import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -541,6 +543,120 @@ def run_concurrently(fns):
     if errors:
         raise errors[0]
     return results
+
+
+# ---- PostgreSQL (label pg) ----------------------------------------------------------------
+
+PG_URL = os.environ.get("JOBD_TEST_PG", "")  # postgresql://.../postgres, from scripts/lib.sh
+PG_CTL = os.environ.get("JOBD_TEST_PG_CTL", "")  # its pg_ctl command line
+SKIP = 77  # the pg tests' SKIP_RETURN_CODE in CTest
+
+
+def psql(url, sql):
+    """Run sql on the database at url with psql; returns its output, raises on an error."""
+    r = subprocess.run(["psql", "-qAtX", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise AssertionError(f"psql {sql[:100]!r}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def pg_rows(url, sql):
+    """The rows of query sql as dicts (JSON values as Python values, BIGINT as int)."""
+    return json.loads(psql(url, f"SELECT coalesce(json_agg(t), '[]') FROM ({sql}) t"))
+
+
+class PgTestCase(E2ETestCase):
+    """A test on the throwaway PostgreSQL that scripts/test starts: each test gets a database
+    of its own (self.db_url), dropped after every process is stopped."""
+
+    def setUp(self):
+        name = f"e2e_{os.getpid()}_{self._testMethodName.lower()}"[:63]
+        psql(PG_URL, f"CREATE DATABASE {name}")
+        # Registered before E2ETestCase's cleanup, so it runs after it (cleanups are LIFO).
+        self.addCleanup(psql, PG_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.db_url = PG_URL.rsplit("/", 1)[0] + "/" + name
+        super().setUp()
+
+    def start_servers(self, n, args=()):
+        """n jobd servers jobd-1..n on self.db_url with server ids s1..sn, sharing one data
+        directory: its datalake then holds every server's part files side by side."""
+        data_dir = os.path.join(self.tmp, "data")
+        return [self.start_jobd(data_dir=data_dir, name=f"jobd-{i}",
+                                args=("--db", self.db_url, "--server-id", f"s{i}", *args))
+                for i in range(1, n + 1)]
+
+    def db(self, sql):
+        return pg_rows(self.db_url, sql)
+
+    def pg_ctl(self, *args):
+        """Run the cluster's pg_ctl (e.g. "stop", "-m", "fast")."""
+        r = subprocess.run(shlex.split(PG_CTL) + list(args), capture_output=True, text=True,
+                           timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, f"pg_ctl {args}: {r.stdout}{r.stderr}")
+
+    def check_run(self, jobd, expected):
+        """After a run of `expected` ({id: (op, a, b)}) through servers sharing the database
+        and data directory of jobd: every job succeeded once with the right result; no job
+        was ever held by two bots at once (its attempts never overlap, one ended
+        succeeded); and the datalake, across every server's part files, has exactly one
+        line per job, equal to its row."""
+        rows = {r["id"]: r for r in self.db("SELECT * FROM jobs")}
+        self.assertEqual(set(rows), set(expected), "one row per submitted job")
+        wrong = [(i, expected[i], rows[i]["status"], rows[i]["result"]) for i in expected
+                 if (rows[i]["status"], rows[i]["result"])
+                 != ("succeeded", expected_result(*expected[i])[1])]
+        self.assertEqual(wrong[:5], [], f"{len(wrong)} jobs without the right result")
+        attempts = {}
+        for a in self.db("SELECT job_id, attempt, bot_id, started_at, ended_at, outcome"
+                         " FROM attempts ORDER BY job_id, attempt"):
+            attempts.setdefault(a["job_id"], []).append(a)
+        overlap, succeeded = [], []
+        for jid, tries in attempts.items():
+            for x, y in zip(tries, tries[1:]):
+                if x["ended_at"] is None or x["ended_at"] > y["started_at"]:
+                    overlap.append((jid, x, y))
+            if [t["outcome"] for t in tries].count("succeeded") != 1:
+                succeeded.append((jid, tries))
+        self.assertEqual(overlap[:3], [], "a job held by two bots at once")
+        self.assertEqual(succeeded[:3], [], "a job without exactly one succeeded attempt")
+        self.assertEqual(set(attempts), set(expected), "every job has its attempts")
+        self.wait_for(lambda: not self.db("SELECT id FROM jobs WHERE NOT exported LIMIT 1"),
+                      60, "every job to be exported")
+        counts = jobd.datalake_count()
+        self.assertEqual(set(counts), set(expected), "every job in the datalake")
+        self.assertEqual({i: c for i, c in counts.items() if c != 1}, {}, "duplicate lines")
+        lake = {o["id"]: normalise_api_job(o) for _, o in jobd.datalake()}
+        db = {i: normalise_db_row(r) for i, r in rows.items()}
+        self.assertEqual([i for i in expected if lake[i] != db[i]][:5], [],
+                         "datalake lines that differ from the database")
+        files = {os.path.basename(rel) for rel, _ in jobd.datalake()}
+        self.assertTrue(files <= {"part-s1.jsonl", "part-s2.jsonl", "part-s3.jsonl"}, files)
+
+
+def random_jobs(n, seed):
+    """n (op, a, b) of every operation, with operands whose answers fit int64."""
+    rng = random.Random(seed)
+    ops = ["sum", "difference", "product", "quotient", "remainder", "power"]
+    jobs = []
+    for i in range(n):
+        op = ops[i % len(ops)]
+        if op == "power":
+            a, b = rng.randint(-40, 40), rng.randint(0, 9)
+        elif op in ("quotient", "remainder"):
+            a, b = rng.randint(-10**12, 10**12), rng.choice([-1, 1]) * rng.randint(1, 10**6)
+        else:
+            a, b = rng.randint(-10**15, 10**15), rng.randint(-10**3, 10**3)
+        jobs.append((op, a, b))
+    return jobs
+
+
+def main_pg():
+    """main() of the pg tests: without a PostgreSQL to test on, say so and exit SKIP."""
+    if not PG_URL:
+        print("skipped: JOBD_TEST_PG is not set (scripts/test starts a PostgreSQL and sets it)")
+        sys.exit(SKIP)
+    main()
 
 
 def main():

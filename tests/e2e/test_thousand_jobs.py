@@ -2,28 +2,15 @@
 job succeeds with the right answer (computed here, independently), and each job is
 exactly one row in the database and exactly one line in the datalake."""
 
-import random
 import re
 
 import harness
 
 N = 1000
-OPS = ["sum", "difference", "product", "quotient", "remainder", "power"]
 
 
 def make_jobs():
-    rng = random.Random(20250817)
-    jobs = []
-    for i in range(N):
-        op = OPS[i % len(OPS)]
-        if op == "power":
-            a, b = rng.randint(-40, 40), rng.randint(0, 9)
-        elif op in ("quotient", "remainder"):
-            a, b = rng.randint(-10**12, 10**12), rng.choice([-1, 1]) * rng.randint(1, 10**6)
-        else:
-            a, b = rng.randint(-10**15, 10**15), rng.randint(-10**3, 10**3)
-        jobs.append((op, a, b))
-    return jobs
+    return harness.random_jobs(N, 20250817)
 
 
 class ThousandJobs(harness.E2ETestCase):

@@ -1,0 +1,58 @@
+"""test_pg_servers.py - several jobd servers on one PostgreSQL (label pg): a claim waiting on
+one server is woken by a job submitted through another, and 5,000 jobs submitted across 3
+servers and worked by 6 bots spread over them all succeed once, are never held by two bots
+at once, and reach the datalake exactly once across every server's part files."""
+
+import threading
+import time
+
+import harness
+
+
+class PgServers(harness.PgTestCase):
+    needs = ("jobd", "jobd-bot")
+
+    def test_claim_on_a_woken_by_submit_on_b(self):
+        a, b = self.start_servers(2)
+        bot = self.register_bot(a, "waiter", ["pg_wake"])
+        got = {}
+        waiting = threading.Thread(target=lambda: got.update(
+            r=self.claim(a, bot, ["pg_wake"], wait_ms=20000)))
+        waiting.start()
+        self.wait_for(lambda: a.request("GET", "/health").body.get("waiting_claims") == 1, 10,
+                      "the claim to wait on server A")
+        submitted = time.monotonic()
+        job = self.submit(b, "pg_wake", 1, 2)
+        waiting.join(25 * harness.SLOW)
+        woken_after = time.monotonic() - submitted
+        body = self.expect(got["r"], 200, "the claim waiting on A")
+        self.assertEqual([j["id"] for j in body["jobs"]], [job["id"]])
+        self.assertLess(woken_after, 0.5 * harness.SLOW, "woken within 500 ms")
+
+    def test_5000_jobs_3_servers_6_bots(self):
+        n = 5000
+        servers = self.start_servers(3)
+        for i, s in enumerate(servers):
+            self.start_bots(s, 2, first=2 * i + 1)
+        specs = harness.random_jobs(n, 20260817)
+
+        def submit_slice(k):
+            s = servers[k % 3]
+            return [(self.submit(s, op, a, b)["id"], (op, a, b)) for op, a, b in specs[k::6]]
+
+        expected = dict(pair for part in harness.run_concurrently(
+            [lambda k=k: submit_slice(k) for k in range(6)]) for pair in part)
+        self.assertEqual(len(expected), n, "every submit got its own id")
+
+        def finished():
+            s = servers[0].request("GET", "/stats").body["jobs"]
+            return s if s["succeeded"] + s["failed"] >= n else None
+        stats = self.wait_for(finished, 150, f"{n} jobs to finish", interval=0.5)
+        self.assertEqual((stats["succeeded"], stats["total"]), (n, n), stats)
+        self.check_run(servers[0], expected)
+        bots = {r["bot_name"] for r in self.db("SELECT DISTINCT bot_name FROM jobs")}
+        self.assertEqual(bots, {f"bot-{i}" for i in range(1, 7)}, "every bot worked")
+
+
+if __name__ == "__main__":
+    harness.main_pg()
