@@ -25,7 +25,8 @@ struct datalake {
     store_t *store;
     char root[PATH_MAX]; /* .../datalake/results */
     char server_id[128];
-    json_t *sizes; /* {"date=.../part-x.jsonl": recorded size} */
+    char last_dir[PATH_MAX]; /* the directory part_write last made sure of */
+    json_t *sizes;           /* {"date=.../part-x.jsonl": recorded size} */
     pthread_t thread;
     pthread_mutex_t lock; /* dirty, stop */
     pthread_cond_t cond;
@@ -177,12 +178,19 @@ static int part_write(datalake_t *d, part_t *p, err_t *e)
     full_path(d, p->rel, full);
     snprintf(dir, sizeof dir, "%s", full);
     *strrchr(dir, '/') = '\0';
-    if ((rc = mkdirs(dir, e)) != JOBD_OK)
-        return rc;
+    /* A day's directory is made once, not at every flush; a failure below
+     * forgets it, so that a directory removed meanwhile is made again. */
+    if (strcmp(dir, d->last_dir) != 0) {
+        if ((rc = mkdirs(dir, e)) != JOBD_OK)
+            return rc;
+        snprintf(d->last_dir, sizeof d->last_dir, "%s", dir);
+    }
     created = stat(full, &st) != 0;
     fd = open(full, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0)
+    if (fd < 0) {
+        d->last_dir[0] = '\0';
         return err_set(e, JOBD_EIO, "open %s: %s", full, strerror(errno));
+    }
     while (done < p->len) {
         ssize_t w = write(fd, p->buf + done, p->len - done);
         if (w < 0 && errno == EINTR)
@@ -287,6 +295,22 @@ int datalake_flush(datalake_t *d, int *n, err_t *e)
     return rc;
 }
 
+/* After a job finishes, the writer waits this long before it flushes, so
+ * that one append, one fsync and one database mark carry every job that
+ * finished meanwhile instead of one each. */
+#define COALESCE_MS 20
+
+static void deadline_in(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 static void *writer(void *arg)
 {
     datalake_t *d = arg;
@@ -300,9 +324,14 @@ static void *writer(void *arg)
         bool stop;
 
         pthread_mutex_lock(&d->lock);
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += backoff ? backoff / 1000 : 1;
+        deadline_in(&until, 1000);
         while (!d->dirty && !d->stop)
+            if (pthread_cond_timedwait(&d->cond, &d->lock, &until) != 0)
+                break;
+        /* Hold off (longer after a failure: the backoff), whatever more
+         * finishes meanwhile; only a stop cuts it short. */
+        deadline_in(&until, backoff ? backoff : COALESCE_MS);
+        while (!d->stop)
             if (pthread_cond_timedwait(&d->cond, &d->lock, &until) != 0)
                 break;
         d->dirty = false;
