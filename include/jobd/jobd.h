@@ -175,6 +175,15 @@ JOBD_API int jobd_client_stats(jobd_client_t *c, json_t **stats);
 JOBD_API int jobd_client_release(jobd_client_t *c, const char *id, const char *reason,
                                  json_t **job);
 
+/* POST /jobs/{id}/retry and /cancel, admin calls like release: retry gives
+ * a failed or cancelled job a fresh budget; cancel ends a pending or
+ * processing job.  reason may be NULL.  OUT (optional): *job. */
+JOBD_API int jobd_client_retry(jobd_client_t *c, const char *id, const char *reason, json_t **job);
+JOBD_API int jobd_client_cancel(jobd_client_t *c, const char *id, const char *reason, json_t **job);
+
+/* GET /jobs/{id}/explain: why the job is where it is.  OUT: *explanation. */
+JOBD_API int jobd_client_explain(jobd_client_t *c, const char *id, json_t **explanation);
+
 /* GET /health.  OUT (optional): *health.  A 503 is a JOBD_CLIENT_EHTTP error. */
 JOBD_API int jobd_client_health(jobd_client_t *c, json_t **health);
 

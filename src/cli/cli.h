@@ -65,7 +65,8 @@ int cmd_get(struct cli *cli, const struct cli_command *cmd, int argc, char **arg
 int cmd_list(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 int cmd_stats(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 int cmd_health(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
-int cmd_release(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+int cmd_admin(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+int cmd_explain(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 int cmd_demo(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 
 #endif

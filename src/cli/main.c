@@ -18,7 +18,10 @@ static const struct cli_command commands[] = {
     {"get", "ID", cmd_get},
     {"list", "[--status S] [--operation O] [--limit N] [--after ID]", cmd_list},
     {"stats", "", cmd_stats},
-    {"release", "ID [--reason R]", cmd_release},
+    {"explain", "ID", cmd_explain},
+    {"release", "ID [--reason R]", cmd_admin},
+    {"retry", "ID [--reason R]", cmd_admin},
+    {"cancel", "ID [--reason R]", cmd_admin},
     {"health", "", cmd_health},
     {"demo", "[--count N] [--rate PER_SEC]", cmd_demo},
 };
@@ -29,7 +32,8 @@ static int usage(FILE *to, int status)
     fprintf(to, "usage: jobctl [--server URL] [--token T] COMMAND [ARGS]\n"
                 "\n"
                 "  --server URL  jobd to talk to (env JOBD_SERVER; default " DEFAULT_SERVER ")\n"
-                "  --token T     admin token for release (better: env JOBD_ADMIN_TOKEN, which\n"
+                "  --token T     admin token for release, retry, cancel (better: env "
+                "JOBD_ADMIN_TOKEN, which\n"
                 "                other users cannot see in the process list)\n"
                 "\n"
                 "commands:\n");

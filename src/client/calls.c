@@ -323,19 +323,47 @@ int jobd_client_stats(jobd_client_t *c, json_t **stats)
     return exchange(c, "GET", "/stats", NULL, false, "stats", stats);
 }
 
-int jobd_client_release(jobd_client_t *c, const char *id, const char *reason, json_t **job)
+/* POST /jobs/{id}/<action> with an optional reason, sending the admin token. */
+static int admin_action(jobd_client_t *c, const char *id, const char *action, const char *reason,
+                        json_t **job)
 {
-    char path[PATH_MAX_LEN];
+    char path[PATH_MAX_LEN], suffix[32];
     json_t *body = NULL;
-    int rc = jobd__path(c, path, sizeof path, "/jobs/", id, "/release");
+    int rc;
 
-    if (rc != JOBD_CLIENT_OK)
+    snprintf(suffix, sizeof suffix, "/%s", action);
+    if ((rc = jobd__path(c, path, sizeof path, "/jobs/", id, suffix)) != JOBD_CLIENT_OK)
         return rc;
     if (reason && !(body = json_pack("{s:s}", "reason", reason)))
         return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
-    rc = exchange(c, "POST", path, body, true, "release", job);
+    rc = exchange(c, "POST", path, body, true, action, job);
     json_decref(body);
     return rc;
+}
+
+int jobd_client_release(jobd_client_t *c, const char *id, const char *reason, json_t **job)
+{
+    return admin_action(c, id, "release", reason, job);
+}
+
+int jobd_client_retry(jobd_client_t *c, const char *id, const char *reason, json_t **job)
+{
+    return admin_action(c, id, "retry", reason, job);
+}
+
+int jobd_client_cancel(jobd_client_t *c, const char *id, const char *reason, json_t **job)
+{
+    return admin_action(c, id, "cancel", reason, job);
+}
+
+int jobd_client_explain(jobd_client_t *c, const char *id, json_t **explanation)
+{
+    char path[PATH_MAX_LEN];
+    int rc = jobd__path(c, path, sizeof path, "/jobs/", id, "/explain");
+
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    return exchange(c, "GET", path, NULL, false, "explain", explanation);
 }
 
 int jobd_client_health(jobd_client_t *c, json_t **health)

@@ -1,5 +1,5 @@
 """test_jobctl.py - the operator's tool against a real server: submit, get, list, stats,
-health and release round trip, and errors that print the API's code and exit 1."""
+health, release, explain, cancel and retry round trip, and errors that print the API's code and exit 1."""
 
 import re
 import subprocess
@@ -55,6 +55,17 @@ class Jobctl(harness.E2ETestCase):
         self.assertEqual([h["outcome"] for h in job["history"]], ["released"])
         self.assertRegex(self.ok(jobd, "get", held), r"\bpending\b")
         self.fails(jobd, "not_processing", "release", held)
+
+        # explain, cancel and retry: the pending job waits for a bot that offers product
+        self.assertIn('"reason"', self.ok(jobd, "explain", held))
+        self.fails(jobd, "unauthorized", "cancel", held, token=None)
+        self.ok(jobd, "cancel", held, "--reason", "not needed")
+        job = self.get_job(jobd, held)
+        self.assertEqual(job["status"], "cancelled")
+        self.assertIn("not needed", [e["reason"] for e in job["events"]])
+        self.assertRegex(self.ok(jobd, "explain", held), r"(?i)cancel")
+        self.ok(jobd, "retry", held, "--reason", "needed after all")
+        self.assertEqual(self.get_job(jobd, held)["status"], "pending")
 
     def test_errors_print_the_code_and_exit_1(self):
         jobd = self.start_jobd()
