@@ -262,8 +262,10 @@ void bench_report_latency(const bench_opts_t *o, samples_t *lat, long sent, long
     bench_emit(o, "latency", "submit_rate", (double)sent / seconds,
                "%ld of %ld scheduled %s (1 per ms) in %.1f s over %d connections", sent, scheduled,
                what, seconds, producers);
-    bench_emit(o, "latency", "p50_ms", samples_pct(lat, 50) / 1e3, "%zu jobs, %d idle bots", lat->n,
-               o->bots);
+    bench_emit(o, "latency", "p50_ms", samples_pct(lat, 50) / 1e3,
+               "%zu of %ld jobs reached one of %d idle bots%s", lat->n, sent, o->bots,
+               (long)lat->n < sent ? " (the rest did not within 30 s: not in the percentiles)"
+                                   : "");
     bench_emit(o, "latency", "p99_ms", samples_pct(lat, 99) / 1e3, NULL);
     bench_emit(o, "latency", "max_ms", samples_pct(lat, 100) / 1e3, NULL);
     bench_emit(o, "latency", "errors", (double)errors, NULL);
