@@ -133,7 +133,7 @@ static int get_operand(const json_t *input, const char *field, int64_t *out, err
 int operation_run(const char *name, const json_t *input, int64_t *result, err_t *e)
 {
     int i = find(name);
-    int64_t a, b;
+    int64_t a = 0, b = 0; /* set by get_operand(); gcc -O3 cannot see it */
     int rc;
 
     if (i < 0)

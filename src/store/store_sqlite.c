@@ -792,7 +792,7 @@ static void sq_free(store_t *base)
  * migration 1 still leaves the record of it. */
 static int read_version(sq_t *s, int *version, err_t *e)
 {
-    int64_t v;
+    int64_t v = 0; /* set by scalar(); gcc -O3 cannot see it */
     int rc = scalar(s,
                     "SELECT count(*) FROM sqlite_master"
                     " WHERE type = 'table' AND name = 'schema_version'",
@@ -818,7 +818,7 @@ static int newer(int version, err_t *e)
 static int sq_schema_version(store_t *base, int *current, int *latest, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    int rc, v;
+    int rc, v = 0;
 
     pthread_mutex_lock(&s->mu);
     rc = read_version(s, &v, e);
@@ -915,7 +915,7 @@ static int sq_migrate_up(store_t *base, err_t *e)
 static int sq_migrate_down(store_t *base, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    int rc, v;
+    int rc, v = 0;
 
     pthread_mutex_lock(&s->mu);
     rc = read_version(s, &v, e);
