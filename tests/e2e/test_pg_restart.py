@@ -1,4 +1,4 @@
-"""test_pg_restart.py - PostgreSQL stops in the middle of a run of 1,000 jobs on 3 servers and
+"""test_pg_restart.py - PostgreSQL stops in the middle of a run of 5,000 jobs on 3 servers and
 6 bots, and starts again (label pg; it restarts the shared test cluster, so CTest runs it
 alone).  While it is down, requests get 503 database_unavailable with libpq's reason and
 /health says so; afterwards every server serves again by itself, and every job succeeded
@@ -11,7 +11,7 @@ class PgRestart(harness.PgTestCase):
     needs = ("jobd", "jobd-bot")
 
     def test_restart_mid_run(self):
-        n = 1000
+        n = 5000
         servers = self.start_servers(3)
         bots = [b for i, s in enumerate(servers) for b in self.start_bots(s, 2, first=2 * i + 1)]
         specs = harness.random_jobs(n, 20260818)
