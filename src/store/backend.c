@@ -123,6 +123,45 @@ int backend_refuse(const struct backend_finish *a, const struct backend_attempt 
                    a->lease, a->id, backend_when(r->ended_at, t));
 }
 
+int backend_report_each(void *conn, int (*finish)(void *conn, struct backend_finish *f, err_t *e),
+                        const char *bot_id, job_report_t *reports, size_t n, err_t *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        job_report_t *r = &reports[i];
+        struct backend_finish f = {r->id ? r->id : "",
+                                   bot_id ? bot_id : "",
+                                   r->lease ? r->lease : "",
+                                   r->ok,
+                                   r->result,
+                                   r->error,
+                                   r->duration_ms,
+                                   NULL,
+                                   false,
+                                   r->retry};
+        r->rc = finish(conn, &f, &r->err);
+        r->job = f.job;
+        r->repeated = f.repeated;
+        if (r->rc >= 0) {
+            r->rc = JOBD_OK;
+        } else if (!backend_is_refusal(r->rc)) {
+            *e = r->err;
+            return r->rc;
+        }
+    }
+    return JOBD_OK;
+}
+
+int backend_report_undo(int rc, job_report_t *reports, size_t n)
+{
+    if (rc != JOBD_OK) {
+        for (size_t i = 0; i < n; i++) {
+            json_decref(reports[i].job);
+            reports[i].job = NULL;
+        }
+    }
+    return rc;
+}
+
 bool backend_is_refusal(int rc)
 {
     switch (rc) {

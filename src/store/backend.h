@@ -62,6 +62,17 @@ struct backend_finish {
 int backend_refuse(const struct backend_finish *a, const struct backend_attempt *r,
                    const char *status, err_t *e);
 
+/* The reports of store_job_report_many, run in the caller's open
+ * transaction on connection `conn` by `finish` (the backend's complete/fail
+ * step).  A refusal is that report's answer; any other failure is returned
+ * and ends the batch. */
+int backend_report_each(void *conn, int (*finish)(void *conn, struct backend_finish *f, err_t *e),
+                        const char *bot_id, job_report_t *reports, size_t n, err_t *e);
+
+/* After a failed batch: drop every job a report had got, so that no OUT
+ * field is set.  Returns rc. */
+int backend_report_undo(int rc, job_report_t *reports, size_t n);
+
 /* True for the codes that refuse one report of a batch (fencing, unknown
  * job) without failing the rest, as opposed to database failures. */
 bool backend_is_refusal(int rc);

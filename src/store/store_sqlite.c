@@ -1377,42 +1377,22 @@ struct report_args {
     size_t n;
 };
 
-/* Every report of the batch in this one transaction: a refusal is that
- * report's answer, a database failure ends the whole batch. */
+static int finish_step(void *conn, struct backend_finish *f, err_t *e)
+{
+    return do_finish((sq_t *)conn, f, e);
+}
+
 static int do_report_many(sq_t *s, void *arg, err_t *e)
 {
     struct report_args *a = arg;
-
-    for (size_t i = 0; i < a->n; i++) {
-        job_report_t *r = &a->reports[i];
-        struct backend_finish f = {str(r->id), str(a->bot_id), str(r->lease), r->ok, r->result,
-                                   r->error,   r->duration_ms, NULL,          false, r->retry};
-        r->rc = do_finish(s, &f, &r->err);
-        r->job = f.job;
-        r->repeated = f.repeated;
-        if (r->rc >= 0) {
-            r->rc = JOBD_OK;
-        } else if (!backend_is_refusal(r->rc)) {
-            *e = r->err;
-            return r->rc;
-        }
-    }
-    return JOBD_OK;
+    return backend_report_each(s, finish_step, a->bot_id, a->reports, a->n, e);
 }
 
 static int sq_job_report_many(store_t *base, const char *bot_id, job_report_t *reports, size_t n,
                               err_t *e)
 {
     struct report_args a = {bot_id, reports, n};
-    int rc = tx_write((sq_t *)base, do_report_many, &a, e);
-
-    if (rc != JOBD_OK) {
-        for (size_t i = 0; i < n; i++) {
-            json_decref(reports[i].job);
-            reports[i].job = NULL;
-        }
-    }
-    return rc;
+    return backend_report_undo(tx_write((sq_t *)base, do_report_many, &a, e), reports, n);
 }
 
 static int sq_job_complete(store_t *base, const char *id, const char *bot_id, const char *lease,
