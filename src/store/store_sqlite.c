@@ -122,7 +122,7 @@
     X(bot_insert, "INSERT INTO bots (id, name, operations, state, registered_at, last_seen_at)"    \
                   " VALUES (?1, ?2, ?3, 'ready', ?4, ?4)")                                         \
     X(bot_name, "SELECT name FROM bots WHERE id = ?1")                                             \
-    X(bot_seen, "UPDATE bots SET last_seen_at = ?2 WHERE id = ?1")                                 \
+    X(bot_seen, "UPDATE bots SET last_seen_at = ?2 WHERE id = ?1 AND last_seen_at < ?2 - 1000")    \
     X(bot_heartbeat, "UPDATE bots SET state = ?2, last_seen_at = ?3 WHERE id = ?1")                \
     X(bot_get, "SELECT {bot} FROM bots WHERE id = ?1")                                             \
     X(bot_list, "SELECT {bot} FROM bots ORDER BY registered_at, id")                               \
@@ -1217,7 +1217,9 @@ static int do_claim(sq_t *s, void *arg, err_t *e)
     col_text(s, ST_bot_name, 0, bot_name, sizeof bot_name);
     sqlite3_reset(s->st[ST_bot_name]);
 
-    /* A claim, even an empty one, shows that the bot is alive. */
+    /* A claim, even an empty one, shows that the bot is alive, to the
+     * second: a row left alone is no write, so a claim that finds nothing
+     * commits nothing and costs no fsync. */
     rc = run(s, ST_bot_seen, e, "ti", a->bot_id, now);
     if (rc < 0)
         return rc;
