@@ -155,6 +155,24 @@ JOBD_API int jobd_client_fail_retryable(jobd_client_t *c, const char *bot_id, co
                                         const char *lease, const char *error, int64_t duration_ms,
                                         json_t **job);
 
+/* One item of jobd_client_report_many(): a complete (result != NULL) or a
+ * fail (error != NULL) of one leased job.  All pointers are borrowed. */
+typedef struct jobd_report {
+    const char *job_id;
+    const char *lease;
+    const json_t *result; /* complete: any JSON value */
+    const char *error;    /* fail (not retryable) */
+    int64_t duration_ms;
+} jobd_report_t;
+
+/* POST /jobs/complete: n reports of one bot in one request and one server
+ * transaction.  Each is fenced on its own: OUT: *results, the server's array
+ * of n entries in order, each {"id", "job"} or {"id", "error": {"code",
+ * "message"}}.  A failure of the whole request (network, 4xx, 5xx) is this
+ * call's error, and then nothing was recorded. */
+JOBD_API int jobd_client_report_many(jobd_client_t *c, const char *bot_id,
+                                     const jobd_report_t *reports, size_t n, json_t **results);
+
 /* POST /jobs.  OUT (optional): *job, the new job. */
 JOBD_API int jobd_client_submit(jobd_client_t *c, const char *operation, const json_t *input,
                                 int64_t priority, json_t **job);

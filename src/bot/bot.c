@@ -286,8 +286,7 @@ static void claim_loop(struct bot *b, jobd_client_t *c)
          * arrives meanwhile: job_process bounds its own retries. */
         for (size_t i = 0; i < n; i++)
             bot_hold(b, jobs[i].id);
-        for (size_t i = 0; i < n; i++)
-            job_process(b, c, id, &jobs[i]);
+        jobs_process(b, c, id, jobs, n);
         jobd_client_jobs_free(jobs, n);
     }
 }

@@ -96,6 +96,12 @@ void bot_run(struct bot *b);
  * id it was claimed with), retrying transient failures; see process.c. */
 void job_process(struct bot *b, jobd_client_t *client, const char *bot_id, const jobd_job_t *job);
 
+/* The n jobs of one claim: computed one after another, then reported in one
+ * request (POST /jobs/complete), each job accepted or refused on its own.
+ * n == 1 is job_process(). */
+void jobs_process(struct bot *b, jobd_client_t *client, const char *bot_id, const jobd_job_t *jobs,
+                  size_t n);
+
 /* The heartbeat thread, with its own client. */
 struct heartbeat {
     struct bot *bot;

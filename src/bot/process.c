@@ -64,14 +64,25 @@ static bool dropped(struct bot *b, const jobd_job_t *job, const struct outcome *
     return gone != NULL;
 }
 
-/* Report until the server accepts or refuses.  Transient failures are retried
- * for as long as the bot runs; once it is asked to stop, for at most
- * report_grace_ms more, after which the lease will expire on the server and
- * the job will run again elsewhere. */
-static void report(struct bot *b, jobd_client_t *c, const char *bot_id, const jobd_job_t *job,
-                   const struct outcome *out)
+/* What deliver() sends: one attempt at a time, until the server answers. */
+struct sender {
+    int (*send)(void *ctx, jobd_client_t *c); /* a client rc */
+    bool (*nothing_left)(void *ctx);          /* every job was taken away meanwhile */
+    void *ctx;
+};
+
+#define DELIVER_GAVE_UP 1 /* stopping, and the grace period ran out */
+#define DELIVER_DROPPED 2 /* nothing left to report */
+
+/* Send until the server accepts (JOBD_CLIENT_OK) or refuses (a non-transient
+ * client error, left in c for the caller to log).  Transient failures are
+ * retried for as long as the bot runs; once it is asked to stop, for at most
+ * report_grace_ms more, after which the leases will expire on the server and
+ * the jobs will run again elsewhere.  `who` and `verb` name what is reported
+ * in the log ("Job 2a4b8e90", "complete"). */
+static int deliver(struct bot *b, jobd_client_t *c, const char *who, const char *verb,
+                   const struct sender *snd)
 {
-    const char *verb = out->ok ? "complete" : "fail";
     struct backoff bo;
     int64_t deadline = 0;
     char why[1400];
@@ -82,43 +93,78 @@ static void report(struct bot *b, jobd_client_t *c, const char *bot_id, const jo
         int rc;
         int64_t wait, now;
 
-        if (dropped(b, job, out))
-            return;
-        rc = send_report(c, bot_id, job, out);
+        if (snd->nothing_left(snd->ctx))
+            return DELIVER_DROPPED;
+        rc = snd->send(snd->ctx, c);
         tries++;
         if (rc == JOBD_CLIENT_OK) {
-            log_accepted(job, out);
             if (tries > 1)
-                log_info("Job %s: %s accepted after %d tries", id_short(job->id), verb, tries);
-            return;
+                log_info("%s: %s accepted after %d tries", who, verb, tries);
+            return rc;
         }
+        if (!jobd_client_error_is_transient(c))
+            return rc;
         jobd_client_error_format(c, why, sizeof why);
-        if (!jobd_client_error_is_transient(c)) {
-            /* The server (or this bot's own request) says no, and asking
-             * again will not change that: keep what the server said. */
-            log_error("Job %s: server refused %s: %s; dropping the job (it was %s)",
-                      id_short(job->id), verb, why, out->what);
-            return;
-        }
         if (tries == 1)
-            log_warn("Job %s: cannot report %s yet, keeping the result and retrying: %s",
-                     id_short(job->id), verb, why);
+            log_warn("%s: cannot report %s yet, keeping the result and retrying: %s", who, verb,
+                     why);
         now = clock_mono_ms();
         if (*b->stop && deadline == 0) {
             deadline = now + b->cfg->report_grace_ms;
-            log_info("Job %s: stop requested; trying to report %s for %d ms more",
-                     id_short(job->id), verb, b->cfg->report_grace_ms);
+            log_info("%s: stop requested; trying to report %s for %d ms more", who, verb,
+                     b->cfg->report_grace_ms);
         }
         if (deadline && now >= deadline) {
-            log_error("Job %s: stopping, and %s was not accepted within %d ms (%d tries): %s; "
+            log_error("%s: stopping, and %s was not accepted within %d ms (%d tries): %s; "
                       "the lease will expire and the job will run again",
-                      id_short(job->id), verb, b->cfg->report_grace_ms, tries, why);
-            return;
+                      who, verb, b->cfg->report_grace_ms, tries, why);
+            return DELIVER_GAVE_UP;
         }
         wait = backoff_next(&bo);
         if (deadline && wait > deadline - now)
             wait = deadline - now;
         retry_sleep(wait, NULL);
+    }
+}
+
+struct single {
+    struct bot *b;
+    const char *bot_id;
+    const jobd_job_t *job;
+    const struct outcome *out;
+};
+
+static int send_single(void *ctx, jobd_client_t *c)
+{
+    struct single *s = ctx;
+    return send_report(c, s->bot_id, s->job, s->out);
+}
+
+static bool single_dropped(void *ctx)
+{
+    struct single *s = ctx;
+    return dropped(s->b, s->job, s->out);
+}
+
+/* Report one job, logging how the server took it. */
+static void report(struct bot *b, jobd_client_t *c, const char *bot_id, const jobd_job_t *job,
+                   const struct outcome *out)
+{
+    struct single ctx = {b, bot_id, job, out};
+    struct sender snd = {send_single, single_dropped, &ctx};
+    char who[32], why[1400];
+    int rc;
+
+    snprintf(who, sizeof who, "Job %s", id_short(job->id));
+    rc = deliver(b, c, who, out->ok ? "complete" : "fail", &snd);
+    if (rc == JOBD_CLIENT_OK) {
+        log_accepted(job, out);
+    } else if (rc < 0) {
+        /* The server (or this bot's own request) says no, and asking again
+         * will not change that: keep what the server said. */
+        jobd_client_error_format(c, why, sizeof why);
+        log_error("%s: server refused %s: %s; dropping the job (it was %s)", who,
+                  out->ok ? "complete" : "fail", why, out->what);
     }
 }
 
@@ -132,28 +178,140 @@ static void work(struct bot *b, const jobd_job_t *job)
         retry_sleep(until - clock_mono_ms() < 50 ? until - clock_mono_ms() : 50, b->stop);
 }
 
-void job_process(struct bot *b, jobd_client_t *client, const char *bot_id, const jobd_job_t *job)
+/* Compute one job into out; false (logged) if the server took it back
+ * before it started. */
+static bool compute(struct bot *b, const jobd_job_t *job, struct outcome *out)
 {
-    struct outcome out = {0};
     int64_t start;
 
     if (bot_job_gone(b, job->id)) {
         log_info("Job %s: not starting it: the server says it was %s", id_short(job->id),
                  bot_job_gone(b, job->id));
-        bot_unhold(b, job->id);
-        return;
+        return false;
     }
-    bot_busy_add(b, +1);
-    /* Log lines name the job by its first 8 characters, as the server's do;
-     * this one ties them to the whole id. */
+    /* Log lines name the job by a short piece of its id, as the server's
+     * do; this one ties them to the whole id. */
     log_debug("Job %s: claimed %s, lease %s", id_short(job->id), job->id, job->lease);
-    operation_describe(job->operation, job->input, out.what, sizeof out.what);
+    operation_describe(job->operation, job->input, out->what, sizeof out->what);
     start = clock_mono_ms();
     if (b->cfg->work_ms > 0)
         work(b, job);
-    out.ok = operation_run(job->operation, job->input, &out.value, &out.error) == JOBD_OK;
-    out.duration_ms = clock_mono_ms() - start;
-    report(b, client, bot_id, job, &out);
+    out->ok = operation_run(job->operation, job->input, &out->value, &out->error) == JOBD_OK;
+    out->duration_ms = clock_mono_ms() - start;
+    return true;
+}
+
+/* The jobs of one claim, reported in one POST /jobs/complete. */
+struct batch {
+    struct bot *b;
+    const char *bot_id;
+    const jobd_job_t *jobs;
+    struct outcome *out;
+    bool *skip; /* not started, or taken away since */
+    size_t n;
+    size_t *index; /* results[k] answers jobs[index[k]] */
+    size_t sent;
+    json_t *results;
+};
+
+static int send_batch(void *ctx, jobd_client_t *c)
+{
+    struct batch *bt = ctx;
+    jobd_report_t r[BOT_MAX_HELD] = {0};
+    json_t *values[BOT_MAX_HELD];
+    size_t k = 0;
+    int rc;
+
+    for (size_t i = 0; i < bt->n; i++) {
+        const struct outcome *o = &bt->out[i];
+        if (bt->skip[i])
+            continue;
+        values[k] = o->ok ? json_integer((json_int_t)o->value) : NULL;
+        if (o->ok && !values[k])
+            abort(); /* out of memory: the programs do not limp on */
+        r[k] = (jobd_report_t){bt->jobs[i].id, bt->jobs[i].lease, values[k],
+                               o->ok ? NULL : o->error.msg, o->duration_ms};
+        bt->index[k++] = i;
+    }
+    bt->sent = k;
+    json_decref(bt->results);
+    bt->results = NULL;
+    rc = jobd_client_report_many(c, bt->bot_id, r, k, &bt->results);
+    for (size_t i = 0; i < k; i++)
+        json_decref(values[i]);
+    return rc;
+}
+
+static bool batch_dropped(void *ctx)
+{
+    struct batch *bt = ctx;
+    bool any = false;
+
+    for (size_t i = 0; i < bt->n; i++) {
+        if (!bt->skip[i] && dropped(bt->b, &bt->jobs[i], &bt->out[i]))
+            bt->skip[i] = true;
+        any |= !bt->skip[i];
+    }
+    return !any;
+}
+
+/* Report the batch and log, per job, how the server took it. */
+static void report_batch(struct bot *b, jobd_client_t *c, struct batch *bt)
+{
+    struct sender snd = {send_batch, batch_dropped, bt};
+    char who[48], why[1400];
+    int rc;
+
+    snprintf(who, sizeof who, "Batch of %zu jobs", bt->n);
+    rc = deliver(b, c, who, "report", &snd);
+    if (rc < 0) {
+        jobd_client_error_format(c, why, sizeof why);
+        log_error("%s: server refused the report: %s; dropping the jobs", who, why);
+    }
+    for (size_t k = 0; rc == JOBD_CLIENT_OK && k < bt->sent; k++) {
+        const jobd_job_t *job = &bt->jobs[bt->index[k]];
+        const struct outcome *o = &bt->out[bt->index[k]];
+        json_t *entry = json_array_get(bt->results, k), *err = json_object_get(entry, "error");
+
+        if (!err)
+            log_accepted(job, o);
+        else
+            log_error("Job %s: server refused %s: %s: %s; dropping the job (it was %s)",
+                      id_short(job->id), o->ok ? "complete" : "fail",
+                      json_string_value(json_object_get(err, "code")),
+                      json_string_value(json_object_get(err, "message")), o->what);
+    }
+}
+
+void job_process(struct bot *b, jobd_client_t *client, const char *bot_id, const jobd_job_t *job)
+{
+    struct outcome out = {0};
+
+    bot_busy_add(b, +1);
+    if (compute(b, job, &out))
+        report(b, client, bot_id, job, &out);
     bot_unhold(b, job->id);
     bot_busy_add(b, -1);
+}
+
+void jobs_process(struct bot *b, jobd_client_t *client, const char *bot_id, const jobd_job_t *jobs,
+                  size_t n)
+{
+    struct outcome out[BOT_MAX_HELD] = {0};
+    bool skip[BOT_MAX_HELD] = {0};
+    size_t index[BOT_MAX_HELD];
+    struct batch bt = {b, bot_id, jobs, out, skip, n, index, 0, NULL};
+
+    if (n == 1) {
+        job_process(b, client, bot_id, &jobs[0]);
+        return;
+    }
+    bot_busy_add(b, (int)n);
+    for (size_t i = 0; i < n; i++)
+        skip[i] = !compute(b, &jobs[i], &out[i]);
+    report_batch(b, client, &bt);
+    json_decref(bt.results);
+    for (size_t i = 0; i < n; i++)
+        bot_unhold(b, jobs[i].id);
+    bot_busy_add(b, -(int)n);
 }

@@ -225,6 +225,50 @@ int jobd_client_complete(jobd_client_t *c, const char *bot_id, const char *job_i
                   job);
 }
 
+int jobd_client_report_many(jobd_client_t *c, const char *bot_id, const jobd_report_t *reports,
+                            size_t n, json_t **results)
+{
+    json_t *items, *body, *doc = NULL;
+    int rc;
+
+    if (!bot_id || !reports || n == 0 || !results)
+        return jobd__fail(c, JOBD_CLIENT_EINVAL, "report_many needs bot_id and 1 or more reports");
+    items = json_array();
+    for (size_t i = 0; items && i < n; i++) {
+        const jobd_report_t *r = &reports[i];
+        json_t *item;
+        if (!r->job_id || !r->lease || !r->result == !r->error || r->duration_ms < 0) {
+            json_decref(items);
+            return jobd__fail(c, JOBD_CLIENT_EINVAL,
+                              "report %zu needs job_id, lease, duration_ms >= 0 and exactly one "
+                              "of result and error",
+                              i);
+        }
+        item = r->result ? json_pack("{s:s, s:s, s:O, s:I}", "id", r->job_id, "lease", r->lease,
+                                     "result", r->result, "duration_ms", (json_int_t)r->duration_ms)
+                         : json_pack("{s:s, s:s, s:s, s:I}", "id", r->job_id, "lease", r->lease,
+                                     "error", r->error, "duration_ms", (json_int_t)r->duration_ms);
+        if (!item || json_array_append_new(items, item) != 0) {
+            json_decref(items);
+            return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+        }
+    }
+    body = items ? json_pack("{s:s, s:o}", "bot_id", bot_id, "results", items) : NULL;
+    if (!body)
+        return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+    rc = exchange(c, "POST", "/jobs/complete", body, false, "report", &doc);
+    json_decref(body);
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    if (json_array_size(json_object_get(doc, "results")) != n) {
+        json_decref(doc);
+        return jobd__fail(c, JOBD_CLIENT_EPROTO, "report: the reply does not hold %zu results", n);
+    }
+    *results = json_incref(json_object_get(doc, "results"));
+    json_decref(doc);
+    return JOBD_CLIENT_OK;
+}
+
 /* fail and fail_retryable differ only in the "retryable" flag. */
 static int fail(jobd_client_t *c, const char *bot_id, const char *job_id, const char *lease,
                 const char *error, int64_t duration_ms, bool retryable, json_t **job)

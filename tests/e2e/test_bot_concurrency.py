@@ -35,6 +35,28 @@ class BotConcurrency(harness.E2ETestCase):
                          "the claim loops share one registration")
         self.assertEqual(bot.stop(), 0)
 
+    def test_batch_claims_are_reported_in_one_request(self):
+        jobd = self.start_jobd()
+        self.start_bots(jobd, 1, ["sum", "quotient"], args=["--batch", "10"])
+        specs = [{"operation": "sum", "input": {"a": i, "b": 1}} for i in range(60)]
+        specs[7] = {"operation": "quotient", "input": {"a": 7, "b": 0}}
+        ids = [j["id"] for j in self.expect(jobd.request("POST", "/jobs", specs), 201,
+                                            "submit 60")["jobs"]]
+        for jid in ids:
+            self.wait_finished(jobd, jid)
+        for i, jid in enumerate(ids):
+            job = self.get_job(jobd, jid)
+            if i == 7:
+                self.assertEqual(job["status"], "failed")
+                self.assertIn("division by zero", job["error"])
+            else:
+                self.assertEqual((job["status"], job["result"]), ("succeeded", i + 1))
+            self.assertEqual(len(job["history"]), 1)
+        log = jobd.log()
+        self.assertIn("POST /jobs/complete 200", log, "the bot reports batches in one request")
+        self.assertNotRegex(log, r"POST /jobs/[0-9a-f-]{36}/(complete|fail)",
+                            "no job was reported on its own")
+
     def test_concurrency_times_batch_is_bounded(self):
         jobd = self.start_jobd()
         bot, = self.start_bots(jobd, 1, ["sum"], args=["--concurrency", "20", "--batch", "10"])
