@@ -312,14 +312,21 @@ int jobd_client_submit(jobd_client_t *c, const char *operation, const json_t *in
     return rc;
 }
 
-int jobd_client_get_job(jobd_client_t *c, const char *id, json_t **job)
+/* GET /jobs/{id}<suffix>. */
+static int get_job_doc(jobd_client_t *c, const char *id, const char *suffix, const char *what,
+                       json_t **out)
 {
     char path[PATH_MAX_LEN];
-    int rc = jobd__path(c, path, sizeof path, "/jobs/", id, "");
+    int rc = jobd__path(c, path, sizeof path, "/jobs/", id, suffix);
 
     if (rc != JOBD_CLIENT_OK)
         return rc;
-    return exchange(c, "GET", path, NULL, false, "get job", job);
+    return exchange(c, "GET", path, NULL, false, what, out);
+}
+
+int jobd_client_get_job(jobd_client_t *c, const char *id, json_t **job)
+{
+    return get_job_doc(c, id, "", "get job", job);
 }
 
 /* Append "&name=<escaped value>" (the first one with '?') to path. */
@@ -402,12 +409,7 @@ int jobd_client_cancel(jobd_client_t *c, const char *id, const char *reason, jso
 
 int jobd_client_explain(jobd_client_t *c, const char *id, json_t **explanation)
 {
-    char path[PATH_MAX_LEN];
-    int rc = jobd__path(c, path, sizeof path, "/jobs/", id, "/explain");
-
-    if (rc != JOBD_CLIENT_OK)
-        return rc;
-    return exchange(c, "GET", path, NULL, false, "explain", explanation);
+    return get_job_doc(c, id, "/explain", "explain", explanation);
 }
 
 int jobd_client_health(jobd_client_t *c, json_t **health)

@@ -62,6 +62,13 @@ struct backend_finish {
 int backend_refuse(const struct backend_finish *a, const struct backend_attempt *r,
                    const char *status, err_t *e);
 
+/* The argument of the sweeps that take a time and count what they changed
+ * (store_schedule_due, store_lease_expire). */
+struct backend_count {
+    int64_t now; /* ms since the epoch */
+    int n;       /* OUT: how many jobs changed */
+};
+
 /* The reports of store_job_report_many, run in the caller's open
  * transaction on connection `conn` by `finish` (the backend's complete/fail
  * step).  A refusal is that report's answer; any other failure is returned

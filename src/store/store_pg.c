@@ -1536,16 +1536,23 @@ static int pg_job_explain(store_t *base, const char *id, json_t **facts, err_t *
     return backend_deliver(tx_read((pg_t *)base, do_explain, &a, e), &a.facts, facts);
 }
 
-struct due_args {
-    int64_t now;
-    int n;
-};
+/* A sweep at a given time, in one write transaction; *n is how many jobs
+ * it changed. */
+static int count_write(pg_t *s, tx_fn fn, int64_t now_ms, int *n, err_t *e)
+{
+    struct backend_count a = {now_ms, 0};
+    int rc = tx_write(s, fn, &a, e);
+
+    if (rc == JOBD_OK)
+        *n = a.n;
+    return rc;
+}
 
 /* SKIP LOCKED: the jobs another server is making pending right now are
  * left to it.  The jobs_pending trigger announces each. */
 static int do_schedule_due(conn_t *c, void *arg, err_t *e)
 {
-    struct due_args *a = arg;
+    struct backend_count *a = arg;
     int rc = run(c, ST_schedule_due, e, "i", a->now);
     if (rc >= 0)
         a->n = rc;
@@ -1554,22 +1561,12 @@ static int do_schedule_due(conn_t *c, void *arg, err_t *e)
 
 static int pg_schedule_due(store_t *base, int64_t now_ms, int *n, err_t *e)
 {
-    struct due_args a = {now_ms, 0};
-    int rc = tx_write((pg_t *)base, do_schedule_due, &a, e);
-
-    if (rc == JOBD_OK)
-        *n = a.n;
-    return rc;
+    return count_write((pg_t *)base, do_schedule_due, now_ms, n, e);
 }
-
-struct expire_args {
-    int64_t now;
-    int n;
-};
 
 static int do_expire(conn_t *c, void *arg, err_t *e)
 {
-    struct expire_args *a = arg;
+    struct backend_count *a = arg;
     PGresult *r;
     int rc = query(c, ST_lease_expired, &r, e, "i", a->now);
 
@@ -1590,12 +1587,7 @@ static int do_expire(conn_t *c, void *arg, err_t *e)
 
 static int pg_lease_expire(store_t *base, int64_t now_ms, int *n, err_t *e)
 {
-    struct expire_args a = {now_ms, 0};
-    int rc = tx_write((pg_t *)base, do_expire, &a, e);
-
-    if (rc == JOBD_OK)
-        *n = a.n;
-    return rc;
+    return count_write((pg_t *)base, do_expire, now_ms, n, e);
 }
 
 /* ---- stats ----------------------------------------------------------------- */

@@ -1591,14 +1591,21 @@ static int sq_job_explain(store_t *base, const char *id, json_t **facts, err_t *
     return backend_deliver(tx_read(s, do_explain, &a, e), &a.facts, facts);
 }
 
-struct due_args {
-    int64_t now;
-    int n;
-};
+/* A sweep at a given time, in one write transaction; *n is how many jobs
+ * it changed. */
+static int count_write(sq_t *s, tx_fn fn, int64_t now_ms, int *n, err_t *e)
+{
+    struct backend_count a = {now_ms, 0};
+    int rc = tx_write(s, fn, &a, e);
+
+    if (rc == JOBD_OK)
+        *n = a.n;
+    return rc;
+}
 
 static int do_schedule_due(sq_t *s, void *arg, err_t *e)
 {
-    struct due_args *a = arg;
+    struct backend_count *a = arg;
     int rc = run(s, ST_schedule_due, e, "i", a->now);
     if (rc >= 0)
         a->n = rc;
@@ -1607,23 +1614,12 @@ static int do_schedule_due(sq_t *s, void *arg, err_t *e)
 
 static int sq_schedule_due(store_t *base, int64_t now_ms, int *n, err_t *e)
 {
-    sq_t *s = (sq_t *)base;
-    struct due_args a = {now_ms, 0};
-    int rc = tx_write(s, do_schedule_due, &a, e);
-
-    if (rc == JOBD_OK)
-        *n = a.n;
-    return rc;
+    return count_write((sq_t *)base, do_schedule_due, now_ms, n, e);
 }
-
-struct expire_args {
-    int64_t now;
-    int n;
-};
 
 static int do_expire(sq_t *s, void *arg, err_t *e)
 {
-    struct expire_args *a = arg;
+    struct backend_count *a = arg;
     json_t *lapsed = json_array(), *row;
     size_t i;
     int rc;
@@ -1654,13 +1650,7 @@ static int do_expire(sq_t *s, void *arg, err_t *e)
 
 static int sq_lease_expire(store_t *base, int64_t now_ms, int *n, err_t *e)
 {
-    sq_t *s = (sq_t *)base;
-    struct expire_args a = {now_ms, 0};
-    int rc = tx_write(s, do_expire, &a, e);
-
-    if (rc == JOBD_OK)
-        *n = a.n;
-    return rc;
+    return count_write((sq_t *)base, do_expire, now_ms, n, e);
 }
 
 /* ---- stats ----------------------------------------------------------------- */
