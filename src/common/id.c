@@ -12,14 +12,40 @@
 #include <string.h>
 #include <sys/random.h>
 
-static void fill_random(unsigned char *buf, size_t n)
+/* Random bytes come from getrandom(2) 512 at a time into a buffer per thread:
+ * every id and lease costs a system call otherwise (several per job), and
+ * system calls are dear on virtual machines.  Each byte is handed out once,
+ * so the tokens are exactly as unpredictable as getrandom's output.  jobd
+ * never forks, so no two processes can share a buffer. */
+#define RANDOM_POOL 512
+
+static _Thread_local unsigned char pool[RANDOM_POOL];
+static _Thread_local size_t pool_left;
+
+static void refill(void)
 {
     size_t got = 0;
-    while (got < n) {
-        ssize_t r = getrandom(buf + got, n - got, 0);
+    while (got < sizeof pool) {
+        ssize_t r = getrandom(pool + got, sizeof pool - got, 0);
         if (r < 0)
             abort(); /* only fails on a kernel without getrandom */
         got += (size_t)r;
+    }
+    pool_left = sizeof pool;
+}
+
+static void fill_random(unsigned char *buf, size_t n)
+{
+    while (n > 0) {
+        if (pool_left == 0)
+            refill();
+        size_t take = n < pool_left ? n : pool_left;
+        unsigned char *from = pool + sizeof pool - pool_left;
+        memcpy(buf, from, take);
+        memset(from, 0, take); /* a handed-out byte does not stay behind */
+        pool_left -= take;
+        buf += take;
+        n -= take;
     }
 }
 

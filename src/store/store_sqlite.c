@@ -9,10 +9,12 @@
 #include "backend.h"
 #include "clock.h"
 #include "id.h"
+#include "log.h"
 #include "migrations.h"
 #include "record.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -164,7 +166,6 @@ typedef struct sq {
     /* Group commit: write calls queue here; one of them at a time leads,
      * running everything queued in one transaction. */
     pthread_mutex_t group_mu;
-    pthread_cond_t group_done;
     pending_write_t *queue, **queue_tail;
     bool leading;
 
@@ -173,7 +174,9 @@ typedef struct sq {
     pthread_t ckpt_thread;
     pthread_mutex_t ckpt_mu;
     pthread_cond_t ckpt_cond;
-    bool ckpt_running, ckpt_stop;
+    bool ckpt_wanted, ckpt_stop;
+    atomic_bool ckpt_busy;  /* a checkpoint is wanted or running: commits need not ask */
+    atomic_int ckpt_frames; /* WAL frames the last checkpoint copied back */
 } sq_t;
 
 #define LATEST (store_sqlite_migrations_count)
@@ -475,6 +478,7 @@ struct pending_write {
     err_t err; /* the call's failure, copied to the caller's err_t */
     int rc;
     bool done;
+    pthread_cond_t wake; /* signalled when done, or when it is this call's turn to lead */
     pending_write_t *next;
 };
 
@@ -558,18 +562,22 @@ out_unlock:
  * are grouped into one commit.  The caller queues its call; if no call is
  * leading, it leads: it takes everything queued, runs it as one transaction
  * (run_group) and wakes the others.  Calls that arrive while a group commits
- * form the next group.  Each caller returns only after its own call is
- * committed, so a reply sent after store_* returns is durable. */
+ * form the next group, and the first of them is woken to lead it.  Each
+ * caller returns only after its own call is committed, so a reply sent after
+ * store_* returns is durable.  Every waiter sleeps on a condition of its own
+ * so that a commit wakes only the threads it concerns: a wake-up is a context
+ * switch, and a broadcast would wake the next group's callers for nothing. */
 static int tx_write(sq_t *s, tx_fn fn, void *arg, err_t *e)
 {
     pending_write_t w = {.fn = fn, .arg = arg};
 
+    pthread_cond_init(&w.wake, NULL);
     pthread_mutex_lock(&s->group_mu);
     *s->queue_tail = &w;
     s->queue_tail = &w.next;
     while (!w.done) {
         if (s->leading) {
-            pthread_cond_wait(&s->group_done, &s->group_mu);
+            pthread_cond_wait(&w.wake, &s->group_mu);
             continue;
         }
         pending_write_t *batch = s->queue;
@@ -581,12 +589,18 @@ static int tx_write(sq_t *s, tx_fn fn, void *arg, err_t *e)
         run_group(s, batch);
 
         pthread_mutex_lock(&s->group_mu);
-        for (pending_write_t *b = batch; b; b = b->next)
+        /* A woken caller needs group_mu to return, so batch stays valid here. */
+        for (pending_write_t *b = batch; b; b = b->next) {
             b->done = true;
+            if (b != &w)
+                pthread_cond_signal(&b->wake);
+        }
         s->leading = false;
-        pthread_cond_broadcast(&s->group_done);
+        if (s->queue)
+            pthread_cond_signal(&s->queue->wake);
     }
     pthread_mutex_unlock(&s->group_mu);
+    pthread_cond_destroy(&w.wake);
     if (w.rc < 0 && e)
         *e = w.err;
     return w.rc;
@@ -641,37 +655,58 @@ static void unprepare(sq_t *s)
 
 /* SQLite's automatic checkpoint runs inside the commit that crosses its
  * threshold, and showed up as millisecond latency spikes.  Instead, after
- * each commit the WAL hook tells this thread when the log has grown, and it
- * copies the log back into the database on its own connection; PASSIVE
- * never blocks the writer, so the log stays bounded without stalling. */
+ * each commit the WAL hook tells this thread when the log has grown by
+ * CHECKPOINT_PAGES since the last checkpoint, and it copies the log back into
+ * the database on its own connection; PASSIVE never blocks the writer.
+ *
+ * The log only starts over from its beginning when a write begins after a
+ * checkpoint has copied all of it, which a steady stream of commits can put
+ * off indefinitely.  So the hook counts growth since the last checkpoint, not
+ * the log's length (one checkpoint, and one fsync of the database, per
+ * CHECKPOINT_PAGES written, not one per commit once the log is long), and
+ * when the log passes WAL_LIMIT_PAGES a RESTART checkpoint holds writers
+ * back briefly until the log can start over: the bound on its size. */
 #define CHECKPOINT_PAGES 1000
+#define WAL_LIMIT_PAGES  20000 /* 80 MB of 4 KiB pages */
 
 static void *checkpointer(void *arg)
 {
     sq_t *s = arg;
     pthread_mutex_lock(&s->ckpt_mu);
     for (;;) {
-        while (!s->ckpt_running && !s->ckpt_stop)
+        int log = 0, copied = 0;
+
+        while (!s->ckpt_wanted && !s->ckpt_stop)
             pthread_cond_wait(&s->ckpt_cond, &s->ckpt_mu);
         if (s->ckpt_stop)
             break;
+        s->ckpt_wanted = false;
         pthread_mutex_unlock(&s->ckpt_mu);
-        sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        if (log > WAL_LIMIT_PAGES) {
+            log_warn("sqlite: the WAL has %d pages; holding writes back until it starts over", log);
+            sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &copied);
+        }
+        atomic_store(&s->ckpt_frames, copied > 0 ? copied : 0);
+        atomic_store(&s->ckpt_busy, false);
         pthread_mutex_lock(&s->ckpt_mu);
-        s->ckpt_running = false;
     }
     pthread_mutex_unlock(&s->ckpt_mu);
     return NULL;
 }
 
+/* Runs in the writer, under s->mu, after every commit: keep it cheap. */
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
 {
     sq_t *s = arg;
+    int copied = atomic_load(&s->ckpt_frames);
     (void)db;
     (void)name;
-    if (pages >= CHECKPOINT_PAGES) {
+    /* A log shorter than what was copied has started over. */
+    int grown = pages >= copied ? pages - copied : pages;
+    if (grown >= CHECKPOINT_PAGES && !atomic_exchange(&s->ckpt_busy, true)) {
         pthread_mutex_lock(&s->ckpt_mu);
-        s->ckpt_running = true;
+        s->ckpt_wanted = true;
         pthread_cond_signal(&s->ckpt_cond);
         pthread_mutex_unlock(&s->ckpt_mu);
     }
@@ -684,16 +719,27 @@ static int start_checkpointer(sq_t *s, const char *db, err_t *e)
     if (rc != SQLITE_OK) {
         rc = err_set(e, JOBD_EDBDOWN, "cannot open database %s for checkpoints: %s", db,
                      s->ckpt_db ? sqlite3_errmsg(s->ckpt_db) : sqlite3_errstr(rc));
-        sqlite3_close(s->ckpt_db);
-        s->ckpt_db = NULL;
-        return rc;
+        goto out_close;
     }
     sqlite3_busy_timeout(s->ckpt_db, BUSY_TIMEOUT_MS);
+    /* A connection opens the WAL at its first read; until then a checkpoint
+     * on it is a silent no-op (SQLite 3.40 reports -1 frames and SQLITE_OK). */
+    rc = sqlite3_exec(s->ckpt_db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = err_set(e, JOBD_EDBDOWN, "cannot read database %s for checkpoints: %s", db,
+                     sqlite3_errmsg(s->ckpt_db));
+        goto out_close;
+    }
     if (pthread_create(&s->ckpt_thread, NULL, checkpointer, s) != 0)
         abort();
     /* Replaces SQLite's own automatic checkpoint (both use the WAL hook). */
     sqlite3_wal_hook(s->db, on_wal_commit, s);
     return JOBD_OK;
+
+out_close:
+    sqlite3_close(s->ckpt_db);
+    s->ckpt_db = NULL;
+    return rc;
 }
 
 static void stop_checkpointer(sq_t *s)
@@ -723,7 +769,6 @@ static int sq_open(const char *db, store_t **out, err_t *e)
     s->base.backend = &store_sqlite_backend;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->group_mu, NULL);
-    pthread_cond_init(&s->group_done, NULL);
     s->queue_tail = &s->queue;
     pthread_mutex_init(&s->ckpt_mu, NULL);
     pthread_cond_init(&s->ckpt_cond, NULL);
@@ -778,7 +823,6 @@ static void sq_free(store_t *base)
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->group_mu);
-    pthread_cond_destroy(&s->group_done);
     pthread_mutex_destroy(&s->ckpt_mu);
     pthread_cond_destroy(&s->ckpt_cond);
     free(s);

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static char *fresh_path(void)
 {
@@ -324,6 +326,43 @@ static void test_busy_is_unavailable(void **state)
     json_decref(input);
 }
 
+/* The WAL is copied back into the database while jobd runs, not only when
+ * it closes: a regression test for a checkpointer whose own connection had
+ * never read the database, so that every checkpoint it ran was a no-op and
+ * the log grew without bound. */
+static void test_checkpoint_keeps_up(void **state)
+{
+    struct fixture *x = *state;
+    enum { BATCH = 100, BATCHES = 30, PAD = 3000 };
+    char *pad = malloc(PAD + 1);
+    json_t *input, *jobs;
+    job_spec_t specs[BATCH];
+    struct stat st = {0};
+    err_t e;
+
+    memset(pad, 'x', PAD);
+    pad[PAD] = '\0';
+    input = json_pack("{ss}", "pad", pad);
+    for (int i = 0; i < BATCH; i++)
+        specs[i] = (job_spec_t){.operation = "sum", .input = input, .max_attempts = 3};
+    /* About 9 MB of jobs: several checkpoints' worth of log. */
+    for (int b = 0; b < BATCHES; b++) {
+        assert_ok(store_job_create_many(x->s, specs, BATCH, &jobs, &e), &e);
+        json_decref(jobs);
+    }
+    for (int waited = 0; waited < 5000; waited += 50) {
+        assert_int_equal(stat(x->path, &st), 0);
+        if (st.st_size >= 4 << 20)
+            break;
+        usleep(50 * 1000);
+    }
+    if (st.st_size < 4 << 20)
+        fail_msg("%s is %lld bytes after 9 MB of jobs: the WAL was not checkpointed", x->path,
+                 (long long)st.st_size);
+    json_decref(input);
+    free(pad);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -338,6 +377,7 @@ int main(void)
         T(test_wal_mode),
         T(test_corrupt_row),
         T(test_busy_is_unavailable),
+        T(test_checkpoint_keeps_up),
     };
 #undef T
     return cmocka_run_group_tests_name("store sqlite", tests, NULL, NULL);
