@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "id.h"
 #include "log.h"
+#include "park.h"
 #include "migrations.h"
 #include "record.h"
 
@@ -472,13 +473,15 @@ out_unlock:
     return rc < 0 ? rc : JOBD_OK;
 }
 
+/* What a queued call is waiting for (pending_write.state). */
+enum { WRITE_QUEUED, WRITE_LEAD, WRITE_DONE };
+
 struct pending_write {
     tx_fn fn;
     void *arg;
     err_t err; /* the call's failure, copied to the caller's err_t */
     int rc;
-    bool done;
-    pthread_cond_t wake; /* signalled when done, or when it is this call's turn to lead */
+    atomic_int state; /* WRITE_*: parked on until it leaves WRITE_QUEUED */
     pending_write_t *next;
 };
 
@@ -561,46 +564,49 @@ out_unlock:
 /* Every change goes through here, and here the changes of concurrent calls
  * are grouped into one commit.  The caller queues its call; if no call is
  * leading, it leads: it takes everything queued, runs it as one transaction
- * (run_group) and wakes the others.  Calls that arrive while a group commits
- * form the next group, and the first of them is woken to lead it.  Each
- * caller returns only after its own call is committed, so a reply sent after
- * store_* returns is durable.  Every waiter sleeps on a condition of its own
- * so that a commit wakes only the threads it concerns: a wake-up is a context
- * switch, and a broadcast would wake the next group's callers for nothing. */
+ * (run_group), then wakes the callers whose calls it committed and hands the
+ * lead to the first call queued meanwhile, which takes everything queued by
+ * the time it runs.  Each caller returns only after its own call is
+ * committed, so a reply sent after store_* returns is durable.
+ *
+ * Waiters are parked on a word of their own (park.h) and woken after
+ * group_mu is released: a wake-up is a context switch, and one under the
+ * lock costs a second one when the woken thread blocks on the lock. */
 static int tx_write(sq_t *s, tx_fn fn, void *arg, err_t *e)
 {
-    pending_write_t w = {.fn = fn, .arg = arg};
+    pending_write_t w = {.fn = fn, .arg = arg, .state = WRITE_QUEUED};
+    pending_write_t *batch, *heir;
 
-    pthread_cond_init(&w.wake, NULL);
     pthread_mutex_lock(&s->group_mu);
     *s->queue_tail = &w;
     s->queue_tail = &w.next;
-    while (!w.done) {
-        if (s->leading) {
-            pthread_cond_wait(&w.wake, &s->group_mu);
-            continue;
-        }
-        pending_write_t *batch = s->queue;
-        s->queue = NULL;
-        s->queue_tail = &s->queue;
-        s->leading = true;
+    if (s->leading) {
         pthread_mutex_unlock(&s->group_mu);
-
-        run_group(s, batch);
-
-        pthread_mutex_lock(&s->group_mu);
-        /* A woken caller needs group_mu to return, so batch stays valid here. */
-        for (pending_write_t *b = batch; b; b = b->next) {
-            b->done = true;
-            if (b != &w)
-                pthread_cond_signal(&b->wake);
-        }
-        s->leading = false;
-        if (s->queue)
-            pthread_cond_signal(&s->queue->wake);
+        park_wait(&w.state, WRITE_QUEUED);
+        if (atomic_load(&w.state) == WRITE_DONE)
+            goto out;
+        pthread_mutex_lock(&s->group_mu); /* WRITE_LEAD: s->leading was kept for us */
     }
+    s->leading = true;
+    batch = s->queue;
+    s->queue = NULL;
+    s->queue_tail = &s->queue;
     pthread_mutex_unlock(&s->group_mu);
-    pthread_cond_destroy(&w.wake);
+
+    run_group(s, batch);
+
+    pthread_mutex_lock(&s->group_mu);
+    heir = s->queue;
+    s->leading = heir != NULL;
+    pthread_mutex_unlock(&s->group_mu);
+    for (pending_write_t *b = batch, *next; b; b = next) {
+        next = b->next; /* read first: once woken, b's caller returns */
+        if (b != &w)
+            park_wake(&b->state, WRITE_DONE);
+    }
+    if (heir)
+        park_wake(&heir->state, WRITE_LEAD);
+out:
     if (w.rc < 0 && e)
         *e = w.err;
     return w.rc;
