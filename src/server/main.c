@@ -45,6 +45,9 @@ static const char usage[] =
     "  --threads N          HTTP worker threads, default 4\n"
     "  --max-body BYTES     largest request body, default 1048576\n"
     "  --max-input BYTES    largest job input as JSON, default 65536\n"
+    "  --sync MODE          full: every reply waits until its change is on disk (fsync);\n"
+    "                       normal: survives a crash of jobd, not of the machine, and is\n"
+    "                       faster; default full [JOBD_SYNC]\n"
     "  --no-migrate         refuse to start on an older schema instead of migrating\n"
     "  --log-level LEVEL    debug, info, warn or error, default info\n"
     "  admin token: set JOBD_ADMIN_TOKEN; without it admin endpoints answer 403\n";
@@ -72,6 +75,19 @@ static void config_defaults(server_config_t *cfg)
     cfg->max_body = 1 << 20;
     cfg->max_input = 64 << 10;
     cfg->migrate = true;
+    cfg->sync_name = (v = getenv("JOBD_SYNC")) ? v : "full";
+}
+
+/* --sync's words: false for anything else. */
+static bool sync_parse(const char *name, store_sync_t *out)
+{
+    if (strcmp(name, "full") == 0)
+        *out = STORE_SYNC_FULL;
+    else if (strcmp(name, "normal") == 0)
+        *out = STORE_SYNC_NORMAL;
+    else
+        return false;
+    return true;
 }
 
 static bool parse_size(const char *s, long long min, long long max, long long *out)
@@ -101,7 +117,8 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
         O_OFFLINE,
         O_RETRY_BASE,
         O_RETRY_MAX,
-        O_DB, /* in the order of opts[]: out_bad names opts[c - 1] */
+        O_DB,
+        O_SYNC, /* in the order of opts[]: out_bad names opts[c - 1] */
     };
     static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
                                          {"data-dir", required_argument, 0, O_DATA},
@@ -118,6 +135,7 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
                                          {"retry-base-ms", required_argument, 0, O_RETRY_BASE},
                                          {"retry-max-ms", required_argument, 0, O_RETRY_MAX},
                                          {"db", required_argument, 0, O_DB},
+                                         {"sync", required_argument, 0, O_SYNC},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     long long n;
@@ -156,6 +174,9 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
             if (!parse_size(optarg, 16, 1LL << 30, &n))
                 goto out_bad;
             cfg->max_input = (size_t)n;
+            break;
+        case O_SYNC:
+            cfg->sync_name = optarg;
             break;
         case O_NOMIG:
             cfg->migrate = false;
@@ -197,6 +218,11 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
             fputs(usage, stderr);
             return -1;
         }
+    }
+    if (!sync_parse(cfg->sync_name, &cfg->sync)) {
+        fprintf(stderr, "jobd: bad value '%s' for --sync (or JOBD_SYNC): full or normal\n",
+                cfg->sync_name);
+        return -1;
     }
     if (cfg->offline_after < cfg->unhealthy_after) {
         fprintf(stderr, "jobd: --offline-after (%d) must not be less than --unhealthy-after (%d)\n",
@@ -436,7 +462,8 @@ static int serve(server_t *srv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (open_store(&srv->cfg, &srv->store, &e) != JOBD_OK || check_schema(srv, &e) != JOBD_OK)
+    if (open_store(&srv->cfg, &srv->store, &e) != JOBD_OK || check_schema(srv, &e) != JOBD_OK ||
+        store_set_sync(srv->store, srv->cfg.sync, &e) != JOBD_OK)
         goto out_refuse;
     srv->waitq = waitq_new();
     if (store_watch(srv->store, on_job, srv->waitq, &e) != JOBD_OK)
@@ -449,9 +476,9 @@ static int serve(server_t *srv)
         goto out_refuse;
     if (pthread_create(&tick, NULL, ticker, srv) != 0)
         abort();
-    log_info("jobd listening on %.*s:%d (schema version %d, data in %s, admin %s)",
+    log_info("jobd listening on %.*s:%d (schema version %d, data in %s, sync %s, admin %s)",
              (int)(strrchr(srv->cfg.listen, ':') - srv->cfg.listen), srv->cfg.listen, port,
-             srv->schema_version, srv->cfg.data_dir,
+             srv->schema_version, srv->cfg.data_dir, srv->cfg.sync_name,
              srv->cfg.admin_token[0] ? "enabled" : "disabled");
 
     sigwait(&sigs, &sig);

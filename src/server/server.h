@@ -33,6 +33,8 @@ typedef struct server_config {
     size_t max_input;      /* bytes of a job's input as JSON */
     unsigned threads;      /* HTTP worker threads */
     bool migrate;          /* apply pending migrations at start */
+    const char *sync_name; /* --sync as given: "full" or "normal" */
+    store_sync_t sync;     /* how far a commit goes before its reply */
 } server_config_t;
 
 typedef struct server {

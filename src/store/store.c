@@ -60,6 +60,11 @@ int store_prepare(store_t *s, err_t *e)
     return s->backend->prepare(s, e);
 }
 
+int store_set_sync(store_t *s, store_sync_t sync, err_t *e)
+{
+    return s->backend->set_sync(s, sync, e);
+}
+
 int store_ping(store_t *s, err_t *e)
 {
     return s->backend->ping(s, e);

@@ -65,6 +65,18 @@ int store_migrate_down(store_t *s, err_t *e);
  * store_migrate_up/down. */
 int store_prepare(store_t *s, err_t *e);
 
+/* How far a commit has gone when a call returns.  STORE_SYNC_FULL, the
+ * default: to the disk (SQLite synchronous=FULL, the WAL fsync'd in every
+ * commit; PostgreSQL synchronous_commit=on).  STORE_SYNC_NORMAL: to the
+ * operating system (SQLite synchronous=NORMAL in WAL mode) or to
+ * PostgreSQL's memory (synchronous_commit=off, written within about
+ * 3 x wal_writer_delay): it survives a crash of jobd, and PostgreSQL's
+ * process too, but a crash of the machine may take back the latest
+ * commits.  Neither mode can corrupt the database. */
+typedef enum { STORE_SYNC_FULL, STORE_SYNC_NORMAL } store_sync_t;
+
+int store_set_sync(store_t *s, store_sync_t sync, err_t *e);
+
 /* Cheap round trip to the database, for /health. */
 int store_ping(store_t *s, err_t *e);
 

@@ -28,6 +28,7 @@ struct store_backend {
     int (*migrate_up)(store_t *s, err_t *e);
     int (*migrate_down)(store_t *s, err_t *e);
     int (*prepare)(store_t *s, err_t *e);
+    int (*set_sync)(store_t *s, store_sync_t sync, err_t *e);
     int (*ping)(store_t *s, err_t *e);
     int (*watch)(store_t *s, store_watch_fn fn, void *arg, err_t *e);
     int (*job_create)(store_t *s, const job_spec_t *specs, size_t n, json_t **jobs, err_t *e);

@@ -29,6 +29,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,8 +223,9 @@ typedef struct pg {
     char *conninfo;
     pthread_mutex_t mu; /* guards everything below but the inside of a busy conn */
     pthread_cond_t freed;
-    bool prepared; /* store_prepare succeeded on the current schema */
-    unsigned gen;  /* bumped by each store_prepare: connections re-prepare */
+    bool prepared;        /* store_prepare succeeded on the current schema */
+    unsigned gen;         /* bumped by each store_prepare: connections re-prepare */
+    atomic_bool sync_off; /* STORE_SYNC_NORMAL: commits do not wait for the WAL flush */
     conn_t conns[POOL_MAX];
     watch_t watch;
 } pg_t;
@@ -766,7 +768,12 @@ out_release:
  * STATEMENTS), which is what keeps two servers apart. */
 static int tx_write(pg_t *s, tx_fn fn, void *arg, err_t *e)
 {
-    return transact(s, "BEGIN ISOLATION LEVEL READ COMMITTED", fn, arg, e);
+    /* One round trip either way: PQexec sends both statements at once. */
+    return transact(s,
+                    atomic_load(&s->sync_off) ? "BEGIN ISOLATION LEVEL READ COMMITTED;"
+                                                " SET LOCAL synchronous_commit = off"
+                                              : "BEGIN ISOLATION LEVEL READ COMMITTED",
+                    fn, arg, e);
 }
 
 /* Reads see one snapshot, e.g. a job and its history together. */
@@ -1021,6 +1028,13 @@ out_release:
 static int do_ping(conn_t *c, void *arg, err_t *e)
 {
     return run(c, ST_ping, e, "");
+}
+
+static int pg_set_sync(store_t *base, store_sync_t sync, err_t *e)
+{
+    (void)e;
+    atomic_store(&((pg_t *)base)->sync_off, sync == STORE_SYNC_NORMAL);
+    return JOBD_OK;
 }
 
 static int pg_ping(store_t *base, err_t *e)
@@ -2058,6 +2072,7 @@ const store_backend_t store_pg_backend = {
     .migrate_up = pg_migrate_up,
     .migrate_down = pg_migrate_down,
     .prepare = pg_prepare,
+    .set_sync = pg_set_sync,
     .ping = pg_ping,
     .watch = pg_watch,
     .job_create = pg_job_create,

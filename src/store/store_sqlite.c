@@ -1024,6 +1024,19 @@ static int do_ping(sq_t *s, void *arg, err_t *e)
     return run(s, ST_ping, e, "");
 }
 
+static int sq_set_sync(store_t *base, store_sync_t sync, err_t *e)
+{
+    sq_t *s = (sq_t *)base;
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    rc = exec(
+        s, sync == STORE_SYNC_NORMAL ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
+        "set synchronous", e);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 static int sq_ping(store_t *base, err_t *e)
 {
     sq_t *s = (sq_t *)base;
@@ -2075,6 +2088,7 @@ const store_backend_t store_sqlite_backend = {
     .migrate_up = sq_migrate_up,
     .migrate_down = sq_migrate_down,
     .prepare = sq_prepare,
+    .set_sync = sq_set_sync,
     .ping = sq_ping,
     .watch = sq_watch,
     .job_create = sq_job_create,

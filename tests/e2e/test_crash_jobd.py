@@ -3,7 +3,9 @@ bots work through 2,000 jobs, and restarted each time on the same data directory
 port.  Nothing may be lost or recorded twice: every job ends succeeded exactly once with
 the right result, none is left processing, and the datalake holds each job once, equal to
 its database row.  Bots ride the outages out; claims whose reply died with the server
-run out their (short) leases, because heartbeats renew only the jobs a bot names."""
+run out their (short) leases, because heartbeats renew only the jobs a bot names.
+The same holds with `--sync normal`, whose commits reach the operating system but not
+the disk: a crash of jobd alone must not lose them either."""
 
 import random
 import signal
@@ -27,11 +29,20 @@ class CrashJobd(harness.E2ETestCase):
         return r.body["jobs"] if r.status == 200 else None
 
     def test_kill_9_five_times_loses_nothing(self):
+        self.kill_and_restart(N, KILLS, [])
+
+    def test_sync_normal_survives_kill_9(self):
+        bad = self.run_jobd("--sync", "off", "--data-dir", f"{self.tmp}/unused")
+        self.assertEqual(bad.returncode, 2, bad.stderr)
+        self.assertIn("bad value 'off' for --sync", bad.stderr)
+        self.kill_and_restart(N // 2, 3, ["--sync", "normal"])
+
+    def kill_and_restart(self, N, KILLS, extra_args):
         rng = random.Random()
         seed = rng.randrange(1 << 30)
         rng.seed(seed)
         args = ["--lease-ms", "3000", "--heartbeat-ms", "500", "--unhealthy-after", "6",
-                "--offline-after", "20"]
+                "--offline-after", "20", *extra_args]
         jobd = self.start_jobd(args=args)
         ops = ("sum", "difference", "product", "remainder")
         specs = [(ops[i % 4], rng.randrange(-10**6, 10**6), rng.randrange(1, 10**4))
@@ -55,7 +66,9 @@ class CrashJobd(harness.E2ETestCase):
             # Bots are back at work on this server (they reconnected by themselves): kill
             # it again at a random moment.
             before = self.stats(jobd)["succeeded"]
-            self.wait_for(lambda: (self.stats(jobd) or {}).get("succeeded", 0) > before, 20,
+            # (Or they have finished: a kill then still tests the restart.)
+            self.wait_for(lambda: (self.stats(jobd) or {}).get("succeeded", 0) > before or
+                          before >= N, 20,
                           f"bots to carry on after restart {k} (seed {seed})")
             time.sleep(rng.uniform(0.0, 0.6))
             jobd.signal(signal.SIGKILL)

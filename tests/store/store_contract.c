@@ -563,6 +563,28 @@ static void test_concurrent_writes_stand_alone(void **state)
     json_decref(jobs);
 }
 
+/* --sync normal changes how far a commit goes, not what it does: writes
+ * and reads behave the same in both modes, from one call to the next. */
+static void test_sync_modes(void **state)
+{
+    struct fixture *f = *state;
+    json_t *job, *got;
+    err_t e;
+
+    assert_ok(store_set_sync(f->s, STORE_SYNC_NORMAL, &e), &e);
+    job = create(f, f->op, 0);
+    assert_ok(store_job_get(f->s, json_string_value(json_object_get(job, "id")), &got, &e), &e);
+    assert_string_equal(json_string_value(json_object_get(got, "status")), "pending");
+    json_decref(got);
+    assert_ok(store_set_sync(f->s, STORE_SYNC_FULL, &e), &e);
+    json_decref(job);
+    job = create(f, f->op, 0);
+    assert_ok(store_job_get(f->s, json_string_value(json_object_get(job, "id")), &got, &e), &e);
+    assert_string_equal(json_string_value(json_object_get(got, "status")), "pending");
+    json_decref(got);
+    json_decref(job);
+}
+
 /* A batch of jobs is one transaction: all in, in order, or none. */
 static void test_create_many(void **state)
 {
@@ -1270,6 +1292,7 @@ int main(void)
         T(test_claim_unknown_bot),
         T(test_claim_concurrent),
         T(test_concurrent_writes_stand_alone),
+        T(test_sync_modes),
         T(test_create_many),
         T(test_report_many),
         T(test_complete_and_repeat),
