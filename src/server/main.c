@@ -1,8 +1,8 @@
 /*
  * main.c - jobd's entry point: configuration, the `migrate` subcommand, the
  * start-up checks that refuse to run on a schema the code does not fit, the
- * ticker thread (long-poll deadlines, lease expiry, retention), and the orderly stop
- * on SIGTERM.
+ * ticker thread (long-poll deadlines, lease expiry, retention), and the
+ * orderly stop on SIGTERM.
  */
 #include "clock.h"
 #include "datalake.h"
@@ -405,10 +405,10 @@ static void purge(server_t *srv, char last_error[JOBD_ERR_MSG_MAX])
 
 /* One round of the state that changes with time alone: scheduled jobs whose
  * time came, leases that ran out, bots that stopped heartbeating, finished
- * jobs past their retention.  Right
- * after a start, bots have had no chance to heartbeat to this process yet:
- * leases are left alone for one heartbeat period and bots for the
- * unhealthy threshold, so that a restart does not take every job back. */
+ * jobs past their retention.  Right after a start, bots have had no chance
+ * to heartbeat to this process yet: leases are left alone for one heartbeat
+ * period and bots for the unhealthy threshold, so that a restart does not
+ * take every job back. */
 static void sweep(server_t *srv, char errors[4][JOBD_ERR_MSG_MAX])
 {
     const server_config_t *cfg = &srv->cfg;
