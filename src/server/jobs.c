@@ -208,12 +208,37 @@ out_error:
     json_decref(body);
 }
 
+/* Reply e to a read of one job.  A job that is not found may well have
+ * existed: finished jobs leave the database after --retention-ms, so the
+ * message says where they went. */
+static void reply_read_err(const server_t *srv, reply_t *rep, err_t *e)
+{
+    static const struct {
+        int64_t ms;
+        const char *unit;
+    } units[] = {{3600000, "h"}, {60000, "min"}, {1000, "s"}, {1, "ms"}};
+    int64_t keep = srv->cfg.retention_ms;
+    char cause[JOBD_ERR_MSG_MAX];
+    size_t u = 0;
+
+    if (e->rc == JOBD_ENOTFOUND) {
+        while (u < 3 && (keep == 0 || keep % units[u].ms != 0))
+            u++;
+        snprintf(cause, sizeof cause, "%s", e->msg);
+        err_set(e, JOBD_ENOTFOUND,
+                "%s; finished jobs are kept for the retention period (--retention-ms %lld: "
+                "%lld %s) and then live only in the datalake",
+                cause, (long long)keep, (long long)(keep / units[u].ms), units[u].unit);
+    }
+    reply_err(rep, e);
+}
+
 void jobs_get(server_t *srv, req_t *req, reply_t *rep)
 {
     json_t *job;
     err_t e;
     if (store_job_get(srv->store, req->params[0], &job, &e) != JOBD_OK) {
-        reply_err(rep, &e);
+        reply_read_err(srv, rep, &e);
         return;
     }
     reply_json(rep, 200, job);
@@ -544,7 +569,7 @@ void jobs_explain(server_t *srv, req_t *req, reply_t *rep)
     err_t e;
 
     if (store_job_explain(srv->store, req->params[0], &facts, &e) != JOBD_OK) {
-        reply_err(rep, &e);
+        reply_read_err(srv, rep, &e);
         return;
     }
     reply_json(rep, 200, explain_job(facts, clock_now_ms()));

@@ -1,8 +1,8 @@
 /*
  * main.c - jobd's entry point: configuration, the `migrate` subcommand, the
  * start-up checks that refuse to run on a schema the code does not fit, the
- * ticker thread (long-poll deadlines and lease expiry), and the orderly stop
- * on SIGTERM.
+ * ticker thread (long-poll deadlines, lease expiry, retention), and the
+ * orderly stop on SIGTERM.
  */
 #include "clock.h"
 #include "datalake.h"
@@ -42,6 +42,10 @@ static const char usage[] =
     "  --offline-after N    missed heartbeats before a bot is offline, default 12\n"
     "  --retry-base-ms N    backoff of the first retry of a retryable failure, default 1000\n"
     "  --retry-max-ms N     longest backoff between retries, default 300000\n"
+    "  --retention-ms N     keep a finished job in the database for N ms after it finished,\n"
+    "                       then delete it once it is in the datalake (0: as soon as it is);\n"
+    "                       GET /jobs/{id} then answers 404. Default 86400000 (24 h)\n"
+    "                       [JOBD_RETENTION_MS]\n"
     "  --threads N          HTTP worker threads, default 4\n"
     "  --max-body BYTES     largest request body, default 1048576\n"
     "  --max-input BYTES    largest job input as JSON, default 65536\n"
@@ -71,6 +75,7 @@ static void config_defaults(server_config_t *cfg)
     cfg->offline_after = 12;
     cfg->retry.base_ms = 1000;
     cfg->retry.max_ms = 300000;
+    cfg->retention_ms = 86400000;
     cfg->threads = 4;
     cfg->max_body = 1 << 20;
     cfg->max_input = 64 << 10;
@@ -98,6 +103,9 @@ static bool parse_size(const char *s, long long min, long long max, long long *o
     return errno == 0 && end != s && !*end && *out >= min && *out <= max;
 }
 
+/* The longest --retention-ms: ten years. */
+#define RETENTION_MAX_MS (3650 * 86400000LL)
+
 /* Parse options into cfg; returns the index of the first non-option
  * argument, or -1 after printing why. */
 static int parse_args(int argc, char **argv, server_config_t *cfg)
@@ -118,7 +126,8 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
         O_RETRY_BASE,
         O_RETRY_MAX,
         O_DB,
-        O_SYNC, /* in the order of opts[]: out_bad names opts[c - 1] */
+        O_SYNC,
+        O_RETENTION, /* in the order of opts[]: out_bad names opts[c - 1] */
     };
     static const struct option opts[] = {{"listen", required_argument, 0, O_LISTEN},
                                          {"data-dir", required_argument, 0, O_DATA},
@@ -136,11 +145,22 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
                                          {"retry-max-ms", required_argument, 0, O_RETRY_MAX},
                                          {"db", required_argument, 0, O_DB},
                                          {"sync", required_argument, 0, O_SYNC},
+                                         {"retention-ms", required_argument, 0, O_RETENTION},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
+    const char *env = getenv("JOBD_RETENTION_MS");
     long long n;
     int c, level;
 
+    /* Here rather than in config_defaults, so that a bad value is refused
+     * like a bad option instead of silently replaced by the default. */
+    if (env) {
+        if (!parse_size(env, 0, RETENTION_MAX_MS, &n)) {
+            fprintf(stderr, "jobd: bad value '%s' for JOBD_RETENTION_MS\n%s", env, usage);
+            return -1;
+        }
+        cfg->retention_ms = n;
+    }
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case O_LISTEN:
@@ -210,6 +230,11 @@ static int parse_args(int argc, char **argv, server_config_t *cfg)
             if (!parse_size(optarg, 1, 7 * 86400000LL, &n))
                 goto out_bad;
             cfg->retry.max_ms = n;
+            break;
+        case O_RETENTION:
+            if (!parse_size(optarg, 0, RETENTION_MAX_MS, &n))
+                goto out_bad;
+            cfg->retention_ms = n;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -366,12 +391,51 @@ static int log_bot_changes(const json_t *changes)
     return n;
 }
 
+/* Jobs a retention purge deletes per transaction: small enough that one
+ * batch holds the write lock (SQLite) or its row locks (PostgreSQL) for
+ * milliseconds, so that claims and reports queued meanwhile barely wait. */
+#define PURGE_BATCH 1000
+
+/* How long one sweep may go on purging before the ticker turns back to
+ * long-poll deadlines and leases; a larger backlog (retention just turned
+ * on, or shortened) goes over the next sweeps. */
+#define PURGE_ROUND_MS 200
+
+/* Retention: delete the finished jobs that are in the datalake and finished
+ * more than --retention-ms ago, batch after batch while there are more, and
+ * log once what went. */
+static void purge(server_t *srv, char last_error[JOBD_ERR_MSG_MAX])
+{
+    int64_t cutoff = clock_now_ms() - srv->cfg.retention_ms;
+    int64_t until = clock_mono_ms() + PURGE_ROUND_MS;
+    long long total = 0;
+    char when[32];
+    int n;
+    err_t e;
+
+    do {
+        if (store_job_purge(srv->store, cutoff, PURGE_BATCH, &n, &e) != JOBD_OK) {
+            sweep_failed(last_error, "retention purge", &e);
+            break;
+        }
+        last_error[0] = '\0';
+        total += n;
+    } while (n == PURGE_BATCH && clock_mono_ms() < until);
+    if (total > 0) {
+        clock_format_ms(cutoff, when, sizeof when, 'T');
+        log_info("retention: deleted %lld finished job%s that finished before %s and are in "
+                 "the datalake (--retention-ms %lld)",
+                 total, total > 1 ? "s" : "", when, (long long)srv->cfg.retention_ms);
+    }
+}
+
 /* One round of the state that changes with time alone: scheduled jobs whose
- * time came, leases that ran out, bots that stopped heartbeating.  Right
- * after a start, bots have had no chance to heartbeat to this process yet:
- * leases are left alone for one heartbeat period and bots for the
- * unhealthy threshold, so that a restart does not take every job back. */
-static void sweep(server_t *srv, char errors[3][JOBD_ERR_MSG_MAX])
+ * time came, leases that ran out, bots that stopped heartbeating, finished
+ * jobs past their retention.  Right after a start, bots have had no chance
+ * to heartbeat to this process yet: leases are left alone for one heartbeat
+ * period and bots for the unhealthy threshold, so that a restart does not
+ * take every job back. */
+static void sweep(server_t *srv, char errors[4][JOBD_ERR_MSG_MAX])
 {
     const server_config_t *cfg = &srv->cfg;
     int64_t now = clock_now_ms(), up = now - srv->started_ms;
@@ -411,6 +475,7 @@ static void sweep(server_t *srv, char errors[3][JOBD_ERR_MSG_MAX])
     }
     if (back > 0)
         waitq_announce(srv->waitq, NULL);
+    purge(srv, errors[3]);
 }
 
 /* Every 100 ms: answer long-polls whose time is up; every 500 ms: sweep(),
@@ -420,7 +485,7 @@ static void *ticker(void *arg)
 {
     server_t *srv = arg;
     int64_t next_sweep = 0;
-    char errors[3][JOBD_ERR_MSG_MAX] = {"", "", ""};
+    char errors[4][JOBD_ERR_MSG_MAX] = {"", "", "", ""};
 
     pthread_mutex_lock(&tick_lock);
     while (!tick_stop) {

@@ -29,6 +29,8 @@ typedef struct server_config {
     int unhealthy_after;   /* missed heartbeats before a bot is unhealthy and loses its jobs */
     int offline_after;     /* missed heartbeats before it is offline */
     store_retry_t retry;   /* backoff of retryable failures */
+    int64_t retention_ms;  /* a finished job in the datalake leaves the database this long
+                            * after it finished (0: once exported) */
     size_t max_body;       /* bytes of a request body */
     size_t max_input;      /* bytes of a job's input as JSON */
     unsigned threads;      /* HTTP worker threads */

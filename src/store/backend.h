@@ -63,9 +63,10 @@ int backend_refuse(const struct backend_finish *a, const struct backend_attempt 
                    const char *status, err_t *e);
 
 /* The argument of the sweeps that take a time and count what they changed
- * (store_schedule_due, store_lease_expire). */
+ * (store_schedule_due, store_lease_expire, store_job_purge). */
 struct backend_count {
-    int64_t now; /* ms since the epoch */
+    int64_t now; /* ms since the epoch (store_job_purge: the finish cutoff) */
+    int limit;   /* the most jobs to change; 0: no limit */
     int n;       /* OUT: how many jobs changed */
 };
 

@@ -156,6 +156,11 @@ int store_lease_expire(store_t *s, int64_t now_ms, int *n, err_t *e)
     return s->backend->lease_expire(s, now_ms, n, e);
 }
 
+int store_job_purge(store_t *s, int64_t finished_before_ms, int limit, int *n, err_t *e)
+{
+    return s->backend->job_purge(s, finished_before_ms, limit, n, e);
+}
+
 int store_stats(store_t *s, json_t **stats, err_t *e)
 {
     return s->backend->stats(s, stats, e);

@@ -217,6 +217,16 @@ int store_schedule_due(store_t *s, int64_t now_ms, int *n, err_t *e);
  * (attempt outcome "expired").  OUT: *n, how many. */
 int store_lease_expire(store_t *s, int64_t now_ms, int *n, err_t *e);
 
+/* Retention: delete up to `limit` (>= 1) jobs that are finished
+ * (succeeded, failed or cancelled), exported to the datalake
+ * (store_export_mark), and finished before finished_before_ms, oldest finish
+ * first, with their attempts and events, in one transaction.  A job not yet
+ * exported is never deleted, nor is a pending, scheduled or processing one;
+ * afterwards store_job_get answers JOBD_ENOTFOUND for a deleted job.  Walks
+ * an index, so its cost does not grow with the number of jobs kept.
+ * OUT: *n, how many were deleted (< limit: none is left to delete now). */
+int store_job_purge(store_t *s, int64_t finished_before_ms, int limit, int *n, err_t *e);
+
 /* Counts: {"jobs":{"pending":n,...,"total":n},"operations":{"sum":{"pending":n,...}},
  * "bots":{"ready":n,...}}.  OUT: *stats. */
 int store_stats(store_t *s, json_t **stats, err_t *e);

@@ -50,6 +50,7 @@ struct store_backend {
     int (*job_explain)(store_t *s, const char *id, json_t **facts, err_t *e);
     int (*schedule_due)(store_t *s, int64_t now_ms, int *n, err_t *e);
     int (*lease_expire)(store_t *s, int64_t now_ms, int *n, err_t *e);
+    int (*job_purge)(store_t *s, int64_t finished_before_ms, int limit, int *n, err_t *e);
     int (*stats)(store_t *s, json_t **stats, err_t *e);
     int (*bot_register)(store_t *s, const char *name, const json_t *operations, json_t **bot,
                         err_t *e);

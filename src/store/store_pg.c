@@ -77,7 +77,8 @@
  *
  * Checklist: claim_candidates and queue_ahead walk jobs_claim, lease_expired
  * jobs_processing_bot, export_claim jobs_unexported, schedule_due
- * jobs_scheduled and bots_stale bots_live (migrations/postgresql,
+ * jobs_scheduled, job_purge jobs_exported and bots_stale bots_live
+ * (migrations/postgresql,
  * docs/operations.md "Indexes"); their WHERE clauses repeat the indexes'
  * predicates so that the planner can use them.  Change them together, and
  * check with EXPLAIN.
@@ -164,6 +165,12 @@
     X(bots_stale, "SELECT id, name, last_seen_at, state FROM bots"                                 \
                   " WHERE state IN ('ready', 'processing', 'unhealthy') AND last_seen_at < $1")    \
     X(bot_set_state, "UPDATE bots SET state = $2 WHERE id = $1")                                   \
+    X(job_purge, "WITH p AS (SELECT id FROM jobs WHERE exported"                                   \
+                 "  AND status IN ('succeeded', 'failed', 'cancelled') AND finished_at < $1"       \
+                 "  ORDER BY finished_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),"                    \
+                 " a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM p)),"                \
+                 " v AS (DELETE FROM job_events WHERE job_id IN (SELECT id FROM p))"               \
+                 " DELETE FROM jobs WHERE id IN (SELECT id FROM p)")                               \
     X(stats_jobs, "SELECT operation, status, count(*) FROM jobs GROUP BY operation, status")       \
     X(stats_bots, "SELECT state, count(*) FROM bots GROUP BY state")                               \
     X(bot_insert, "INSERT INTO bots (id, name, operations, state, registered_at, last_seen_at)"    \
@@ -1550,11 +1557,11 @@ static int pg_job_explain(store_t *base, const char *id, json_t **facts, err_t *
     return backend_deliver(tx_read((pg_t *)base, do_explain, &a, e), &a.facts, facts);
 }
 
-/* A sweep at a given time, in one write transaction; *n is how many jobs
- * it changed. */
-static int count_write(pg_t *s, tx_fn fn, int64_t now_ms, int *n, err_t *e)
+/* A sweep at a given time, in one write transaction, changing at most
+ * `limit` jobs (0: no limit); *n is how many jobs it changed. */
+static int count_write(pg_t *s, tx_fn fn, int64_t now_ms, int limit, int *n, err_t *e)
 {
-    struct backend_count a = {now_ms, 0};
+    struct backend_count a = {now_ms, limit, 0};
     int rc = tx_write(s, fn, &a, e);
 
     if (rc == JOBD_OK)
@@ -1575,7 +1582,7 @@ static int do_schedule_due(conn_t *c, void *arg, err_t *e)
 
 static int pg_schedule_due(store_t *base, int64_t now_ms, int *n, err_t *e)
 {
-    return count_write((pg_t *)base, do_schedule_due, now_ms, n, e);
+    return count_write((pg_t *)base, do_schedule_due, now_ms, 0, n, e);
 }
 
 static int do_expire(conn_t *c, void *arg, err_t *e)
@@ -1601,7 +1608,27 @@ static int do_expire(conn_t *c, void *arg, err_t *e)
 
 static int pg_lease_expire(store_t *base, int64_t now_ms, int *n, err_t *e)
 {
-    return count_write((pg_t *)base, do_expire, now_ms, n, e);
+    return count_write((pg_t *)base, do_expire, now_ms, 0, n, e);
+}
+
+/* ---- retention ------------------------------------------------------------- */
+
+/* One batch in one statement: the jobs, locked with SKIP LOCKED so that
+ * another server's purge, or a retry, holding one of them is passed over,
+ * and their attempts and events.  The referencing rows go in the same
+ * statement, so the foreign keys hold when it ends. */
+static int do_purge(conn_t *c, void *arg, err_t *e)
+{
+    struct backend_count *a = arg;
+    int rc = run(c, ST_job_purge, e, "ii", a->now, (int64_t)a->limit);
+    if (rc >= 0)
+        a->n = rc;
+    return rc;
+}
+
+static int pg_job_purge(store_t *base, int64_t finished_before_ms, int limit, int *n, err_t *e)
+{
+    return count_write((pg_t *)base, do_purge, finished_before_ms, limit, n, e);
 }
 
 /* ---- stats ----------------------------------------------------------------- */
@@ -2088,6 +2115,7 @@ const store_backend_t store_pg_backend = {
     .job_explain = pg_job_explain,
     .schedule_due = pg_schedule_due,
     .lease_expire = pg_lease_expire,
+    .job_purge = pg_job_purge,
     .stats = pg_stats,
     .bot_register = pg_bot_register,
     .bot_heartbeat = pg_bot_heartbeat,

@@ -29,14 +29,24 @@
 /* Random bytes in a lease token (shown as twice as many hex digits). */
 #define LEASE_BYTES 16
 
+/* The jobs one retention purge deletes: finished, exported, finished before
+ * ?1, oldest finish first, at most ?2, through the jobs_exported index.  The
+ * order is total (id is unique), so the three statements of one purge, in
+ * one transaction, name the same jobs: the attempts and events first, then
+ * the jobs they reference. */
+#define PURGE_IDS                                                                                  \
+    "SELECT id FROM jobs INDEXED BY jobs_exported WHERE exported = 1"                              \
+    " AND status IN ('succeeded', 'failed', 'cancelled') AND finished_at < ?1"                     \
+    " ORDER BY finished_at, id LIMIT ?2"
+
 /*
  * Every statement the backend runs: X(name, sql).  In the SQL, {job}, {bot},
  * {attempt} and {event} stand for the column lists of record.h, so that what a
  * SELECT reads is exactly what the API shows.  The name is what an error
  * names, e.g. "statement job_get does not fit the database schema".
  *
- * Checklist: claim_candidates, queue_ahead, schedule_due, bots_stale and
- * export_pending name their indexes
+ * Checklist: claim_candidates, queue_ahead, schedule_due, bots_stale,
+ * export_pending and the purge_* statements (PURGE_IDS) name their indexes
  * (INDEXED BY) so that their cost cannot silently grow with finished jobs;
  * the other statements that read by status, bot or lease rely on the
  * indexes of migrations/sqlite too.  Change them together.
@@ -121,6 +131,9 @@
     X(bots_stale, "SELECT id, name, last_seen_at, state FROM bots INDEXED BY bots_live"            \
                   " WHERE state IN ('ready', 'processing', 'unhealthy') AND last_seen_at < ?1")    \
     X(bot_set_state, "UPDATE bots SET state = ?2 WHERE id = ?1")                                   \
+    X(purge_attempts, "DELETE FROM attempts WHERE job_id IN (" PURGE_IDS ")")                      \
+    X(purge_events, "DELETE FROM job_events WHERE job_id IN (" PURGE_IDS ")")                      \
+    X(purge_jobs, "DELETE FROM jobs WHERE id IN (" PURGE_IDS ")")                                  \
     X(stats_jobs, "SELECT operation, status, count(*) FROM jobs GROUP BY operation, status")       \
     X(stats_bots, "SELECT state, count(*) FROM bots GROUP BY state")                               \
     X(bot_insert, "INSERT INTO bots (id, name, operations, state, registered_at, last_seen_at)"    \
@@ -1659,11 +1672,11 @@ static int sq_job_explain(store_t *base, const char *id, json_t **facts, err_t *
     return backend_deliver(tx_read(s, do_explain, &a, e), &a.facts, facts);
 }
 
-/* A sweep at a given time, in one write transaction; *n is how many jobs
- * it changed. */
-static int count_write(sq_t *s, tx_fn fn, int64_t now_ms, int *n, err_t *e)
+/* A sweep at a given time, in one write transaction, changing at most
+ * `limit` jobs (0: no limit); *n is how many jobs it changed. */
+static int count_write(sq_t *s, tx_fn fn, int64_t now_ms, int limit, int *n, err_t *e)
 {
-    struct backend_count a = {now_ms, 0};
+    struct backend_count a = {now_ms, limit, 0};
     int rc = tx_write(s, fn, &a, e);
 
     if (rc == JOBD_OK)
@@ -1682,7 +1695,7 @@ static int do_schedule_due(sq_t *s, void *arg, err_t *e)
 
 static int sq_schedule_due(store_t *base, int64_t now_ms, int *n, err_t *e)
 {
-    return count_write((sq_t *)base, do_schedule_due, now_ms, n, e);
+    return count_write((sq_t *)base, do_schedule_due, now_ms, 0, n, e);
 }
 
 static int do_expire(sq_t *s, void *arg, err_t *e)
@@ -1718,7 +1731,32 @@ static int do_expire(sq_t *s, void *arg, err_t *e)
 
 static int sq_lease_expire(store_t *base, int64_t now_ms, int *n, err_t *e)
 {
-    return count_write((sq_t *)base, do_expire, now_ms, n, e);
+    return count_write((sq_t *)base, do_expire, now_ms, 0, n, e);
+}
+
+/* ---- retention ------------------------------------------------------------- */
+
+/* One batch: the jobs' attempts and events, then the jobs (foreign keys are
+ * on, so a child left behind would fail the batch rather than be orphaned). */
+static int do_purge(sq_t *s, void *arg, err_t *e)
+{
+    struct backend_count *a = arg;
+    int rc = run(s, ST_purge_attempts, e, "ii", a->now, (int64_t)a->limit);
+
+    if (rc >= 0)
+        rc = run(s, ST_purge_events, e, "ii", a->now, (int64_t)a->limit);
+    if (rc >= 0)
+        rc = run(s, ST_purge_jobs, e, "ii", a->now, (int64_t)a->limit);
+    if (rc >= 0)
+        a->n = rc;
+    return rc;
+}
+
+/* A write call like any other, so a batch takes its turn in the group
+ * commit and claims are never held up by more than one batch. */
+static int sq_job_purge(store_t *base, int64_t finished_before_ms, int limit, int *n, err_t *e)
+{
+    return count_write((sq_t *)base, do_purge, finished_before_ms, limit, n, e);
 }
 
 /* ---- stats ----------------------------------------------------------------- */
@@ -2104,6 +2142,7 @@ const store_backend_t store_sqlite_backend = {
     .job_explain = sq_job_explain,
     .schedule_due = sq_schedule_due,
     .lease_expire = sq_lease_expire,
+    .job_purge = sq_job_purge,
     .stats = sq_stats,
     .bot_register = sq_bot_register,
     .bot_heartbeat = sq_bot_heartbeat,

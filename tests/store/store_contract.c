@@ -1279,6 +1279,160 @@ static void test_export(void **state)
     json_decref(b);
 }
 
+/* ---- retention ---------------------------------------------------------- */
+
+/* A new job of f->op, claimed by f->bot and then finished as `how`:
+ * "succeeded", "failed", or "cancelled" (which also records an event).
+ * Returns the job as claimed (its id and lease). */
+static json_t *finished(struct fixture *f, const char *how)
+{
+    json_t *claimed = create_claimed(f, f->bot), *job;
+    const char *id = sget(claimed, "id");
+    bool repeated;
+    err_t e;
+
+    if (strcmp(how, "succeeded") == 0) {
+        assert_ok(complete(f, claimed, f->bot, &repeated, &e), &e);
+    } else if (strcmp(how, "failed") == 0) {
+        assert_ok(store_job_fail(f->s, id, f->bot, sget(claimed, "lease"), "boom", NULL, 1, &job,
+                                 &repeated, &e),
+                  &e);
+        json_decref(job);
+    } else {
+        assert_ok(store_job_cancel(f->s, id, "not needed", &job, &e), &e);
+        json_decref(job);
+    }
+    tick(); /* the next job finishes strictly later */
+    return claimed;
+}
+
+/* Export (claim and mark) only the jobs of `jobs` (NULL-terminated): the
+ * other finished jobs stay unexported. */
+static void export_only(struct fixture *f, json_t *const *jobs)
+{
+    json_t *pending, *ids = json_array();
+    err_t e;
+
+    assert_ok(store_export_pending(f->s, SERVER, 1000, &pending, &e), &e);
+    for (; *jobs; jobs++)
+        json_array_append(ids, json_object_get(*jobs, "id"));
+    assert_ok(store_export_mark(f->s, SERVER, ids, NULL, &e), &e);
+    json_decref(ids);
+    json_decref(pending);
+}
+
+static int purge(struct fixture *f, int64_t before, int limit)
+{
+    int n = -1;
+    err_t e;
+    assert_ok(store_job_purge(f->s, before, limit, &n, &e), &e);
+    return n;
+}
+
+static void assert_gone(struct fixture *f, const json_t *job)
+{
+    json_t *got = NULL;
+    err_t e;
+    assert_rc(store_job_get(f->s, sget(job, "id"), &got, &e), JOBD_ENOTFOUND, &e);
+    assert_null(got);
+}
+
+/* Fail unless the job is still there in `status`. */
+static void assert_kept(struct fixture *f, const json_t *job, const char *status)
+{
+    json_t *got = get(f, sget(job, "id"));
+    assert_string_equal(sget(got, "status"), status);
+    json_decref(got);
+}
+
+/* Only exported finished jobs older than the cutoff go, oldest finish first,
+ * at most `limit` at a time, with their attempts and events; nothing
+ * unexported, recent or unfinished is touched. */
+static void test_purge(void **state)
+{
+    struct fixture *f = *state;
+    json_t *old_ok, *old_failed, *old_cancelled, *unexported, *recent, *retried, *job;
+    json_t *processing, *pending, *scheduled, *input = json_object();
+    int64_t cutoff;
+    bool repeated;
+    err_t e;
+
+    /* What earlier tests left finished goes first, so that the counts
+     * below are this test's alone, also on a shared database. */
+    drain(f);
+    while (purge(f, clock_now_ms() + 1, 1000) == 1000)
+        ;
+
+    old_ok = finished(f, "succeeded");
+    old_failed = finished(f, "failed");
+    old_cancelled = finished(f, "cancelled"); /* an attempt and an event */
+    unexported = finished(f, "succeeded");
+    /* Exported, then retried by an admin: pending again, with history. */
+    retried = finished(f, "failed");
+    export_only(f, (json_t *[]){old_ok, old_failed, old_cancelled, retried, NULL});
+    processing = create_claimed(f, f->bot);
+    tick();
+    cutoff = clock_now_ms();
+    tick();
+    recent = finished(f, "succeeded");
+    export_only(f, (json_t *[]){recent, NULL});
+    /* Made pending last, so that no claim above takes them. */
+    assert_ok(store_job_retry(f->s, sget(retried, "id"), "once more", &job, &e), &e);
+    json_decref(job);
+    pending = create(f, f->op, 0);
+    assert_ok(store_job_create(f->s,
+                               &(job_spec_t){.operation = f->op,
+                                             .input = input,
+                                             .max_attempts = 3,
+                                             .run_at = clock_now_ms() + 3600000},
+                               &scheduled, &e),
+              &e);
+
+    /* The limit holds, and the oldest finish goes first. */
+    assert_int_equal(purge(f, cutoff, 2), 2);
+    assert_gone(f, old_ok);
+    assert_gone(f, old_failed);
+    assert_kept(f, old_cancelled, "cancelled");
+    assert_int_equal(purge(f, cutoff, 2), 1);
+    assert_gone(f, old_cancelled);
+    assert_int_equal(purge(f, cutoff, 2), 0);
+
+    /* The rest is untouched. */
+    assert_kept(f, unexported, "succeeded");
+    assert_kept(f, recent, "succeeded");
+    assert_kept(f, retried, "pending");
+    assert_kept(f, processing, "processing");
+    assert_kept(f, pending, "pending");
+    assert_kept(f, scheduled, "scheduled");
+    /* The purged job's lease went with its attempts: a late report finds
+     * no job, and the bot's held work is the processing job alone. */
+    assert_rc(complete(f, old_ok, f->bot, &repeated, &e), JOBD_ENOTFOUND, &e);
+    assert_ok(store_bot_get(f->s, f->bot, &job, &e), &e);
+    assert_int_equal(json_array_size(json_object_get(job, "jobs")), 1);
+    json_decref(job);
+
+    /* A later cutoff takes the recent job; the unexported one goes only once
+     * it is in the datalake. */
+    assert_int_equal(purge(f, clock_now_ms() + 1, 1000), 1);
+    assert_gone(f, recent);
+    assert_kept(f, unexported, "succeeded");
+    export_only(f, (json_t *[]){unexported, NULL});
+    assert_int_equal(purge(f, clock_now_ms() + 1, 1000), 1);
+    assert_gone(f, unexported);
+    assert_kept(f, retried, "pending");
+
+    json_decref(input);
+    json_decref(old_ok);
+    json_decref(old_failed);
+    json_decref(old_cancelled);
+    json_decref(unexported);
+    json_decref(recent);
+    json_decref(retried);
+    json_decref(processing);
+    json_decref(pending);
+    json_decref(scheduled);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1309,6 +1463,7 @@ int main(void)
         T(test_bots),
         T(test_stats),
         T(test_export),
+        T(test_purge),
         T(test_migrate_down_up),
     };
 #undef T
