@@ -10,8 +10,8 @@
 #include "clock.h"
 #include "id.h"
 #include "log.h"
-#include "park.h"
 #include "migrations.h"
+#include "park.h"
 #include "record.h"
 
 #include <pthread.h>
@@ -803,11 +803,12 @@ static int sq_open(const char *db, store_t **out, err_t *e)
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     /* synchronous=FULL: a call that returned has reached the disk, even in
-     * WAL mode, so a job once acknowledged survives a power cut. */
-    /* temp_store = MEMORY keeps the savepoint journal of a group commit (the
-     * old content of each page a call changes, so that its failure can be
-     * undone alone) in memory: as a temporary file it cost more writes than
-     * the WAL itself.  It is never needed after a crash. */
+     * WAL mode, so a job once acknowledged survives a power cut (unless
+     * store_set_sync relaxes it).  temp_store = MEMORY keeps the savepoint
+     * journal of a group commit (the old content of each page a call changes,
+     * so that its failure can be undone alone) in memory: as a temporary file
+     * it cost more writes than the WAL itself, and it is never needed after a
+     * crash. */
     rc = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
               "configure database", e);
     if (rc < 0)
