@@ -86,7 +86,7 @@
     X(job_claim,                                                                                   \
       "UPDATE jobs SET status = 'processing', attempts = attempts + 1,"                            \
       " claimed_at = ?2, bot_id = ?3, bot_name = ?4, lease = ?5, lease_expires_at = ?6,"           \
-      " progress = NULL WHERE id = ?1 AND status = 'pending' RETURNING {job}")                     \
+      " progress = NULL WHERE id = ?1 AND status = 'pending'")                                     \
     X(attempt_start, "INSERT INTO attempts (job_id, attempt, lease, bot_id, bot_name, started_at," \
                      " outcome) SELECT id, attempts, lease, bot_id, bot_name, claimed_at,"         \
                      " 'running' FROM jobs WHERE id = ?1")                                         \
@@ -1266,15 +1266,14 @@ static int claim_one(sq_t *s, struct claim_args *a, const char *id, const char *
     int rc;
 
     id_hex(lease, LEASE_BYTES);
-    /* 0 rows: the candidate is no longer pending; it is skipped. */
-    rc = fetch(s, ST_job_claim, REC_KIND_JOB, true, &job, e, "tittti", id, now, a->bot_id, bot_name,
-               lease, expires);
+    rc = run(s, ST_job_claim, e, "tittti", id, now, a->bot_id, bot_name, lease, expires);
     if (rc <= 0)
         return rc;
-    if ((rc = run(s, ST_attempt_start, e, "t", id)) < 0) {
-        json_decref(job);
+    rc = run(s, ST_attempt_start, e, "t", id);
+    if (rc >= 0)
+        rc = get_job(s, id, &job, e);
+    if (rc < 0)
         return rc;
-    }
     json_object_set_new(job, "lease", json_string(lease));
     json_object_set_new(job, "lease_expires_at", backend_time_json(expires));
     json_array_append_new(a->jobs, job);
