@@ -62,8 +62,7 @@
     X(ping, "SELECT max(version) FROM schema_version")                                             \
     X(job_insert,                                                                                  \
       "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at,"            \
-      " max_attempts, run_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, nullif(?8, 0))"               \
-      " RETURNING {job}")                                                                          \
+      " max_attempts, run_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, nullif(?8, 0))")              \
     X(job_get, "SELECT {job} FROM jobs WHERE id = ?1")                                             \
     X(job_history, "SELECT {attempt} FROM attempts WHERE job_id = ?1 ORDER BY attempt")            \
     X(job_events, "SELECT {event} FROM job_events WHERE job_id = ?1 ORDER BY seq")                 \
@@ -1084,10 +1083,11 @@ static int create_one(sq_t *s, const job_spec_t *spec, size_t index, size_t n, j
     int rc;
 
     id_uuid7(id);
-    /* RETURNING: the reply is the row as stored, read in the same step. */
-    rc = fetch(s, ST_job_insert, REC_KIND_JOB, true, &job, e, "ttjitiii", id, spec->operation,
-               spec->input, spec->priority, later ? "scheduled" : "pending", now,
-               spec->max_attempts, later ? spec->run_at : (int64_t)0);
+    rc = run(s, ST_job_insert, e, "ttjitiii", id, spec->operation, spec->input, spec->priority,
+             later ? "scheduled" : "pending", now, spec->max_attempts,
+             later ? spec->run_at : (int64_t)0);
+    if (rc >= 0)
+        rc = get_job(s, id, &job, e);
     if (rc < 0) {
         if (n > 1)
             err_prefix(e, "jobs[%zu]: ", index);

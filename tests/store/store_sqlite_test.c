@@ -200,9 +200,9 @@ static void check_drift(const char *alter, const char *statement, const char *re
 /* The seed's bug: code and schema disagree on a column's name. */
 static void test_prepare_names_drifted_statement(void **state)
 {
-    check_drift("ALTER TABLE jobs RENAME COLUMN result TO sum", "statement job_insert",
+    check_drift("ALTER TABLE jobs RENAME COLUMN result TO sum", "statement job_get",
                 "no such column: result");
-    check_drift("ALTER TABLE jobs DROP COLUMN duration_ms", "statement job_insert",
+    check_drift("ALTER TABLE jobs DROP COLUMN duration_ms", "statement job_get",
                 "no such column: duration_ms");
     check_drift("ALTER TABLE attempts RENAME COLUMN outcome TO how", "statement job_history",
                 "no such column: outcome");
