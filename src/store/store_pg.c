@@ -67,14 +67,14 @@
  *
  * Locking: every statement that changes a job either locks its row first
  * (job_lock, FOR UPDATE) or picks rows with FOR UPDATE SKIP LOCKED
- * (claim_candidates, lease_expired, export_claim), so that two servers never
+ * (job_claim, lease_expired, export_claim), so that two servers never
  * act on one job at once and a claim never waits for another.  A transaction
  * that waits for rows locks jobs before bots (finish: the job, then the
  * bot's counts; heartbeat and sweep: the bot's jobs, then the bot), so that
  * no two wait for each other.  A claim locks its bot first, but never waits
  * for a job (SKIP LOCKED).
  *
- * Checklist: claim_candidates and queue_ahead walk jobs_claim, lease_expired
+ * Checklist: job_claim and queue_ahead walk jobs_claim, lease_expired
  * jobs_processing_bot, export_claim jobs_unexported, schedule_due
  * jobs_scheduled and bots_stale bots_live (migrations/postgresql,
  * docs/operations.md "Indexes"); their WHERE clauses repeat the indexes'
@@ -101,22 +101,23 @@
                        " AND ($2::text IS NULL OR operation = $2) ORDER BY id LIMIT $3")           \
     X(job_lock, "SELECT status, lease FROM jobs WHERE id = $1 FOR UPDATE")                         \
     X(bot_seen, "UPDATE bots SET last_seen_at = $2 WHERE id = $1 RETURNING name")                  \
-    X(claim_candidates,                                                                            \
-      "SELECT c.id FROM (SELECT DISTINCT op FROM unnest($1::text[]) AS u (op)) AS o,"              \
-      " LATERAL (SELECT id, priority, created_at FROM jobs"                                        \
-      "  WHERE status = 'pending' AND operation = o.op"                                            \
-      "  ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) AS c"             \
-      " ORDER BY c.priority DESC, c.created_at, c.id LIMIT $2")                                    \
     X(queue_ahead, "SELECT count(*) FROM jobs WHERE status = 'pending' AND operation = $1"         \
                    " AND (priority > $2 OR (priority = $2 AND (created_at < $3"                    \
                    " OR (created_at = $3 AND id < $4))))")                                         \
     X(job_claim,                                                                                   \
-      "WITH j AS (UPDATE jobs SET status = 'processing', attempts = attempts + 1,"                 \
-      "  claimed_at = $2, bot_id = $3, bot_name = $4, lease = $5, lease_expires_at = $6,"          \
-      "  progress = NULL WHERE id = $1 AND status = 'pending' RETURNING {job}),"                   \
+      "WITH p AS (SELECT c.id AS pick, row_number() OVER (ORDER BY c.priority DESC, c.created_at," \
+      "  c.id) AS n FROM (SELECT DISTINCT op FROM unnest($1::text[]) AS u (op)) AS o,"             \
+      "  LATERAL (SELECT id, priority, created_at FROM jobs"                                       \
+      "   WHERE status = 'pending' AND operation = o.op"                                           \
+      "   ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) AS c"            \
+      "  ORDER BY n LIMIT $2),"                                                                    \
+      " j AS (UPDATE jobs SET status = 'processing', attempts = attempts + 1, claimed_at = $3,"    \
+      "  bot_id = $4, bot_name = $5, lease = ($6::text[])[p.n::integer], lease_expires_at = $7,"   \
+      "  progress = NULL FROM p WHERE id = p.pick AND status = 'pending'"                          \
+      "  RETURNING {job}, lease AS claim_lease, p.n AS claim_n),"                                  \
       " a AS (INSERT INTO attempts (job_id, attempt, lease, bot_id, bot_name, started_at,"         \
-      "  outcome) SELECT id, attempts, $5, $3, $4, $2, 'running' FROM j)"                          \
-      " SELECT {job} FROM j")                                                                      \
+      "  outcome) SELECT id, attempts, claim_lease, $4, $5, $3, 'running' FROM j)"                 \
+      " SELECT {job}, claim_lease FROM j ORDER BY claim_n")                                        \
     X(attempt_by_lease, "SELECT job_id, bot_id, outcome, ended_at, error FROM attempts"            \
                         " WHERE lease = $1")                                                       \
     X(attempt_end, "UPDATE attempts SET outcome = $2, ended_at = $3, error = $4"                   \
@@ -1132,24 +1133,22 @@ struct claim_args {
     json_t *jobs;
 };
 
-/* Lease job `id` (locked by claim_candidates) to the bot and append it,
- * with its lease, to a->jobs. */
-static int claim_one(conn_t *c, struct claim_args *a, const char *id, const char *bot_name,
-                     int64_t now, err_t *e)
+/* Lease the jobs of job_claim's result r to the bot, each with the lease
+ * of its row, and append them in claim order to a->jobs. */
+static int claimed(const PGresult *r, struct claim_args *a, int64_t expires, err_t *e)
 {
-    char lease[2 * LEASE_BYTES + 1];
-    int64_t expires = now + a->lease_ms;
+    size_t nfields;
     json_t *job;
     int rc;
 
-    id_hex(lease, LEASE_BYTES);
-    rc = fetch(c, ST_job_claim, REC_KIND_JOB, true, &job, e, "tittti", id, now, a->bot_id, bot_name,
-               lease, expires);
-    if (rc <= 0)
-        return rc;
-    json_object_set_new(job, "lease", json_string(lease));
-    json_object_set_new(job, "lease_expires_at", backend_time_json(expires));
-    json_array_append_new(a->jobs, job);
+    backend_fields(REC_KIND_JOB, &nfields);
+    for (int i = 0; i < PQntuples(r); i++) {
+        if ((rc = row_record(r, i, ST_job_claim, REC_KIND_JOB, &job, e)) < 0)
+            return rc;
+        json_object_set_new(job, "lease", json_string(PQgetvalue(r, i, (int)nfields)));
+        json_object_set_new(job, "lease_expires_at", backend_time_json(expires));
+        json_array_append_new(a->jobs, job);
+    }
     return JOBD_OK;
 }
 
@@ -1157,8 +1156,9 @@ static int do_claim(conn_t *c, void *arg, err_t *e)
 {
     struct claim_args *a = arg;
     int64_t now = clock_now_ms();
-    json_t *ops;
-    PGresult *bot, *cand;
+    char lease[2 * LEASE_BYTES + 1];
+    json_t *ops, *leases;
+    PGresult *bot, *r;
     int rc;
 
     /* A claim, even an empty one, shows that the bot is alive. */
@@ -1175,13 +1175,21 @@ static int do_claim(conn_t *c, void *arg, err_t *e)
     for (size_t i = 0; i < a->nops; i++)
         if (a->ops[i])
             json_array_append_new(ops, json_string(a->ops[i]));
-    rc = query(c, ST_claim_candidates, &cand, e, "ai", ops, (int64_t)a->max);
+    /* One statement for the whole claim, whatever max is: a lease for each
+     * job it may take, the n-th claimed job getting the n-th. */
+    leases = json_array();
+    for (int i = 0; i < a->max; i++) {
+        id_hex(lease, LEASE_BYTES);
+        json_array_append_new(leases, json_string(lease));
+    }
+    rc = query(c, ST_job_claim, &r, e, "aiittai", ops, (int64_t)a->max, now, a->bot_id,
+               PQgetvalue(bot, 0, 0), leases, now + a->lease_ms);
+    json_decref(leases);
     json_decref(ops);
     if (rc < 0)
         goto out_clear_bot;
-    for (int i = 0; rc >= 0 && i < PQntuples(cand); i++)
-        rc = claim_one(c, a, PQgetvalue(cand, i, 0), PQgetvalue(bot, 0, 0), now, e);
-    PQclear(cand);
+    rc = claimed(r, a, now + a->lease_ms, e);
+    PQclear(r);
 out_clear_bot:
     PQclear(bot);
     return rc;

@@ -427,6 +427,63 @@ static void test_claim_filter_and_max(void **state)
     json_decref(urgent);
 }
 
+/* A claim of k is k jobs, each with a lease of its own that finishes it and
+ * an attempt row of its own, as k claims of one would give. */
+static void test_claim_batch(void **state)
+{
+    struct fixture *f = *state;
+    json_t *jobs, *rest, *job, *got, *res = json_integer(1), *leases = json_object();
+    job_report_t r[3];
+    size_t i;
+    err_t e;
+
+    for (int k = 0; k < 5; k++)
+        json_decref(create(f, f->op, 0));
+    jobs = claim(f, f->bot, 3, 30000);
+    assert_int_equal(json_array_size(jobs), 3);
+    json_array_foreach(jobs, i, job)
+    {
+        const json_t *attempt;
+
+        assert_null(json_object_get(leases, sget(job, "lease")));
+        json_object_set_new(leases, sget(job, "lease"), json_true());
+        got = get(f, sget(job, "id"));
+        assert_string_equal(sget(got, "status"), "processing");
+        assert_int_equal(json_array_size(json_object_get(got, "history")), 1);
+        attempt = json_array_get(json_object_get(got, "history"), 0);
+        assert_int_equal(iget(attempt, "attempt"), 1);
+        assert_string_equal(sget(attempt, "outcome"), "running");
+        assert_string_equal(sget(attempt, "bot_id"), f->bot);
+        assert_string_equal(sget(attempt, "bot_name"), "bot-1");
+        assert_string_equal(sget(attempt, "started_at"), sget(job, "claimed_at"));
+        json_decref(got);
+        r[i] = (job_report_t){
+            .id = sget(job, "id"), .lease = sget(job, "lease"), .ok = true, .result = res};
+    }
+    /* Each lease is its own job's: all three finish. */
+    assert_ok(store_job_report_many(f->s, f->bot, r, 3, &e), &e);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(r[i].rc, JOBD_OK);
+        assert_string_equal(sget(r[i].job, "id"), r[i].id);
+        assert_string_equal(sget(r[i].job, "status"), "succeeded");
+        json_decref(r[i].job);
+    }
+
+    /* The rest, none of those again. */
+    rest = claim(f, f->bot2, 5, 30000);
+    assert_int_equal(json_array_size(rest), 2);
+    json_array_foreach(rest, i, job)
+    {
+        assert_string_equal(sget(job, "bot_name"), "bot-2");
+        for (size_t k = 0; k < 3; k++)
+            assert_string_not_equal(sget(job, "id"), r[k].id);
+    }
+    json_decref(rest);
+    json_decref(jobs);
+    json_decref(leases);
+    json_decref(res);
+}
+
 static void test_claim_unknown_bot(void **state)
 {
     struct fixture *f = *state;
@@ -1267,6 +1324,7 @@ int main(void)
         T(test_job_list_pagination),
         T(test_claim_order),
         T(test_claim_filter_and_max),
+        T(test_claim_batch),
         T(test_claim_unknown_bot),
         T(test_claim_concurrent),
         T(test_concurrent_writes_stand_alone),
