@@ -79,7 +79,10 @@
  * jobs_scheduled and bots_stale bots_live (migrations/postgresql,
  * docs/operations.md "Indexes"); their WHERE clauses repeat the indexes'
  * predicates so that the planner can use them.  Change them together, and
- * check with EXPLAIN.
+ * check with EXPLAIN.  job_claim's UPDATE finds the jobs it picked by
+ * primary key (id = ANY) and repeats no status test: they are locked and
+ * pending, and a test on status would let the planner walk the whole queue
+ * (jobs_claim) for every claim when its statistics say the queue is short.
  */
 #define STATEMENTS(X)                                                                              \
     X(ping, "SELECT max(version) FROM schema_version")                                             \
@@ -112,12 +115,12 @@
       "   ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) AS c"            \
       "  ORDER BY n LIMIT $2),"                                                                    \
       " j AS (UPDATE jobs SET status = 'processing', attempts = attempts + 1, claimed_at = $3,"    \
-      "  bot_id = $4, bot_name = $5, lease = ($6::text[])[p.n::integer], lease_expires_at = $7,"   \
-      "  progress = NULL FROM p WHERE id = p.pick AND status = 'pending'"                          \
-      "  RETURNING {job}, lease AS claim_lease, p.n AS claim_n),"                                  \
+      "  bot_id = $4, bot_name = $5, lease_expires_at = $7, progress = NULL,"                      \
+      "  lease = ($6::text[])[(SELECT n FROM p WHERE pick = id)::integer]"                         \
+      "  WHERE id = ANY (ARRAY(SELECT pick FROM p)) RETURNING {job}, lease AS claim_lease),"       \
       " a AS (INSERT INTO attempts (job_id, attempt, lease, bot_id, bot_name, started_at,"         \
       "  outcome) SELECT id, attempts, claim_lease, $4, $5, $3, 'running' FROM j)"                 \
-      " SELECT {job}, claim_lease FROM j ORDER BY claim_n")                                        \
+      " SELECT {job}, claim_lease FROM j ORDER BY priority DESC, created_at, id")                  \
     X(attempt_by_lease, "SELECT job_id, bot_id, outcome, ended_at, error FROM attempts"            \
                         " WHERE lease = $1")                                                       \
     X(attempt_end, "UPDATE attempts SET outcome = $2, ended_at = $3, error = $4"                   \
