@@ -66,13 +66,14 @@
  * is what an error names.
  *
  * Locking: every statement that changes a job either locks its row first
- * (job_lock, FOR UPDATE) or picks rows with FOR UPDATE SKIP LOCKED
- * (job_claim, lease_expired, export_claim), so that two servers never
- * act on one job at once and a claim never waits for another.  A transaction
- * that waits for rows locks jobs before bots (finish: the job, then the
- * bot's counts; heartbeat and sweep: the bot's jobs, then the bot), so that
- * no two wait for each other.  A claim locks its bot first, but never waits
- * for a job (SKIP LOCKED).
+ * (job_lock, FOR UPDATE), picks rows with FOR UPDATE SKIP LOCKED
+ * (job_claim, lease_expired, export_claim), or changes only rows whose
+ * lease it matches after their lock (job_finish_many, in id order), so that
+ * two servers never act on one job at once and a claim never waits for
+ * another.  A transaction that waits for rows locks jobs before bots
+ * (finish: the job, then the bot's counts; heartbeat and sweep: the bot's
+ * jobs, then the bot), so that no two wait for each other.  A claim locks
+ * its bot first, but never waits for a job (SKIP LOCKED).
  *
  * Checklist: job_claim and queue_ahead walk jobs_claim, lease_expired
  * jobs_processing_bot, export_claim jobs_unexported, schedule_due
@@ -129,6 +130,25 @@
       "UPDATE jobs SET status = $3, result = $4::jsonb, error = $5, duration_ms = $6,"             \
       " finished_at = $7, failures = failures + $8, lease = NULL,"                                 \
       " lease_expires_at = NULL WHERE id = $1 AND lease = $2 AND status = 'processing'")           \
+    X(job_finish_many,                                                                             \
+      "WITH v AS (SELECT r->>'id' AS r_id, r->>'lease' AS r_lease, (r->>'ok')::boolean AS r_ok,"   \
+      "  r->>'result' AS r_result, r->>'error' AS r_error, (r->>'duration_ms')::bigint AS r_ms"    \
+      "  FROM jsonb_array_elements($3::jsonb) AS r ORDER BY 1),"                                   \
+      " j AS (UPDATE jobs SET status = CASE WHEN r_ok THEN 'succeeded' ELSE 'failed' END,"         \
+      "  result = r_result::jsonb, error = r_error, duration_ms = r_ms, finished_at = $2,"         \
+      "  failures = failures + CASE WHEN r_ok THEN 0 ELSE 1 END, lease = NULL,"                    \
+      "  lease_expires_at = NULL FROM v WHERE id = r_id AND lease = r_lease"                       \
+      "  AND status = 'processing' AND EXISTS (SELECT FROM attempts AS a WHERE a.lease = r_lease"  \
+      "   AND a.job_id = r_id AND a.bot_id = $1 AND a.outcome = 'running')"                        \
+      "  RETURNING {job}, r_lease, r_ok, r_error),"                                                \
+      " a AS (UPDATE attempts SET outcome = CASE WHEN j.r_ok THEN 'succeeded' ELSE 'failed' END,"  \
+      "  ended_at = $2, error = CASE WHEN j.r_ok THEN NULL ELSE j.r_error END FROM j"              \
+      "  WHERE attempts.lease = j.r_lease AND attempts.outcome = 'running'),"                      \
+      " b AS (UPDATE bots SET jobs_succeeded = jobs_succeeded + s.ok,"                             \
+      "  jobs_failed = jobs_failed + s.failed FROM (SELECT count(*) FILTER (WHERE r_ok) AS ok,"    \
+      "  count(*) FILTER (WHERE NOT r_ok) AS failed FROM j) AS s"                                  \
+      "  WHERE bots.id = $1 AND s.ok + s.failed > 0)"                                              \
+      " SELECT {job} FROM j")                                                                      \
     X(job_reschedule, "UPDATE jobs SET status = 'scheduled', run_at = $3, error = $4,"             \
                       " duration_ms = $5, failures = failures + 1, claimed_at = NULL,"             \
                       " bot_id = NULL, bot_name = NULL, lease = NULL, lease_expires_at = NULL,"    \
@@ -1351,10 +1371,83 @@ static int finish_step(void *conn, struct backend_finish *f, err_t *e)
     return do_finish((conn_t *)conn, f, e);
 }
 
+/* Report r as an element of job_finish_many's batch; NULL if a string of
+ * it is not UTF-8 or its result cannot be encoded, for the per-job path to
+ * answer as it does (the database refuses the first, the second fails it).
+ * The result goes as its JSON text, parsed by the statement only for a job
+ * it finishes, as job_finish parses it. */
+static json_t *report_item(const job_report_t *r)
+{
+    char *result = NULL;
+    json_t *item;
+
+    if (r->ok && r->result && !(result = json_dumps(r->result, JSON_ENCODE_ANY | JSON_COMPACT)))
+        return NULL;
+    item = json_pack("{s:s,s:s,s:b,s:s?,s:s?,s:I}", "id", str(r->id), "lease", str(r->lease), "ok",
+                     r->ok, "result", result, "error", r->ok ? NULL : r->error, "duration_ms",
+                     (json_int_t)r->duration_ms);
+    free(result);
+    return item;
+}
+
+/* The common case of a batch in one statement (job_finish_many): the first
+ * report of each job, a complete or a fail that is not retryable (the
+ * backoff depends on the job's failures), finishes its job if the job is
+ * processing under its lease and bot, exactly as do_finish would.  Sets
+ * answered[i] for each report it answered; the others (a refusal to find
+ * out, a repeat, a retryable failure, a later report of the same job) are
+ * left to do_finish, in order and after these, which is the order in which
+ * one-by-one reports would have seen them: only reports of the same job
+ * affect each other. */
+static int finish_many(conn_t *c, struct report_args *a, bool *answered, err_t *e)
+{
+    json_t *batch = json_array(), *first = json_object(), *item, *job;
+    /* A bot id that is not UTF-8 holds no lease, and do_finish refuses its
+     * reports without sending it to the database, which would refuse it. */
+    json_t *bot = json_string(str(a->bot_id));
+    PGresult *r = NULL;
+    int rc = JOBD_OK;
+
+    for (size_t i = 0; bot && i < a->n; i++) {
+        const job_report_t *rep = &a->reports[i];
+        if (json_object_get(first, str(rep->id)))
+            continue;
+        json_object_set_new(first, str(rep->id), json_integer((json_int_t)i));
+        if ((rep->ok || !rep->retry) && (item = report_item(rep)))
+            json_array_append_new(batch, item);
+    }
+    if (json_array_size(batch) > 0)
+        rc = query(c, ST_job_finish_many, &r, e, "tij", str(a->bot_id), clock_now_ms(), batch);
+    for (int row = 0; r && row < PQntuples(r) && rc >= 0; row++) {
+        if ((rc = row_record(r, row, ST_job_finish_many, REC_KIND_JOB, &job, e)) == JOBD_OK) {
+            json_int_t i = json_integer_value(json_object_get(first, PQgetvalue(r, row, 0)));
+            a->reports[i].rc = JOBD_OK;
+            a->reports[i].job = job;
+            a->reports[i].repeated = false;
+            answered[i] = true;
+        }
+    }
+    PQclear(r);
+    json_decref(bot);
+    json_decref(first);
+    json_decref(batch);
+    return rc;
+}
+
 static int do_report_many(conn_t *c, void *arg, err_t *e)
 {
     struct report_args *a = arg;
-    return backend_report_each(c, finish_step, a->bot_id, a->reports, a->n, e);
+    bool *answered = calloc(a->n + 1, sizeof *answered);
+    int rc;
+
+    if (!answered)
+        abort();
+    rc = finish_many(c, a, answered, e);
+    for (size_t i = 0; i < a->n && rc >= 0; i++)
+        if (!answered[i])
+            rc = backend_report_each(c, finish_step, a->bot_id, &a->reports[i], 1, e);
+    free(answered);
+    return rc;
 }
 
 static int pg_job_report_many(store_t *base, const char *bot_id, job_report_t *reports, size_t n,
