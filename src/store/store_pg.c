@@ -87,11 +87,18 @@
  */
 #define STATEMENTS(X)                                                                              \
     X(ping, "SELECT max(version) FROM schema_version")                                             \
+    X(job_get, "SELECT {job} FROM jobs WHERE id = $1")                                             \
     X(job_insert,                                                                                  \
       "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at,"            \
       " max_attempts, run_at) VALUES ($1, $2, $3::jsonb, $4, $5, 0, $6, $7, nullif($8::bigint, "   \
-      "0))")                                                                                       \
-    X(job_get, "SELECT {job} FROM jobs WHERE id = $1")                                             \
+      "0)) RETURNING {job}")                                                                       \
+    X(job_insert_many,                                                                             \
+      "WITH n AS (INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at," \
+      "  max_attempts, run_at) SELECT s->>'id', s->>'operation', (s->>'input')::jsonb,"            \
+      "  (s->>'priority')::bigint, s->>'status', 0, $2, (s->>'max_attempts')::bigint,"             \
+      "  nullif((s->>'run_at')::bigint, 0) FROM jsonb_array_elements($1::jsonb) AS s"              \
+      "  RETURNING {job})"                                                                         \
+      " SELECT {job} FROM n ORDER BY id")                                                          \
     X(job_history, "SELECT {attempt} FROM attempts WHERE job_id = $1 ORDER BY attempt")            \
     X(job_events, "SELECT {event} FROM job_events WHERE job_id = $1 ORDER BY seq")                 \
     X(event_insert, "INSERT INTO job_events (job_id, at, action, reason) VALUES ($1, $2, $3, $4)") \
@@ -1071,11 +1078,9 @@ static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n,
     int rc;
 
     id_uuid7(id);
-    rc = run(c, ST_job_insert, e, "ttjitiii", id, spec->operation, spec->input, spec->priority,
-             later ? "scheduled" : "pending", now, spec->max_attempts,
-             later ? spec->run_at : (int64_t)0);
-    if (rc >= 0)
-        rc = get_job(c, id, &job, e);
+    rc = fetch(c, ST_job_insert, REC_KIND_JOB, true, &job, e, "ttjitiii", id, spec->operation,
+               spec->input, spec->priority, later ? "scheduled" : "pending", now,
+               spec->max_attempts, later ? spec->run_at : (int64_t)0);
     if (rc < 0) {
         if (n > 1)
             err_prefix(e, "jobs[%zu]: ", index);
@@ -1085,11 +1090,71 @@ static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n,
     return rc;
 }
 
+/* spec as an element of job_insert_many's batch, with its new id; NULL if
+ * a string of it is not UTF-8 or its input cannot be encoded.  The input
+ * goes as its JSON text, which the statement parses as job_insert does. */
+static json_t *spec_item(const job_spec_t *spec, int64_t now)
+{
+    bool later = spec->run_at > now;
+    char id[ID_UUID_LEN], *input = NULL;
+    json_t *item;
+
+    if (spec->input && !(input = json_dumps(spec->input, JSON_ENCODE_ANY | JSON_COMPACT)))
+        return NULL;
+    id_uuid7(id);
+    item =
+        json_pack("{s:s,s:s?,s:s?,s:I,s:s,s:I,s:I}", "id", id, "operation", spec->operation,
+                  "input", input, "priority", (json_int_t)spec->priority, "status",
+                  later ? "scheduled" : "pending", "max_attempts", (json_int_t)spec->max_attempts,
+                  "run_at", (json_int_t)(later ? spec->run_at : 0));
+    free(input);
+    return item;
+}
+
+/* Insert a batch of n > 1 jobs in one statement (job_insert_many), their
+ * ids in the order of the specs so that its result, in id order, is in
+ * theirs.  Returns 0 when done, 1 if the batch is for create_one to insert
+ * one by one, as it is when the database refuses one of the jobs: only the
+ * one-by-one statements can say which with the database's own message. */
+static int create_many(conn_t *c, struct create_args *a, err_t *e)
+{
+    int64_t now = clock_now_ms();
+    json_t *batch = json_array(), *item;
+    err_t refused;
+    int rc = JOBD_OK;
+
+    for (size_t i = 0; i < a->n && rc == JOBD_OK; i++)
+        if ((item = spec_item(&a->specs[i], now)))
+            json_array_append_new(batch, item);
+        else
+            rc = 1;
+    if (rc == JOBD_OK)
+        rc = exec_sql(c, "SAVEPOINT create_many", "savepoint", e);
+    if (rc == JOBD_OK) {
+        rc =
+            fetch(c, ST_job_insert_many, REC_KIND_JOB, false, &a->jobs, &refused, "ji", batch, now);
+        if (rc == JOBD_EDB) {
+            rc = exec_sql(c, "ROLLBACK TO SAVEPOINT create_many", "roll back to savepoint", e);
+            if (rc == JOBD_OK)
+                rc = 1;
+        } else if (rc < 0) {
+            if (e)
+                *e = refused;
+        } else {
+            rc = 0;
+        }
+    }
+    json_decref(batch);
+    return rc;
+}
+
 static int do_create(conn_t *c, void *arg, err_t *e)
 {
     struct create_args *a = arg;
-    int rc = 0;
+    int rc = a->n > 1 ? create_many(c, a, e) : 1;
 
+    if (rc != 1)
+        return rc;
     a->jobs = json_array();
     for (size_t i = 0; i < a->n && rc >= 0; i++)
         rc = create_one(c, &a->specs[i], i, a->n, a->jobs, e);

@@ -630,25 +630,45 @@ static void test_concurrent_writes_stand_alone(void **state)
 static void test_create_many(void **state)
 {
     struct fixture *f = *state;
-    json_t *input = json_pack("{s:i}", "a", 1), *jobs = NULL, *listed;
+    json_t *input = json_pack("{s:i}", "a", 1), *jobs = NULL, *listed, *job, *got;
     job_spec_t specs[5];
     job_filter_t filter = {.operation = f->op, .limit = 100};
-    err_t e;
+    int64_t later = clock_now_ms() + 3600 * 1000;
+    char want[JOBD_ERR_MSG_MAX + 16];
+    size_t i;
+    err_t e, one;
 
-    for (int i = 0; i < 5; i++)
-        specs[i] =
-            (job_spec_t){.operation = f->op, .input = input, .priority = i, .max_attempts = 3};
+    for (int k = 0; k < 5; k++)
+        specs[k] =
+            (job_spec_t){.operation = f->op, .input = input, .priority = k, .max_attempts = 3};
+    specs[2].run_at = later;
+    specs[4].max_attempts = 7;
     assert_ok(store_job_create_many(f->s, specs, 5, &jobs, &e), &e);
     assert_int_equal(json_array_size(jobs), 5);
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(iget(json_array_get(jobs, (size_t)i), "priority"), i);
+    json_array_foreach(jobs, i, job)
+    {
+        assert_int_equal(iget(job, "priority"), (json_int_t)i);
+        assert_string_equal(sget(job, "status"), i == 2 ? "scheduled" : "pending");
+        assert_int_equal(iget(job, "max_attempts"), i == 4 ? 7 : 3);
+        assert_true(json_equal(json_object_get(job, "input"), input));
+        if (i > 0) /* in order, and ids sort by creation */
+            assert_true(strcmp(sget(job, "id"), sget(json_array_get(jobs, i - 1), "id")) > 0);
+        got = get(f, sget(job, "id"));
+        json_object_del(got, "history");
+        json_object_del(got, "events");
+        assert_true(json_equal(got, job));
+        json_decref(got);
+    }
     json_decref(jobs);
 
+    /* A refused item is named, with the database's message for it alone. */
     specs[3].input = NULL; /* refused by the database: NOT NULL */
     jobs = NULL;
+    assert_rc(store_job_create(f->s, &specs[3], &job, &one), JOBD_EDB, &one);
     assert_rc(store_job_create_many(f->s, specs, 5, &jobs, &e), JOBD_EDB, &e);
     assert_null(jobs);
-    assert_contains(e.msg, "jobs[3]: ");
+    snprintf(want, sizeof want, "jobs[3]: %s", one.msg);
+    assert_string_equal(e.msg, want);
     assert_ok(store_job_list(f->s, &filter, &listed, &e), &e);
     assert_int_equal(json_array_size(listed), 5); /* the first batch only */
     json_decref(listed);
