@@ -185,6 +185,11 @@
     X(lease_renew_one, "UPDATE jobs SET lease_expires_at = $3,"                                    \
                        " progress = coalesce($4::jsonb, progress)"                                 \
                        " WHERE id = $1 AND bot_id = $2 AND status = 'processing'")                 \
+    X(lease_renew_many,                                                                            \
+      "UPDATE jobs SET lease_expires_at = $3, progress = coalesce(h_progress::jsonb, progress)"    \
+      " FROM (SELECT h->>'id' AS h_id, h->>'progress' AS h_progress"                               \
+      "  FROM jsonb_array_elements($2::jsonb) AS h ORDER BY 1) AS h"                               \
+      " WHERE id = h_id AND bot_id = $1 AND status = 'processing' RETURNING id")                   \
     X(my_attempt, "SELECT outcome FROM attempts WHERE job_id = $1 AND bot_id = $2"                 \
                   " ORDER BY attempt DESC LIMIT 1")                                                \
     X(bot_jobs, "SELECT id, lease FROM jobs WHERE bot_id = $1 AND status = 'processing'"           \
@@ -1884,6 +1889,46 @@ static int classify(conn_t *c, struct bot_args *a, const json_t *item, int64_t n
     return JOBD_OK;
 }
 
+/* Renew in one statement (lease_renew_many) the jobs the bot names in
+ * a->jobs that it holds, keeping their progress as lease_renew_one does,
+ * and set held[i] for each.  A job named twice is left to classify(), item
+ * by item, so that the later progress wins as it would there; so is an
+ * item that cannot go in the batch (an id that is not a string). */
+static int renew_many(conn_t *c, struct bot_args *a, int64_t now, bool *held, err_t *e)
+{
+    json_t *batch = json_array(), *index = json_object(), *item;
+    PGresult *r = NULL;
+    size_t i;
+    int rc = JOBD_OK;
+
+    json_array_foreach(a->jobs, i, item)
+    {
+        const char *id = json_string_value(json_object_get(item, "id"));
+        if (id)
+            json_object_set_new(
+                index, id, json_object_get(index, id) ? json_null() : json_integer((json_int_t)i));
+    }
+    json_array_foreach(a->jobs, i, item)
+    {
+        const char *id = json_string_value(json_object_get(item, "id"));
+        const json_t *p = json_object_get(item, "progress");
+        bool none = !p || json_is_null(p);
+        char *progress = none ? NULL : json_dumps(p, JSON_ENCODE_ANY | JSON_COMPACT);
+
+        if (id && json_is_integer(json_object_get(index, id)) && (none || progress))
+            json_array_append_new(batch, json_pack("{s:s,s:s?}", "id", id, "progress", progress));
+        free(progress);
+    }
+    if (json_array_size(batch) > 0)
+        rc = query(c, ST_lease_renew_many, &r, e, "tji", a->id, batch, now + a->lease_ms);
+    for (int row = 0; r && row < PQntuples(r); row++)
+        held[json_integer_value(json_object_get(index, PQgetvalue(r, row, 0)))] = true;
+    PQclear(r);
+    json_decref(index);
+    json_decref(batch);
+    return rc;
+}
+
 /* The bot's jobs first, the bot's own row last (see STATEMENTS, locking);
  * an unknown bot, found out at the end, rolls everything back. */
 static int do_heartbeat(conn_t *c, void *arg, err_t *e)
@@ -1891,17 +1936,23 @@ static int do_heartbeat(conn_t *c, void *arg, err_t *e)
     struct bot_args *a = arg;
     json_t *verdicts, *item, *taken;
     int64_t now = clock_now_ms();
+    bool *held;
     char why[300];
     size_t i;
     int rc = 0;
 
     if (!a->jobs && (rc = run(c, ST_lease_renew, e, "ti", a->id, now + a->lease_ms)) < 0)
         return rc;
+    held = calloc(json_array_size(a->jobs) + 1, sizeof *held);
+    if (!held)
+        abort();
+    if (a->jobs && (rc = renew_many(c, a, now, held, e)) < 0)
+        goto out_held;
     verdicts = json_pack("{s:[],s:[],s:[]}", "held", "cancelled", "lost");
     json_array_foreach(a->jobs, i, item)
     {
-        const char *verdict;
-        if ((rc = classify(c, a, item, now, &verdict, e)) < 0)
+        const char *verdict = "held";
+        if (!held[i] && (rc = classify(c, a, item, now, &verdict, e)) < 0)
             goto out_verdicts;
         if (verdict && strcmp(verdict, "held") != 0)
             json_array_append(json_object_get(verdicts, verdict), json_object_get(item, "id"));
@@ -1920,10 +1971,13 @@ static int do_heartbeat(conn_t *c, void *arg, err_t *e)
     json_object_set(verdicts, "held", json_object_get(a->bot, "jobs"));
     a->reply = json_pack("{s:o,s:o}", "bot", a->bot, "jobs", verdicts);
     a->bot = NULL;
+    free(held);
     return JOBD_OK;
 
 out_verdicts:
     json_decref(verdicts);
+out_held:
+    free(held);
     return rc;
 }
 

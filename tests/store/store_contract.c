@@ -1222,6 +1222,22 @@ static void test_heartbeat_verdicts(void **state)
                         sget(b, "id"));
     json_decref(reply);
     json_decref(named);
+
+    /* A job named twice keeps the later progress; a job never held is lost. */
+    named = json_pack("[{s:s,s:i},{s:s},{s:s,s:i},{s:s}]", "id", sget(a, "id"), "progress", 1, "id",
+                      "01937000-0000-7000-8000-000000000000", "id", sget(a, "id"), "progress", 2,
+                      "id", sget(b, "id"));
+    assert_ok(store_bot_heartbeat(f->s, f->bot, "processing", 600000, named, &reply, &e), &e);
+    job = json_object_get(reply, "jobs");
+    assert_int_equal(json_array_size(json_object_get(job, "held")), 1);
+    assert_int_equal(json_array_size(json_object_get(job, "lost")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(job, "lost"), 0)),
+                        "01937000-0000-7000-8000-000000000000");
+    json_decref(reply);
+    json_decref(named);
+    job = get(f, sget(a, "id"));
+    assert_int_equal(json_integer_value(json_object_get(job, "progress")), 2);
+    json_decref(job);
     json_decref(a);
     json_decref(b);
 }
