@@ -84,6 +84,9 @@
  * primary key (id = ANY) and repeats no status test: they are locked and
  * pending, and a test on status would let the planner walk the whole queue
  * (jobs_claim) for every claim when its statistics say the queue is short.
+ * job_finish_many likewise tests no status: a job with a lease is
+ * processing (the CHECK on jobs), and a test on status would let it walk
+ * every processing job (jobs_status) for each batch.
  */
 #define STATEMENTS(X)                                                                              \
     X(ping, "SELECT max(version) FROM schema_version")                                             \
@@ -145,7 +148,7 @@
       "  result = r_result::jsonb, error = r_error, duration_ms = r_ms, finished_at = $2,"         \
       "  failures = failures + CASE WHEN r_ok THEN 0 ELSE 1 END, lease = NULL,"                    \
       "  lease_expires_at = NULL FROM v WHERE id = r_id AND lease = r_lease"                       \
-      "  AND status = 'processing' AND EXISTS (SELECT FROM attempts AS a WHERE a.lease = r_lease"  \
+      "  AND EXISTS (SELECT FROM attempts AS a WHERE a.lease = r_lease"                            \
       "   AND a.job_id = r_id AND a.bot_id = $1 AND a.outcome = 'running')"                        \
       "  RETURNING {job}, r_lease, r_ok, r_error),"                                                \
       " a AS (UPDATE attempts SET outcome = CASE WHEN j.r_ok THEN 'succeeded' ELSE 'failed' END,"  \
