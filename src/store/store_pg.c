@@ -67,29 +67,43 @@
  * is what an error names.
  *
  * Locking: every statement that changes a job either locks its row first
- * (job_lock, FOR UPDATE) or picks rows with FOR UPDATE SKIP LOCKED
- * (claim_candidates, lease_expired, export_claim), so that two servers never
- * act on one job at once and a claim never waits for another.  A transaction
- * that waits for rows locks jobs before bots (finish: the job, then the
- * bot's counts; heartbeat and sweep: the bot's jobs, then the bot), so that
- * no two wait for each other.  A claim locks its bot first, but never waits
- * for a job (SKIP LOCKED).
+ * (job_lock, FOR UPDATE), picks rows with FOR UPDATE SKIP LOCKED
+ * (job_claim, lease_expired, export_claim), or changes only rows whose
+ * lease it matches after their lock (job_finish_many, in id order), so that
+ * two servers never act on one job at once and a claim never waits for
+ * another.  A transaction that waits for rows locks jobs before bots
+ * (finish: the job, then the bot's counts; heartbeat and sweep: the bot's
+ * jobs, then the bot), so that no two wait for each other.  A claim locks
+ * its bot first, but never waits for a job (SKIP LOCKED).
  *
- * Checklist: claim_candidates and queue_ahead walk jobs_claim, lease_expired
+ * Checklist: job_claim and queue_ahead walk jobs_claim, lease_expired
  * jobs_processing_bot, export_claim jobs_unexported, schedule_due
  * jobs_scheduled, job_purge jobs_exported and bots_stale bots_live
  * (migrations/postgresql,
  * docs/operations.md "Indexes"); their WHERE clauses repeat the indexes'
  * predicates so that the planner can use them.  Change them together, and
- * check with EXPLAIN.
+ * check with EXPLAIN.  job_claim's UPDATE finds the jobs it picked by
+ * primary key (id = ANY) and repeats no status test: they are locked and
+ * pending, and a test on status would let the planner walk the whole queue
+ * (jobs_claim) for every claim when its statistics say the queue is short.
+ * job_finish_many likewise tests no status: a job with a lease is
+ * processing (the CHECK on jobs), and a test on status would let it walk
+ * every processing job (jobs_status) for each batch.
  */
 #define STATEMENTS(X)                                                                              \
     X(ping, "SELECT max(version) FROM schema_version")                                             \
+    X(job_get, "SELECT {job} FROM jobs WHERE id = $1")                                             \
     X(job_insert,                                                                                  \
       "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at,"            \
       " max_attempts, run_at) VALUES ($1, $2, $3::jsonb, $4, $5, 0, $6, $7, nullif($8::bigint, "   \
-      "0))")                                                                                       \
-    X(job_get, "SELECT {job} FROM jobs WHERE id = $1")                                             \
+      "0)) RETURNING {job}")                                                                       \
+    X(job_insert_many,                                                                             \
+      "WITH n AS (INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at," \
+      "  max_attempts, run_at) SELECT s->>'id', s->>'operation', (s->>'input')::jsonb,"            \
+      "  (s->>'priority')::bigint, s->>'status', 0, $2, (s->>'max_attempts')::bigint,"             \
+      "  nullif((s->>'run_at')::bigint, 0) FROM jsonb_array_elements($1::jsonb) AS s"              \
+      "  RETURNING {job})"                                                                         \
+      " SELECT {job} FROM n ORDER BY id")                                                          \
     X(job_history, "SELECT {attempt} FROM attempts WHERE job_id = $1 ORDER BY attempt")            \
     X(job_events, "SELECT {event} FROM job_events WHERE job_id = $1 ORDER BY seq")                 \
     X(event_insert, "INSERT INTO job_events (job_id, at, action, reason) VALUES ($1, $2, $3, $4)") \
@@ -103,22 +117,23 @@
                        " AND ($2::text IS NULL OR operation = $2) ORDER BY id LIMIT $3")           \
     X(job_lock, "SELECT status, lease FROM jobs WHERE id = $1 FOR UPDATE")                         \
     X(bot_seen, "UPDATE bots SET last_seen_at = $2 WHERE id = $1 RETURNING name")                  \
-    X(claim_candidates,                                                                            \
-      "SELECT c.id FROM (SELECT DISTINCT op FROM unnest($1::text[]) AS u (op)) AS o,"              \
-      " LATERAL (SELECT id, priority, created_at FROM jobs"                                        \
-      "  WHERE status = 'pending' AND operation = o.op"                                            \
-      "  ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) AS c"             \
-      " ORDER BY c.priority DESC, c.created_at, c.id LIMIT $2")                                    \
     X(queue_ahead, "SELECT count(*) FROM jobs WHERE status = 'pending' AND operation = $1"         \
                    " AND (priority > $2 OR (priority = $2 AND (created_at < $3"                    \
                    " OR (created_at = $3 AND id < $4))))")                                         \
     X(job_claim,                                                                                   \
-      "WITH j AS (UPDATE jobs SET status = 'processing', attempts = attempts + 1,"                 \
-      "  claimed_at = $2, bot_id = $3, bot_name = $4, lease = $5, lease_expires_at = $6,"          \
-      "  progress = NULL WHERE id = $1 AND status = 'pending' RETURNING {job}),"                   \
+      "WITH p AS (SELECT c.id AS pick, row_number() OVER (ORDER BY c.priority DESC, c.created_at," \
+      "  c.id) AS n FROM (SELECT DISTINCT op FROM unnest($1::text[]) AS u (op)) AS o,"             \
+      "  LATERAL (SELECT id, priority, created_at FROM jobs"                                       \
+      "   WHERE status = 'pending' AND operation = o.op"                                           \
+      "   ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) AS c"            \
+      "  ORDER BY n LIMIT $2),"                                                                    \
+      " j AS (UPDATE jobs SET status = 'processing', attempts = attempts + 1, claimed_at = $3,"    \
+      "  bot_id = $4, bot_name = $5, lease_expires_at = $7, progress = NULL,"                      \
+      "  lease = ($6::text[])[(SELECT n FROM p WHERE pick = id)::integer]"                         \
+      "  WHERE id = ANY (ARRAY(SELECT pick FROM p)) RETURNING {job}, lease AS claim_lease),"       \
       " a AS (INSERT INTO attempts (job_id, attempt, lease, bot_id, bot_name, started_at,"         \
-      "  outcome) SELECT id, attempts, $5, $3, $4, $2, 'running' FROM j)"                          \
-      " SELECT {job} FROM j")                                                                      \
+      "  outcome) SELECT id, attempts, claim_lease, $4, $5, $3, 'running' FROM j)"                 \
+      " SELECT {job}, claim_lease FROM j ORDER BY priority DESC, created_at, id")                  \
     X(attempt_by_lease, "SELECT job_id, bot_id, outcome, ended_at, error FROM attempts"            \
                         " WHERE lease = $1")                                                       \
     X(attempt_end, "UPDATE attempts SET outcome = $2, ended_at = $3, error = $4"                   \
@@ -127,6 +142,25 @@
       "UPDATE jobs SET status = $3, result = $4::jsonb, error = $5, duration_ms = $6,"             \
       " finished_at = $7, failures = failures + $8, lease = NULL,"                                 \
       " lease_expires_at = NULL WHERE id = $1 AND lease = $2 AND status = 'processing'")           \
+    X(job_finish_many,                                                                             \
+      "WITH v AS (SELECT r->>'id' AS r_id, r->>'lease' AS r_lease, (r->>'ok')::boolean AS r_ok,"   \
+      "  r->>'result' AS r_result, r->>'error' AS r_error, (r->>'duration_ms')::bigint AS r_ms"    \
+      "  FROM jsonb_array_elements($3::jsonb) AS r ORDER BY 1),"                                   \
+      " j AS (UPDATE jobs SET status = CASE WHEN r_ok THEN 'succeeded' ELSE 'failed' END,"         \
+      "  result = r_result::jsonb, error = r_error, duration_ms = r_ms, finished_at = $2,"         \
+      "  failures = failures + CASE WHEN r_ok THEN 0 ELSE 1 END, lease = NULL,"                    \
+      "  lease_expires_at = NULL FROM v WHERE id = r_id AND lease = r_lease"                       \
+      "  AND EXISTS (SELECT FROM attempts AS a WHERE a.lease = r_lease"                            \
+      "   AND a.job_id = r_id AND a.bot_id = $1 AND a.outcome = 'running')"                        \
+      "  RETURNING {job}, r_lease, r_ok, r_error),"                                                \
+      " a AS (UPDATE attempts SET outcome = CASE WHEN j.r_ok THEN 'succeeded' ELSE 'failed' END,"  \
+      "  ended_at = $2, error = CASE WHEN j.r_ok THEN NULL ELSE j.r_error END FROM j"              \
+      "  WHERE attempts.lease = j.r_lease AND attempts.outcome = 'running'),"                      \
+      " b AS (UPDATE bots SET jobs_succeeded = jobs_succeeded + s.ok,"                             \
+      "  jobs_failed = jobs_failed + s.failed FROM (SELECT count(*) FILTER (WHERE r_ok) AS ok,"    \
+      "  count(*) FILTER (WHERE NOT r_ok) AS failed FROM j) AS s"                                  \
+      "  WHERE bots.id = $1 AND s.ok + s.failed > 0)"                                              \
+      " SELECT {job} FROM j")                                                                      \
     X(job_reschedule, "UPDATE jobs SET status = 'scheduled', run_at = $3, error = $4,"             \
                       " duration_ms = $5, failures = failures + 1, claimed_at = NULL,"             \
                       " bot_id = NULL, bot_name = NULL, lease = NULL, lease_expires_at = NULL,"    \
@@ -156,6 +190,11 @@
     X(lease_renew_one, "UPDATE jobs SET lease_expires_at = $3,"                                    \
                        " progress = coalesce($4::jsonb, progress)"                                 \
                        " WHERE id = $1 AND bot_id = $2 AND status = 'processing'")                 \
+    X(lease_renew_many,                                                                            \
+      "UPDATE jobs SET lease_expires_at = $3, progress = coalesce(h_progress::jsonb, progress)"    \
+      " FROM (SELECT h->>'id' AS h_id, h->>'progress' AS h_progress"                               \
+      "  FROM jsonb_array_elements($2::jsonb) AS h ORDER BY 1) AS h"                               \
+      " WHERE id = h_id AND bot_id = $1 AND status = 'processing' RETURNING id")                   \
     X(my_attempt, "SELECT outcome FROM attempts WHERE job_id = $1 AND bot_id = $2"                 \
                   " ORDER BY attempt DESC LIMIT 1")                                                \
     X(bot_jobs, "SELECT id, lease FROM jobs WHERE bot_id = $1 AND status = 'processing'"           \
@@ -1068,11 +1107,9 @@ static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n,
     int rc;
 
     id_uuid7(id);
-    rc = run(c, ST_job_insert, e, "ttjitiii", id, spec->operation, spec->input, spec->priority,
-             later ? "scheduled" : "pending", now, spec->max_attempts,
-             later ? spec->run_at : (int64_t)0);
-    if (rc >= 0)
-        rc = get_job(c, id, &job, e);
+    rc = fetch(c, ST_job_insert, REC_KIND_JOB, true, &job, e, "ttjitiii", id, spec->operation,
+               spec->input, spec->priority, later ? "scheduled" : "pending", now,
+               spec->max_attempts, later ? spec->run_at : (int64_t)0);
     if (rc < 0) {
         if (n > 1)
             err_prefix(e, "jobs[%zu]: ", index);
@@ -1082,11 +1119,71 @@ static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n,
     return rc;
 }
 
+/* spec as an element of job_insert_many's batch, with its new id; NULL if
+ * a string of it is not UTF-8 or its input cannot be encoded.  The input
+ * goes as its JSON text, which the statement parses as job_insert does. */
+static json_t *spec_item(const job_spec_t *spec, int64_t now)
+{
+    bool later = spec->run_at > now;
+    char id[ID_UUID_LEN], *input = NULL;
+    json_t *item;
+
+    if (spec->input && !(input = json_dumps(spec->input, JSON_ENCODE_ANY | JSON_COMPACT)))
+        return NULL;
+    id_uuid7(id);
+    item =
+        json_pack("{s:s,s:s?,s:s?,s:I,s:s,s:I,s:I}", "id", id, "operation", spec->operation,
+                  "input", input, "priority", (json_int_t)spec->priority, "status",
+                  later ? "scheduled" : "pending", "max_attempts", (json_int_t)spec->max_attempts,
+                  "run_at", (json_int_t)(later ? spec->run_at : 0));
+    free(input);
+    return item;
+}
+
+/* Insert a batch of n > 1 jobs in one statement (job_insert_many), their
+ * ids in the order of the specs so that its result, in id order, is in
+ * theirs.  Returns 0 when done, 1 if the batch is for create_one to insert
+ * one by one, as it is when the database refuses one of the jobs: only the
+ * one-by-one statements can say which with the database's own message. */
+static int create_many(conn_t *c, struct create_args *a, err_t *e)
+{
+    int64_t now = clock_now_ms();
+    json_t *batch = json_array(), *item;
+    err_t refused;
+    int rc = JOBD_OK;
+
+    for (size_t i = 0; i < a->n && rc == JOBD_OK; i++)
+        if ((item = spec_item(&a->specs[i], now)))
+            json_array_append_new(batch, item);
+        else
+            rc = 1;
+    if (rc == JOBD_OK)
+        rc = exec_sql(c, "SAVEPOINT create_many", "savepoint", e);
+    if (rc == JOBD_OK) {
+        rc =
+            fetch(c, ST_job_insert_many, REC_KIND_JOB, false, &a->jobs, &refused, "ji", batch, now);
+        if (rc == JOBD_EDB) {
+            rc = exec_sql(c, "ROLLBACK TO SAVEPOINT create_many", "roll back to savepoint", e);
+            if (rc == JOBD_OK)
+                rc = 1;
+        } else if (rc < 0) {
+            if (e)
+                *e = refused;
+        } else {
+            rc = 0;
+        }
+    }
+    json_decref(batch);
+    return rc;
+}
+
 static int do_create(conn_t *c, void *arg, err_t *e)
 {
     struct create_args *a = arg;
-    int rc = 0;
+    int rc = a->n > 1 ? create_many(c, a, e) : 1;
 
+    if (rc != 1)
+        return rc;
     a->jobs = json_array();
     for (size_t i = 0; i < a->n && rc >= 0; i++)
         rc = create_one(c, &a->specs[i], i, a->n, a->jobs, e);
@@ -1153,24 +1250,22 @@ struct claim_args {
     json_t *jobs;
 };
 
-/* Lease job `id` (locked by claim_candidates) to the bot and append it,
- * with its lease, to a->jobs. */
-static int claim_one(conn_t *c, struct claim_args *a, const char *id, const char *bot_name,
-                     int64_t now, err_t *e)
+/* Lease the jobs of job_claim's result r to the bot, each with the lease
+ * of its row, and append them in claim order to a->jobs. */
+static int claimed(const PGresult *r, struct claim_args *a, int64_t expires, err_t *e)
 {
-    char lease[2 * LEASE_BYTES + 1];
-    int64_t expires = now + a->lease_ms;
+    size_t nfields;
     json_t *job;
     int rc;
 
-    id_hex(lease, LEASE_BYTES);
-    rc = fetch(c, ST_job_claim, REC_KIND_JOB, true, &job, e, "tittti", id, now, a->bot_id, bot_name,
-               lease, expires);
-    if (rc <= 0)
-        return rc;
-    json_object_set_new(job, "lease", json_string(lease));
-    json_object_set_new(job, "lease_expires_at", backend_time_json(expires));
-    json_array_append_new(a->jobs, job);
+    backend_fields(REC_KIND_JOB, &nfields);
+    for (int i = 0; i < PQntuples(r); i++) {
+        if ((rc = row_record(r, i, ST_job_claim, REC_KIND_JOB, &job, e)) < 0)
+            return rc;
+        json_object_set_new(job, "lease", json_string(PQgetvalue(r, i, (int)nfields)));
+        json_object_set_new(job, "lease_expires_at", backend_time_json(expires));
+        json_array_append_new(a->jobs, job);
+    }
     return JOBD_OK;
 }
 
@@ -1178,8 +1273,9 @@ static int do_claim(conn_t *c, void *arg, err_t *e)
 {
     struct claim_args *a = arg;
     int64_t now = clock_now_ms();
-    json_t *ops;
-    PGresult *bot, *cand;
+    char lease[2 * LEASE_BYTES + 1];
+    json_t *ops, *leases;
+    PGresult *bot, *r;
     int rc;
 
     /* A claim, even an empty one, shows that the bot is alive. */
@@ -1196,13 +1292,21 @@ static int do_claim(conn_t *c, void *arg, err_t *e)
     for (size_t i = 0; i < a->nops; i++)
         if (a->ops[i])
             json_array_append_new(ops, json_string(a->ops[i]));
-    rc = query(c, ST_claim_candidates, &cand, e, "ai", ops, (int64_t)a->max);
+    /* One statement for the whole claim, whatever max is: a lease for each
+     * job it may take, the n-th claimed job getting the n-th. */
+    leases = json_array();
+    for (int i = 0; i < a->max; i++) {
+        id_hex(lease, LEASE_BYTES);
+        json_array_append_new(leases, json_string(lease));
+    }
+    rc = query(c, ST_job_claim, &r, e, "aiittai", ops, (int64_t)a->max, now, a->bot_id,
+               PQgetvalue(bot, 0, 0), leases, now + a->lease_ms);
+    json_decref(leases);
     json_decref(ops);
     if (rc < 0)
         goto out_clear_bot;
-    for (int i = 0; rc >= 0 && i < PQntuples(cand); i++)
-        rc = claim_one(c, a, PQgetvalue(cand, i, 0), PQgetvalue(bot, 0, 0), now, e);
-    PQclear(cand);
+    rc = claimed(r, a, now + a->lease_ms, e);
+    PQclear(r);
 out_clear_bot:
     PQclear(bot);
     return rc;
@@ -1361,10 +1465,83 @@ static int finish_step(void *conn, struct backend_finish *f, err_t *e)
     return do_finish((conn_t *)conn, f, e);
 }
 
+/* Report r as an element of job_finish_many's batch; NULL if a string of
+ * it is not UTF-8 or its result cannot be encoded, for the per-job path to
+ * answer as it does (the database refuses the first, the second fails it).
+ * The result goes as its JSON text, parsed by the statement only for a job
+ * it finishes, as job_finish parses it. */
+static json_t *report_item(const job_report_t *r)
+{
+    char *result = NULL;
+    json_t *item;
+
+    if (r->ok && r->result && !(result = json_dumps(r->result, JSON_ENCODE_ANY | JSON_COMPACT)))
+        return NULL;
+    item = json_pack("{s:s,s:s,s:b,s:s?,s:s?,s:I}", "id", str(r->id), "lease", str(r->lease), "ok",
+                     r->ok, "result", result, "error", r->ok ? NULL : r->error, "duration_ms",
+                     (json_int_t)r->duration_ms);
+    free(result);
+    return item;
+}
+
+/* The common case of a batch in one statement (job_finish_many): the first
+ * report of each job, a complete or a fail that is not retryable (the
+ * backoff depends on the job's failures), finishes its job if the job is
+ * processing under its lease and bot, exactly as do_finish would.  Sets
+ * answered[i] for each report it answered; the others (a refusal to find
+ * out, a repeat, a retryable failure, a later report of the same job) are
+ * left to do_finish, in order and after these, which is the order in which
+ * one-by-one reports would have seen them: only reports of the same job
+ * affect each other. */
+static int finish_many(conn_t *c, struct report_args *a, bool *answered, err_t *e)
+{
+    json_t *batch = json_array(), *first = json_object(), *item, *job;
+    /* A bot id that is not UTF-8 holds no lease, and do_finish refuses its
+     * reports without sending it to the database, which would refuse it. */
+    json_t *bot = json_string(str(a->bot_id));
+    PGresult *r = NULL;
+    int rc = JOBD_OK;
+
+    for (size_t i = 0; bot && i < a->n; i++) {
+        const job_report_t *rep = &a->reports[i];
+        if (json_object_get(first, str(rep->id)))
+            continue;
+        json_object_set_new(first, str(rep->id), json_integer((json_int_t)i));
+        if ((rep->ok || !rep->retry) && (item = report_item(rep)))
+            json_array_append_new(batch, item);
+    }
+    if (json_array_size(batch) > 0)
+        rc = query(c, ST_job_finish_many, &r, e, "tij", str(a->bot_id), clock_now_ms(), batch);
+    for (int row = 0; r && row < PQntuples(r) && rc >= 0; row++) {
+        if ((rc = row_record(r, row, ST_job_finish_many, REC_KIND_JOB, &job, e)) == JOBD_OK) {
+            json_int_t i = json_integer_value(json_object_get(first, PQgetvalue(r, row, 0)));
+            a->reports[i].rc = JOBD_OK;
+            a->reports[i].job = job;
+            a->reports[i].repeated = false;
+            answered[i] = true;
+        }
+    }
+    PQclear(r);
+    json_decref(bot);
+    json_decref(first);
+    json_decref(batch);
+    return rc;
+}
+
 static int do_report_many(conn_t *c, void *arg, err_t *e)
 {
     struct report_args *a = arg;
-    return backend_report_each(c, finish_step, a->bot_id, a->reports, a->n, e);
+    bool *answered = calloc(a->n + 1, sizeof *answered);
+    int rc;
+
+    if (!answered)
+        abort();
+    rc = finish_many(c, a, answered, e);
+    for (size_t i = 0; i < a->n && rc >= 0; i++)
+        if (!answered[i])
+            rc = backend_report_each(c, finish_step, a->bot_id, &a->reports[i], 1, e);
+    free(answered);
+    return rc;
 }
 
 static int pg_job_report_many(store_t *base, const char *bot_id, job_report_t *reports, size_t n,
@@ -1756,6 +1933,46 @@ static int classify(conn_t *c, struct bot_args *a, const json_t *item, int64_t n
     return JOBD_OK;
 }
 
+/* Renew in one statement (lease_renew_many) the jobs the bot names in
+ * a->jobs that it holds, keeping their progress as lease_renew_one does,
+ * and set held[i] for each.  A job named twice is left to classify(), item
+ * by item, so that the later progress wins as it would there; so is an
+ * item that cannot go in the batch (an id that is not a string). */
+static int renew_many(conn_t *c, struct bot_args *a, int64_t now, bool *held, err_t *e)
+{
+    json_t *batch = json_array(), *index = json_object(), *item;
+    PGresult *r = NULL;
+    size_t i;
+    int rc = JOBD_OK;
+
+    json_array_foreach(a->jobs, i, item)
+    {
+        const char *id = json_string_value(json_object_get(item, "id"));
+        if (id)
+            json_object_set_new(
+                index, id, json_object_get(index, id) ? json_null() : json_integer((json_int_t)i));
+    }
+    json_array_foreach(a->jobs, i, item)
+    {
+        const char *id = json_string_value(json_object_get(item, "id"));
+        const json_t *p = json_object_get(item, "progress");
+        bool none = !p || json_is_null(p);
+        char *progress = none ? NULL : json_dumps(p, JSON_ENCODE_ANY | JSON_COMPACT);
+
+        if (id && json_is_integer(json_object_get(index, id)) && (none || progress))
+            json_array_append_new(batch, json_pack("{s:s,s:s?}", "id", id, "progress", progress));
+        free(progress);
+    }
+    if (json_array_size(batch) > 0)
+        rc = query(c, ST_lease_renew_many, &r, e, "tji", a->id, batch, now + a->lease_ms);
+    for (int row = 0; r && row < PQntuples(r); row++)
+        held[json_integer_value(json_object_get(index, PQgetvalue(r, row, 0)))] = true;
+    PQclear(r);
+    json_decref(index);
+    json_decref(batch);
+    return rc;
+}
+
 /* The bot's jobs first, the bot's own row last (see STATEMENTS, locking);
  * an unknown bot, found out at the end, rolls everything back. */
 static int do_heartbeat(conn_t *c, void *arg, err_t *e)
@@ -1763,17 +1980,23 @@ static int do_heartbeat(conn_t *c, void *arg, err_t *e)
     struct bot_args *a = arg;
     json_t *verdicts, *item, *taken;
     int64_t now = clock_now_ms();
+    bool *held;
     char why[300];
     size_t i;
     int rc = 0;
 
     if (!a->jobs && (rc = run(c, ST_lease_renew, e, "ti", a->id, now + a->lease_ms)) < 0)
         return rc;
+    held = calloc(json_array_size(a->jobs) + 1, sizeof *held);
+    if (!held)
+        abort();
+    if (a->jobs && (rc = renew_many(c, a, now, held, e)) < 0)
+        goto out_held;
     verdicts = json_pack("{s:[],s:[],s:[]}", "held", "cancelled", "lost");
     json_array_foreach(a->jobs, i, item)
     {
-        const char *verdict;
-        if ((rc = classify(c, a, item, now, &verdict, e)) < 0)
+        const char *verdict = "held";
+        if (!held[i] && (rc = classify(c, a, item, now, &verdict, e)) < 0)
             goto out_verdicts;
         if (verdict && strcmp(verdict, "held") != 0)
             json_array_append(json_object_get(verdicts, verdict), json_object_get(item, "id"));
@@ -1792,10 +2015,13 @@ static int do_heartbeat(conn_t *c, void *arg, err_t *e)
     json_object_set(verdicts, "held", json_object_get(a->bot, "jobs"));
     a->reply = json_pack("{s:o,s:o}", "bot", a->bot, "jobs", verdicts);
     a->bot = NULL;
+    free(held);
     return JOBD_OK;
 
 out_verdicts:
     json_decref(verdicts);
+out_held:
+    free(held);
     return rc;
 }
 

@@ -139,17 +139,23 @@ static json_t *claim(struct fixture *f, const char *bot, int max, int64_t lease_
     return jobs;
 }
 
-/* Create one job of f->op and claim it for bot; returns the claimed job. */
-static json_t *create_claimed(struct fixture *f, const char *bot)
+/* Create one job of f->op and claim it for bot with a lease of lease_ms;
+ * returns the claimed job. */
+static json_t *create_leased(struct fixture *f, const char *bot, int64_t lease_ms)
 {
     json_t *jobs, *job;
 
     json_decref(create(f, f->op, 0));
-    jobs = claim(f, bot, 1, 30000);
+    jobs = claim(f, bot, 1, lease_ms);
     assert_int_equal(json_array_size(jobs), 1);
     job = json_incref(json_array_get(jobs, 0));
     json_decref(jobs);
     return job;
+}
+
+static json_t *create_claimed(struct fixture *f, const char *bot)
+{
+    return create_leased(f, bot, 30000);
 }
 
 static json_t *get(struct fixture *f, const char *id)
@@ -427,6 +433,63 @@ static void test_claim_filter_and_max(void **state)
     json_decref(urgent);
 }
 
+/* A claim of k is k jobs, each with a lease of its own that finishes it and
+ * an attempt row of its own, as k claims of one would give. */
+static void test_claim_batch(void **state)
+{
+    struct fixture *f = *state;
+    json_t *jobs, *rest, *job, *got, *res = json_integer(1), *leases = json_object();
+    job_report_t r[3];
+    size_t i;
+    err_t e;
+
+    for (int k = 0; k < 5; k++)
+        json_decref(create(f, f->op, 0));
+    jobs = claim(f, f->bot, 3, 30000);
+    assert_int_equal(json_array_size(jobs), 3);
+    json_array_foreach(jobs, i, job)
+    {
+        const json_t *attempt;
+
+        assert_null(json_object_get(leases, sget(job, "lease")));
+        json_object_set_new(leases, sget(job, "lease"), json_true());
+        got = get(f, sget(job, "id"));
+        assert_string_equal(sget(got, "status"), "processing");
+        assert_int_equal(json_array_size(json_object_get(got, "history")), 1);
+        attempt = json_array_get(json_object_get(got, "history"), 0);
+        assert_int_equal(iget(attempt, "attempt"), 1);
+        assert_string_equal(sget(attempt, "outcome"), "running");
+        assert_string_equal(sget(attempt, "bot_id"), f->bot);
+        assert_string_equal(sget(attempt, "bot_name"), "bot-1");
+        assert_string_equal(sget(attempt, "started_at"), sget(job, "claimed_at"));
+        json_decref(got);
+        r[i] = (job_report_t){
+            .id = sget(job, "id"), .lease = sget(job, "lease"), .ok = true, .result = res};
+    }
+    /* Each lease is its own job's: all three finish. */
+    assert_ok(store_job_report_many(f->s, f->bot, r, 3, &e), &e);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(r[i].rc, JOBD_OK);
+        assert_string_equal(sget(r[i].job, "id"), r[i].id);
+        assert_string_equal(sget(r[i].job, "status"), "succeeded");
+        json_decref(r[i].job);
+    }
+
+    /* The rest, none of those again. */
+    rest = claim(f, f->bot2, 5, 30000);
+    assert_int_equal(json_array_size(rest), 2);
+    json_array_foreach(rest, i, job)
+    {
+        assert_string_equal(sget(job, "bot_name"), "bot-2");
+        for (size_t k = 0; k < 3; k++)
+            assert_string_not_equal(sget(job, "id"), r[k].id);
+    }
+    json_decref(rest);
+    json_decref(jobs);
+    json_decref(leases);
+    json_decref(res);
+}
+
 static void test_claim_unknown_bot(void **state)
 {
     struct fixture *f = *state;
@@ -589,25 +652,45 @@ static void test_sync_modes(void **state)
 static void test_create_many(void **state)
 {
     struct fixture *f = *state;
-    json_t *input = json_pack("{s:i}", "a", 1), *jobs = NULL, *listed;
+    json_t *input = json_pack("{s:i}", "a", 1), *jobs = NULL, *listed, *job, *got;
     job_spec_t specs[5];
     job_filter_t filter = {.operation = f->op, .limit = 100};
-    err_t e;
+    int64_t later = clock_now_ms() + 3600 * 1000;
+    char want[JOBD_ERR_MSG_MAX + 16];
+    size_t i;
+    err_t e, one;
 
-    for (int i = 0; i < 5; i++)
-        specs[i] =
-            (job_spec_t){.operation = f->op, .input = input, .priority = i, .max_attempts = 3};
+    for (int k = 0; k < 5; k++)
+        specs[k] =
+            (job_spec_t){.operation = f->op, .input = input, .priority = k, .max_attempts = 3};
+    specs[2].run_at = later;
+    specs[4].max_attempts = 7;
     assert_ok(store_job_create_many(f->s, specs, 5, &jobs, &e), &e);
     assert_int_equal(json_array_size(jobs), 5);
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(iget(json_array_get(jobs, (size_t)i), "priority"), i);
+    json_array_foreach(jobs, i, job)
+    {
+        assert_int_equal(iget(job, "priority"), (json_int_t)i);
+        assert_string_equal(sget(job, "status"), i == 2 ? "scheduled" : "pending");
+        assert_int_equal(iget(job, "max_attempts"), i == 4 ? 7 : 3);
+        assert_true(json_equal(json_object_get(job, "input"), input));
+        if (i > 0) /* in order, and ids sort by creation */
+            assert_true(strcmp(sget(job, "id"), sget(json_array_get(jobs, i - 1), "id")) > 0);
+        got = get(f, sget(job, "id"));
+        json_object_del(got, "history");
+        json_object_del(got, "events");
+        assert_true(json_equal(got, job));
+        json_decref(got);
+    }
     json_decref(jobs);
 
+    /* A refused item is named, with the database's message for it alone. */
     specs[3].input = NULL; /* refused by the database: NOT NULL */
     jobs = NULL;
+    assert_rc(store_job_create(f->s, &specs[3], &job, &one), JOBD_EDB, &one);
     assert_rc(store_job_create_many(f->s, specs, 5, &jobs, &e), JOBD_EDB, &e);
     assert_null(jobs);
-    assert_contains(e.msg, "jobs[3]: ");
+    snprintf(want, sizeof want, "jobs[3]: %s", one.msg);
+    assert_string_equal(e.msg, want);
     assert_ok(store_job_list(f->s, &filter, &listed, &e), &e);
     assert_int_equal(json_array_size(listed), 5); /* the first batch only */
     json_decref(listed);
@@ -646,6 +729,124 @@ static void test_report_many(void **state)
     json_decref(res);
     json_decref(a);
     json_decref(b);
+}
+
+/* Every kind of report in one batch gets the answer it would get alone,
+ * in batch order: reports of the same job see those before them. */
+static void test_report_many_mixed(void **state)
+{
+    struct fixture *f = *state;
+    const store_retry_t retry = {60000, 60000};
+    json_t *ok = create_claimed(f, f->bot), *done = create_claimed(f, f->bot);
+    json_t *released = create_claimed(f, f->bot), *retried = create_claimed(f, f->bot);
+    json_t *other = create_claimed(f, f->bot2), *failed = create_claimed(f, f->bot);
+    json_t *expired, *late;
+    json_t *res = json_integer(5), *job, *bot;
+    bool repeated;
+    int n;
+    err_t e;
+    job_report_t r[] = {
+        {.id = sget(ok, "id"), .lease = sget(ok, "lease"), .ok = true, .result = res},
+        {.id = sget(done, "id"), .lease = sget(done, "lease"), .ok = true, .result = res},
+        {.id = sget(released, "id"), .lease = sget(released, "lease"), .ok = true, .result = res},
+        {.id = sget(retried, "id"),
+         .lease = sget(retried, "lease"),
+         .error = "busy",
+         .retry = &retry,
+         .duration_ms = 4},
+        {.id = sget(other, "id"), .lease = sget(other, "lease"), .ok = true, .result = res},
+        {.id = sget(ok, "id"), .lease = sget(ok, "lease"), .ok = true, .result = res},
+        {.id = sget(failed, "id"),
+         .lease = sget(failed, "lease"),
+         .error = "bad",
+         .duration_ms = 2},
+        {.id = sget(ok, "id"), .lease = sget(ok, "lease"), .error = "late"},
+        {.id = "01937000-0000-7000-8000-000000000000", .lease = "x", .ok = true, .result = res},
+        {.ok = true, .result = res},  /* expired, below */
+        {.ok = true, .result = NULL}, /* late, below */
+    };
+    const size_t nr = sizeof r / sizeof r[0];
+    const int want[] = {JOBD_OK,        JOBD_OK,       JOBD_ERELEASED, JOBD_OK,
+                        JOBD_EMISMATCH, JOBD_OK,       JOBD_OK,        JOBD_EFINISHED,
+                        JOBD_ENOTFOUND, JOBD_EEXPIRED, JOBD_OK};
+
+    assert_ok(complete(f, done, f->bot, &repeated, &e), &e);
+    assert_ok(store_job_release(f->s, sget(released, "id"), "rebalance", &job, &e), &e);
+    json_decref(job);
+    expired = create_leased(f, f->bot, 1);
+    late = create_leased(f, f->bot, 500);
+    tick(); /* the 1 ms lease has ended, the 500 ms one not yet: the sweep takes back one */
+    assert_ok(store_lease_expire(f->s, clock_now_ms(), &n, &e), &e);
+    nanosleep(&(struct timespec){0, 600 * 1000 * 1000}, NULL); /* a lease ended, not swept */
+    r[9].id = sget(expired, "id");
+    r[9].lease = sget(expired, "lease");
+    r[10].id = sget(late, "id");
+    r[10].lease = sget(late, "lease");
+
+    assert_ok(store_job_report_many(f->s, f->bot, r, nr, &e), &e);
+    for (size_t i = 0; i < nr; i++) {
+        if (r[i].rc != want[i])
+            fail_msg("report %zu: rc %d, want %d: %s", i, r[i].rc, want[i], r[i].err.msg);
+        assert_true((r[i].rc == JOBD_OK) == (r[i].job != NULL));
+    }
+    assert_false(r[0].repeated);
+    assert_string_equal(sget(r[0].job, "status"), "succeeded");
+    assert_int_equal(iget(r[0].job, "result"), 5);
+    assert_true(r[1].repeated);
+    assert_contains(r[2].err.msg, "released");
+    assert_contains(r[2].err.msg, "rebalance");
+    assert_false(r[3].repeated);
+    assert_string_equal(sget(r[3].job, "status"), "scheduled");
+    assert_int_equal(iget(r[3].job, "failures"), 1);
+    assert_contains(r[4].err.msg, "held by bot");
+    assert_true(r[5].repeated);
+    assert_true(json_equal(r[5].job, r[0].job));
+    assert_false(r[6].repeated);
+    assert_string_equal(sget(r[6].job, "status"), "failed");
+    assert_string_equal(sget(r[6].job, "error"), "bad");
+    assert_int_equal(iget(r[6].job, "duration_ms"), 2);
+    assert_int_equal(iget(r[6].job, "failures"), 1);
+    assert_true(json_is_null(json_object_get(r[6].job, "result")));
+    assert_contains(r[7].err.msg, "cannot also fail");
+    assert_contains(r[9].err.msg, "expired");
+    assert_string_equal(sget(r[10].job, "status"), "succeeded");
+    assert_true(json_is_null(json_object_get(r[10].job, "result")));
+
+    /* What is recorded is what the one-by-one calls record. */
+    job = get(f, sget(ok, "id"));
+    assert_int_equal(json_array_size(json_object_get(job, "history")), 1);
+    assert_string_equal(sget(json_array_get(json_object_get(job, "history"), 0), "outcome"),
+                        "succeeded");
+    assert_string_equal(sget(json_array_get(json_object_get(job, "history"), 0), "ended_at"),
+                        sget(r[0].job, "finished_at"));
+    json_object_del(job, "history");
+    json_object_del(job, "events");
+    assert_true(json_equal(job, r[0].job));
+    json_decref(job);
+    job = get(f, sget(failed, "id"));
+    assert_string_equal(sget(json_array_get(json_object_get(job, "history"), 0), "outcome"),
+                        "failed");
+    assert_string_equal(sget(json_array_get(json_object_get(job, "history"), 0), "error"), "bad");
+    json_decref(job);
+    job = get(f, sget(other, "id"));
+    assert_string_equal(sget(job, "status"), "processing");
+    json_decref(job);
+    assert_ok(store_bot_get(f->s, f->bot, &bot, &e), &e);
+    assert_int_equal(iget(bot, "jobs_succeeded"), 3); /* done, ok, late */
+    assert_int_equal(iget(bot, "jobs_failed"), 2);    /* retried, failed */
+    json_decref(bot);
+
+    for (size_t i = 0; i < nr; i++)
+        json_decref(r[i].job);
+    json_decref(res);
+    json_decref(ok);
+    json_decref(done);
+    json_decref(released);
+    json_decref(retried);
+    json_decref(other);
+    json_decref(failed);
+    json_decref(expired);
+    json_decref(late);
 }
 
 /* ---- complete, fail and fencing ------------------------------------------ */
@@ -1043,6 +1244,22 @@ static void test_heartbeat_verdicts(void **state)
                         sget(b, "id"));
     json_decref(reply);
     json_decref(named);
+
+    /* A job named twice keeps the later progress; a job never held is lost. */
+    named = json_pack("[{s:s,s:i},{s:s},{s:s,s:i},{s:s}]", "id", sget(a, "id"), "progress", 1, "id",
+                      "01937000-0000-7000-8000-000000000000", "id", sget(a, "id"), "progress", 2,
+                      "id", sget(b, "id"));
+    assert_ok(store_bot_heartbeat(f->s, f->bot, "processing", 600000, named, &reply, &e), &e);
+    job = json_object_get(reply, "jobs");
+    assert_int_equal(json_array_size(json_object_get(job, "held")), 1);
+    assert_int_equal(json_array_size(json_object_get(job, "lost")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(job, "lost"), 0)),
+                        "01937000-0000-7000-8000-000000000000");
+    json_decref(reply);
+    json_decref(named);
+    job = get(f, sget(a, "id"));
+    assert_int_equal(json_integer_value(json_object_get(job, "progress")), 2);
+    json_decref(job);
     json_decref(a);
     json_decref(b);
 }
@@ -1443,12 +1660,14 @@ int main(void)
         T(test_job_list_pagination),
         T(test_claim_order),
         T(test_claim_filter_and_max),
+        T(test_claim_batch),
         T(test_claim_unknown_bot),
         T(test_claim_concurrent),
         T(test_concurrent_writes_stand_alone),
         T(test_sync_modes),
         T(test_create_many),
         T(test_report_many),
+        T(test_report_many_mixed),
         T(test_complete_and_repeat),
         T(test_fail_and_repeat),
         T(test_fencing_mismatch),

@@ -61,7 +61,7 @@ static json_t *ops1(const char *op)
 /* A job of `op` created, claimed by a new bot and completed. */
 static void finished_job(store_t *s, const char *op, char id[64])
 {
-    json_t *ops = ops1(op), *bot, *job, *jobs;
+    json_t *ops = ops1(op), *bot, *job, *jobs, *result = json_integer(1);
     const char *o[] = {op};
     bool repeated;
     err_t e;
@@ -76,13 +76,14 @@ static void finished_job(store_t *s, const char *op, char id[64])
     job = json_array_get(jobs, 0);
     snprintf(id, 64, "%s", json_string_value(json_object_get(job, "id")));
     assert_ok(store_job_complete(s, id, json_string_value(json_object_get(bot, "id")),
-                                 json_string_value(json_object_get(job, "lease")), json_integer(1),
-                                 1, &job, &repeated, &e),
+                                 json_string_value(json_object_get(job, "lease")), result, 1, &job,
+                                 &repeated, &e),
               &e);
     json_decref(job);
     json_decref(jobs);
     json_decref(bot);
     json_decref(ops);
+    json_decref(result);
 }
 
 /* Export, under server `server`, everything the outbox holds. */
@@ -164,8 +165,7 @@ static void test_unreachable(void **state)
     store_t *s = NULL;
     err_t e;
 
-    assert_rc(store_open("postgresql://jobd:s3cret-pw@127.0.0.1:1/jobd", &s, &e), JOBD_EDBDOWN,
-              &e);
+    assert_rc(store_open("postgresql://jobd:s3cret-pw@127.0.0.1:1/jobd", &s, &e), JOBD_EDBDOWN, &e);
     assert_null(s);
     assert_contains(e.msg, "cannot connect to PostgreSQL");
     assert_contains(e.msg, "refused");
