@@ -443,7 +443,8 @@ static void latency(ctx_t *x)
     bench_wait_count(&x->done, sent, &x->stop, 30); /* the last jobs reach a bot */
     atomic_store(&x->stop, 1);
     pthread_join(workers, NULL);
-    bench_report_latency(o, &all, sent, total, s, PRODUCERS, atomic_load(&x->errors), "puts");
+    bench_report_latency(o, "latency", &all, sent, total, s, PRODUCERS, atomic_load(&x->errors),
+                         "puts");
     samples_cleanup(&all);
 }
 

@@ -111,10 +111,12 @@ long bench_produce(const producer_ops_t *ops, void *arg, int producers, long sch
 /* Wait until *count reaches want, *stop is set or max_s seconds pass. */
 void bench_wait_count(const atomic_long *count, long want, const atomic_int *stop, double max_s);
 
-/* The latency row every target reports the same way: submit_rate, p50,
- * p99 and max of lat, errors, rss_kb.  `what` names a submit, e.g. "puts". */
-void bench_report_latency(const bench_opts_t *o, samples_t *lat, long sent, long scheduled,
-                          double seconds, int producers, long errors, const char *what);
+/* A latency row ("latency", or a variant's) every target reports the same
+ * way: submit_rate, p50, p99 and max of lat, errors, rss_kb.  `what` names
+ * a submit, e.g. "puts". */
+void bench_report_latency(const bench_opts_t *o, const char *row, samples_t *lat, long sent,
+                          long scheduled, double seconds, int producers, long errors,
+                          const char *what);
 
 /* Progress for people, on stderr. */
 void bench_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

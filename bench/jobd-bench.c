@@ -23,7 +23,7 @@ static const char usage[] =
     "         pgloop (--conninfo STR), sqliteloop (--path FILE)\n"
     "workloads: e2e, enqueue, latency, depth, conns (not every target has every one)\n"
     "\n"
-    "  --variant V       e2e, enqueue: single or batched, default both\n"
+    "  --variant V       e2e, enqueue, latency (jobd): single or batched, default both\n"
     "  --label NAME      column name in the result lines, default the target\n"
     "  --pid PID         a server whose peak RSS is reported (repeatable)\n"
     "  --jobs N          e2e: jobs preloaded, default 100000\n"
@@ -256,20 +256,21 @@ void bench_wait_count(const atomic_long *count, long want, const atomic_int *sto
         bench_sleep_until(bench_now_ns() + 10000000);
 }
 
-void bench_report_latency(const bench_opts_t *o, samples_t *lat, long sent, long scheduled,
-                          double seconds, int producers, long errors, const char *what)
+void bench_report_latency(const bench_opts_t *o, const char *row, samples_t *lat, long sent,
+                          long scheduled, double seconds, int producers, long errors,
+                          const char *what)
 {
-    bench_emit(o, "latency", "submit_rate", (double)sent / seconds,
+    bench_emit(o, row, "submit_rate", (double)sent / seconds,
                "%ld of %ld scheduled %s (1 per ms) in %.1f s over %d connections", sent, scheduled,
                what, seconds, producers);
-    bench_emit(o, "latency", "p50_ms", samples_pct(lat, 50) / 1e3,
+    bench_emit(o, row, "p50_ms", samples_pct(lat, 50) / 1e3,
                "%zu of %ld jobs reached one of %d idle bots%s", lat->n, sent, o->bots,
                (long)lat->n < sent ? " (the rest did not within 30 s: not in the percentiles)"
                                    : "");
-    bench_emit(o, "latency", "p99_ms", samples_pct(lat, 99) / 1e3, NULL);
-    bench_emit(o, "latency", "max_ms", samples_pct(lat, 100) / 1e3, NULL);
-    bench_emit(o, "latency", "errors", (double)errors, NULL);
-    bench_rss_emit(o, "latency");
+    bench_emit(o, row, "p99_ms", samples_pct(lat, 99) / 1e3, NULL);
+    bench_emit(o, row, "max_ms", samples_pct(lat, 100) / 1e3, NULL);
+    bench_emit(o, row, "errors", (double)errors, NULL);
+    bench_rss_emit(o, row);
 }
 
 #define CONNS_THREADS  2   /* client threads of a conns level */

@@ -17,6 +17,7 @@
 #define PRELOAD_BATCH 1000 /* jobs per POST /jobs array when the server takes arrays */
 #define MAX_ERRORS    100  /* a workload gives up after this many failed requests */
 #define LATENCY_WAIT  2000 /* ms a latency bot long-polls before asking again */
+#define LATENCY_BATCH 10   /* jobs a latency-batched bot claims at most */
 #define PRODUCERS     4    /* connections the latency producer spreads its schedule over */
 
 /* What the server offers, found by trying it (probe()). */
@@ -570,7 +571,11 @@ static void producer_close(void *conn)
     free(p);
 }
 
-static void latency_run(ctx_t *x)
+/* Bots claim one job at a time (row "latency"), or up to LATENCY_BATCH jobs
+ * and report them in one request, as jobd-bot --batch does (row
+ * "latency-batched"): a claim returns what is pending at once and does not
+ * wait to fill, so the batch bounds how much a bot takes, not when. */
+static void latency_run(ctx_t *x, const char *row, bool batched)
 {
     static const producer_ops_t ops = {producer_open, producer_submit, producer_close};
     const bench_opts_t *o = x->o;
@@ -580,7 +585,18 @@ static void latency_run(ctx_t *x)
     long total = (long)(o->seconds * 1000), sent;
     double s;
 
+    if (batched) {
+        if (!x->f.claim_max) {
+            bench_emit_na(o, row, "p99_ms", "not supported (no claim max>1)");
+            return;
+        }
+        cfg.max = LATENCY_BATCH;
+        cfg.shape = x->f.complete_shape;
+    }
     samples_init(&all);
+    atomic_store(&x->done, 0);
+    atomic_store(&x->stop, 0);
+    atomic_store(&x->errors, 0);
     x->deadline = INT64_MAX;
     bench_rss_reset(o);
     bots_start(x, bots, o->bots, &cfg);
@@ -589,7 +605,8 @@ static void latency_run(ctx_t *x)
     bench_wait_count(&x->done, sent, &x->stop, 30); /* the last jobs reach a bot */
     atomic_store(&x->stop, 1);
     bots_join(bots, o->bots, &all);
-    bench_report_latency(o, &all, sent, total, s, PRODUCERS, atomic_load(&x->errors), "submits");
+    bench_report_latency(o, row, &all, sent, total, s, PRODUCERS, atomic_load(&x->errors),
+                         "submits");
     samples_cleanup(&all);
 }
 
@@ -773,7 +790,10 @@ int jobd_run(const bench_opts_t *o)
             enqueue_variant(&x, "enqueue-batched", true);
     } else if (strcmp(w, "latency") == 0) {
         x.op = "bench.latency";
-        latency_run(&x);
+        if (want(o, "single"))
+            latency_run(&x, "latency", false);
+        if (want(o, "batched"))
+            latency_run(&x, "latency-batched", true);
     } else if (strcmp(w, "depth") == 0) {
         x.op = "bench.depth";
         depth_run(&x);
