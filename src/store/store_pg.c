@@ -116,7 +116,10 @@
     X(job_list_status, "SELECT {job} FROM jobs WHERE status = $4 AND id > $1"                      \
                        " AND ($2::text IS NULL OR operation = $2) ORDER BY id LIMIT $3")           \
     X(job_lock, "SELECT status, lease FROM jobs WHERE id = $1 FOR UPDATE")                         \
-    X(bot_seen, "UPDATE bots SET last_seen_at = $2 WHERE id = $1 RETURNING name")                  \
+    X(bot_seen, "WITH u AS (UPDATE bots SET last_seen_at = $2"                                     \
+                " WHERE id = $1 AND last_seen_at < $2::bigint - 1000 RETURNING name)"              \
+                " SELECT name FROM u UNION ALL SELECT name FROM bots"                              \
+                " WHERE id = $1 AND NOT EXISTS (SELECT FROM u)")                                   \
     X(queue_ahead, "SELECT count(*) FROM jobs WHERE status = 'pending' AND operation = $1"         \
                    " AND (priority > $2 OR (priority = $2 AND (created_at < $3"                    \
                    " OR (created_at = $3 AND id < $4))))")                                         \
@@ -1278,7 +1281,10 @@ static int do_claim(conn_t *c, void *arg, err_t *e)
     PGresult *bot, *r;
     int rc;
 
-    /* A claim, even an empty one, shows that the bot is alive. */
+    /* A claim, even an empty one, shows that the bot is alive, to the
+     * second: a bot row written at most once a second keeps frequent empty
+     * claims from costing a WAL flush each, and claims of one bot's loops
+     * (jobd-bot --concurrency) from queueing on its row lock. */
     if ((rc = query(c, ST_bot_seen, &bot, e, "ti", a->bot_id, now)) < 0)
         return rc;
     if (PQntuples(bot) == 0) {
