@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct datalake {
     pthread_mutex_t flush_lock; /* one flush at a time: two would both read the same
                                    unexported jobs and write them twice */
     bool dirty, stop;
+    atomic_llong appends, records; /* datalake_stats() */
 };
 
 /* One file touched by a batch: its lines gathered before the write. */
@@ -230,16 +232,19 @@ static void parts_truncate(datalake_t *d, part_t *parts, int n)
     }
 }
 
-/* Export up to BATCH jobs.  *n is how many were written. */
-static int write_batch(datalake_t *d, int *n, err_t *e)
+/* Export up to BATCH jobs.  *n is how many were written; *more says whether
+ * unexported jobs may remain (a full batch, or one cut short by its dates). */
+static int write_batch(datalake_t *d, int *n, bool *more, err_t *e)
 {
     part_t parts[MAX_FILES];
     int nparts = 0, written = 0, rc;
+    size_t fetched = 0;
     json_t *jobs, *job, *ids = json_array(), *files = json_object();
     size_t i;
 
     if ((rc = store_export_pending(d->store, d->server_id, BATCH, &jobs, e)) != JOBD_OK)
         goto out_free;
+    fetched = json_array_size(jobs);
     json_array_foreach(jobs, i, job)
     {
         part_t *p = part_for(d, parts, &nparts, job);
@@ -260,6 +265,7 @@ static int write_batch(datalake_t *d, int *n, err_t *e)
         }
         json_object_set_new(files, parts[k].rel,
                             json_integer((json_int_t)(parts[k].base + (off_t)parts[k].len)));
+        atomic_fetch_add(&d->appends, 1);
     }
     if (nparts && (rc = store_export_mark(d->store, d->server_id, ids, files, e)) != JOBD_OK) {
         parts_truncate(d, parts, nparts);
@@ -267,6 +273,7 @@ static int write_batch(datalake_t *d, int *n, err_t *e)
     }
     json_object_update(d->sizes, files);
     written = (int)json_array_size(ids);
+    atomic_fetch_add(&d->records, written);
 
 out_free_parts:
     for (int k = 0; k < nparts; k++)
@@ -275,20 +282,27 @@ out_free_parts:
 out_free:
     json_decref(ids);
     json_decref(files);
-    if (rc == JOBD_OK)
+    if (rc == JOBD_OK) {
         *n = written;
+        *more = fetched == BATCH || (size_t)written < fetched;
+    }
     return rc;
 }
 
 int datalake_flush(datalake_t *d, int *n, err_t *e)
 {
     int total = 0, got, rc;
+    bool more;
     pthread_mutex_lock(&d->flush_lock);
+    /* Go on while there is a backlog, not while jobs keep finishing: under a
+     * steady stream each pass would find the one or two jobs that finished
+     * during the last one's fsync, and export them at an fsync and a database
+     * write each instead of coalescing them (the writer's COALESCE_MS). */
     do {
-        if ((rc = write_batch(d, &got, e)) != JOBD_OK)
+        if ((rc = write_batch(d, &got, &more, e)) != JOBD_OK)
             break;
         total += got;
-    } while (got > 0);
+    } while (more && got > 0);
     pthread_mutex_unlock(&d->flush_lock);
     if (rc == JOBD_OK)
         *n = total;
@@ -399,6 +413,12 @@ void datalake_notify(datalake_t *d)
     d->dirty = true;
     pthread_cond_signal(&d->cond);
     pthread_mutex_unlock(&d->lock);
+}
+
+void datalake_stats(datalake_t *d, long long *appends, long long *records)
+{
+    *appends = d ? atomic_load(&d->appends) : 0;
+    *records = d ? atomic_load(&d->records) : 0;
 }
 
 void datalake_close(datalake_t *d)

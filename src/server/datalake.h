@@ -29,9 +29,14 @@ int datalake_open(const char *data_dir, const char *server_id, store_t *store, d
 /* A job finished: wake the writer.  Thread-safe; NULL is a no-op. */
 void datalake_notify(datalake_t *d);
 
-/* Write everything unexported now, in the caller's thread.  Returns the
- * first error; *n is how many records were written. */
+/* Write what is unexported now, in the caller's thread, in batches until one
+ * is not full: jobs finishing meanwhile may be left for the next flush.
+ * Returns the first error; *n is how many records were written. */
 int datalake_flush(datalake_t *d, int *n, err_t *e);
+
+/* Counters since open: appends (one write and fsync of one file) and the
+ * records they carried.  Thread-safe; NULL gives zeros. */
+void datalake_stats(datalake_t *d, long long *appends, long long *records);
 
 /* Stop the writer after a last flush, and free d.  NULL is a no-op. */
 void datalake_close(datalake_t *d);

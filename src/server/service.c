@@ -2,6 +2,7 @@
  * service.c - /health and /stats: what an operator or a load balancer asks
  * of a running server.
  */
+#include "datalake.h"
 #include "server.h"
 #include "waitq.h"
 
@@ -31,5 +32,12 @@ void service_stats(server_t *srv, req_t *req, reply_t *rep)
         return;
     }
     json_object_set_new(stats, "waiting_claims", json_integer(waitq_count(srv->waitq)));
+    if (srv->datalake) {
+        long long appends, records;
+        datalake_stats(srv->datalake, &appends, &records);
+        json_object_set_new(stats, "datalake",
+                            json_pack("{s:I,s:I}", "appends", (json_int_t)appends, "records",
+                                      (json_int_t)records));
+    }
     reply_json(rep, 200, stats);
 }

@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -220,10 +221,63 @@ static void test_crash_before_mark_and_torn_line_are_repaired(void **state)
     json_decref(second);
 }
 
+/* Regression: under a steady stream of finishing jobs the writer used to go
+ * on flushing while each pass found something new (the one or two jobs that
+ * finished during the previous pass's fsync), so it appended, fsynced and
+ * marked once per job or two instead of once per COALESCE_MS.  A job
+ * finishing every millisecond for 400 ms must now take a few dozen appends
+ * at most, and every job must still be exported exactly once. */
+static void test_steady_stream_is_coalesced(void **state)
+{
+    fixture_t *f = *state;
+    datalake_t *d;
+    json_t *ids = json_array(), *lines, *id;
+    char path[256];
+    long long appends, records;
+    struct timespec t0, t;
+    size_t i;
+    err_t e;
+
+    /* Jobs finish without an fsync each, so that they finish faster than the
+     * writer's passes (an fsync of the part file each). */
+    assert_int_equal(store_set_sync(f->store, STORE_SYNC_NORMAL, &e), JOBD_OK);
+    assert_int_equal(datalake_open(f->dir, "test", f->store, &d, &e), JOBD_OK);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        json_t *one = finish_jobs(f, 1);
+        json_array_extend(ids, one);
+        json_decref(one);
+        datalake_notify(d);
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 400);
+    /* Let the writer catch up on its own, then count its appends. */
+    for (int k = 0; k < 400; k++) {
+        datalake_stats(d, &appends, &records);
+        if (records == (long long)json_array_size(ids))
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
+    }
+    assert_int_equal(records, json_array_size(ids));
+    print_message("%zu jobs, %lld appends\n", json_array_size(ids), appends);
+    assert_true(json_array_size(ids) >= 100); /* else the test proves nothing */
+    /* 400 ms / COALESCE_MS (20) = 20 windows; a few more for the catch-up. */
+    assert_true(appends <= 25);
+    datalake_close(d);
+
+    part_path(f, path, sizeof path);
+    lines = read_lines(path);
+    assert_int_equal(json_array_size(lines), json_array_size(ids));
+    json_array_foreach(ids, i, id) assert_int_equal(count_id(lines, json_string_value(id)), 1);
+    json_decref(lines);
+    json_decref(ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exports_each_job_once_as_the_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steady_stream_is_coalesced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_before_mark_and_torn_line_are_repaired, setup,
                                         teardown),
     };
