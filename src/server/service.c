@@ -35,9 +35,9 @@ void service_stats(server_t *srv, req_t *req, reply_t *rep)
     if (srv->datalake) {
         long long appends, records;
         datalake_stats(srv->datalake, &appends, &records);
-        json_object_set_new(stats, "datalake",
-                            json_pack("{s:I,s:I}", "appends", (json_int_t)appends, "records",
-                                      (json_int_t)records));
+        json_object_set_new(
+            stats, "datalake",
+            json_pack("{s:I,s:I}", "appends", (json_int_t)appends, "records", (json_int_t)records));
     }
     reply_json(rep, 200, stats);
 }
