@@ -66,8 +66,8 @@ int store_migrate_down(store_t *s, err_t *e);
 int store_prepare(store_t *s, err_t *e);
 
 /* How far a commit has gone when a call returns.  STORE_SYNC_FULL, the
- * default: to the disk (SQLite synchronous=FULL, the WAL fsync'd in every
- * commit; PostgreSQL synchronous_commit=on).  STORE_SYNC_NORMAL: to the
+ * default: to the disk (SQLite: the WAL fsync'd after every commit, see
+ * store_sqlite.c "durability"; PostgreSQL synchronous_commit=on).  STORE_SYNC_NORMAL: to the
  * operating system (SQLite synchronous=NORMAL in WAL mode) or to
  * PostgreSQL's memory (synchronous_commit=off, written within about
  * 3 x wal_writer_delay): it survives a crash of jobd, and PostgreSQL's

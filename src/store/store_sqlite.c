@@ -14,6 +14,8 @@
 #include "park.h"
 #include "record.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sqlite3.h>
@@ -21,10 +23,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 /* How long a call waits for another process's write lock before it gives
  * up with JOBD_EDBDOWN. */
 #define BUSY_TIMEOUT_MS 5000
+
+/* How long a group's caller waits for the next group to commit, so that one
+ * fsync covers both (tx_write): a group's work takes well under this. */
+#define HEIR_WAIT_NS 2000000L
 
 /* Random bytes in a lease token (shown as twice as many hex digits). */
 #define LEASE_BYTES 16
@@ -182,6 +191,8 @@ typedef struct sq {
     pthread_mutex_t group_mu;
     pending_write_t *queue, **queue_tail;
     bool leading;
+    uint64_t groups_ended;      /* groups run so far */
+    pthread_cond_t group_ended; /* groups_ended advanced */
 
     /* Checkpoints run here, off the commit path (see checkpointer()). */
     sqlite3 *ckpt_db;
@@ -191,6 +202,19 @@ typedef struct sq {
     bool ckpt_wanted, ckpt_stop;
     atomic_bool ckpt_busy;  /* a checkpoint is wanted or running: commits need not ask */
     atomic_int ckpt_frames; /* WAL frames the last checkpoint copied back */
+
+    /* Durability with STORE_SYNC_FULL (see wal_sync): the connection commits
+     * with synchronous=NORMAL, and each caller fsyncs the WAL itself after
+     * the commit, outside s->mu, so that the next group runs while this
+     * one's fsync is in flight. */
+    atomic_bool pipelined;          /* STORE_SYNC_FULL, done by wal_sync */
+    int wal_fd;                     /* the WAL file, opened by us; -1 if none */
+    char *wal_path;                 /* for messages (sqlite3_mprintf) */
+    atomic_uint_fast64_t committed; /* commits so far; advanced under s->mu */
+    atomic_uint_fast64_t synced;    /* commits known to be on the disk */
+    pthread_mutex_t sync_mu;        /* one fsync at a time */
+    atomic_bool sync_broken;        /* an fsync failed: every later call fails */
+    char sync_cause[512];           /* why; written once, before sync_broken */
 } sq_t;
 
 #define LATEST (store_sqlite_migrations_count)
@@ -455,13 +479,96 @@ static void reset_all(sq_t *s)
             sqlite3_reset(s->st[i]);
 }
 
+/* ---- durability ------------------------------------------------------------
+ *
+ * With synchronous=FULL, SQLite fsyncs the WAL inside COMMIT, holding the
+ * connection: the next group of calls cannot even start until the disk has
+ * answered, so the disk's latency and the calls' own work add up.  Instead
+ * the connection commits with synchronous=NORMAL (the commit is written to
+ * the WAL, not yet fsynced), each commit takes a number, and a caller whose
+ * commit is number n calls wal_sync(n) after releasing the connection: it
+ * fsyncs the WAL unless a fsync that started after commit n has already
+ * finished.  The calls are answered only then, so a reply still means "on
+ * the disk"; meanwhile the next group runs, and one fsync covers every
+ * commit written before it started.
+ *
+ * The WAL is appended to in order, so a crash keeps a prefix of the commits;
+ * SQLite's own header syncs (NORMAL still fsyncs the WAL header when the log
+ * starts over, and the WAL before each checkpoint) keep it consistent.  Reads
+ * wait the same way for the commits they saw (tx_read), so nothing is shown
+ * that a crash could take back.  A failed fsync may have dropped the pages
+ * it was writing, so it is not retried: the store refuses every later call,
+ * with the cause, until jobd is restarted and SQLite recovers from the WAL
+ * (what PostgreSQL does too). */
+
+/* The sticky failure of an earlier fsync, if any. */
+static int sync_failed(sq_t *s, err_t *e)
+{
+    if (!atomic_load(&s->sync_broken))
+        return JOBD_OK;
+    return err_set(e, JOBD_EDBDOWN,
+                   "%s: changes may not be on the disk, so the store refuses every call until "
+                   "jobd is restarted",
+                   s->sync_cause);
+}
+
+/* Make the store refuse every call from now on; the caller holds sync_mu. */
+static void sync_break(sq_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->sync_cause, sizeof s->sync_cause, fmt, ap);
+    va_end(ap);
+    atomic_store(&s->sync_broken, true);
+    log_error("sqlite: %s; refusing every call until a restart", s->sync_cause);
+}
+
+/* Make commits up to number seq durable (see above).  Fails only if an
+ * fsync failed, this one or an earlier one. */
+static int wal_sync(sq_t *s, uint_fast64_t seq, err_t *e)
+{
+    int rc = JOBD_OK;
+    struct stat st;
+
+    if (!s->pipelined || seq == 0 || atomic_load(&s->synced) >= seq)
+        return sync_failed(s, e);
+    pthread_mutex_lock(&s->sync_mu);
+    if ((rc = sync_failed(s, e)) == JOBD_OK && atomic_load(&s->synced) < seq) {
+        /* Every commit numbered up to here has been written to the WAL. */
+        uint_fast64_t upto = atomic_load(&s->committed);
+        if (fdatasync(s->wal_fd) != 0) {
+            sync_break(s, "an fsync of %s failed: %s", s->wal_path, strerror(errno));
+            rc = sync_failed(s, e);
+        } else if (fstat(s->wal_fd, &st) != 0 || st.st_nlink == 0) {
+            /* The WAL was deleted under us (by hand: SQLite keeps it while
+             * a connection is open), so this fsync proved nothing. */
+            sync_break(s, "%s was removed while jobd had it open", s->wal_path);
+            rc = sync_failed(s, e);
+        } else {
+            atomic_store(&s->synced, upto);
+        }
+    }
+    pthread_mutex_unlock(&s->sync_mu);
+    return rc;
+}
+
+/* Number a commit just made on s->db; the caller holds s->mu. */
+static uint_fast64_t note_commit(sq_t *s)
+{
+    return atomic_fetch_add(&s->committed, 1) + 1;
+}
+
 /* Run fn(s, arg, e) in one transaction opened by statement `begin`: commit
- * if fn returns >= 0, roll back otherwise. */
-static int transact(sq_t *s, enum stmt_id begin, tx_fn fn, void *arg, err_t *e)
+ * if fn returns >= 0, roll back otherwise.  *seen is the number of the
+ * latest commit the transaction could see (itself, if it committed). */
+static int transact(sq_t *s, enum stmt_id begin, tx_fn fn, void *arg, err_t *e, uint_fast64_t *seen)
 {
     int rc;
 
     pthread_mutex_lock(&s->mu);
+    *seen = 0;
+    if ((rc = sync_failed(s, e)) < 0)
+        goto out_unlock;
     if (!s->prepared) {
         rc =
             err_set(e, JOBD_ESCHEMA, "the store is not prepared: store_prepare must succeed first");
@@ -472,8 +579,11 @@ static int transact(sq_t *s, enum stmt_id begin, tx_fn fn, void *arg, err_t *e)
         goto out_unlock;
     rc = fn(s, arg, e);
     reset_all(s);
+    *seen = atomic_load(&s->committed);
     if (rc >= 0) {
         rc = run(s, ST_commit, e, "");
+        if (rc >= 0 && begin != ST_begin_read)
+            *seen = note_commit(s);
         if (rc >= 0)
             goto out_unlock;
     }
@@ -509,14 +619,20 @@ static void fail_group(pending_write_t *batch, int rc, const err_t *err)
 
 /* Run a batch of writes in one transaction, each inside a savepoint so that
  * one call's failure undoes only that call, then commit once: one fsync for
- * the whole batch instead of one per call. */
-static void run_group(sq_t *s, pending_write_t *batch)
+ * the whole batch instead of one per call.  Returns the commit's number for
+ * wal_sync, 0 if nothing was committed. */
+static uint_fast64_t run_group(sq_t *s, pending_write_t *batch)
 {
     bool single = batch->next == NULL;
+    uint_fast64_t seq = 0;
     err_t err;
     int rc;
 
     pthread_mutex_lock(&s->mu);
+    if ((rc = sync_failed(s, &err)) < 0) {
+        fail_group(batch, rc, &err);
+        goto out_unlock;
+    }
     if (!s->prepared) {
         err_set(&err, JOBD_ESCHEMA, "the store is not prepared: store_prepare must succeed first");
         fail_group(batch, JOBD_ESCHEMA, &err);
@@ -565,6 +681,7 @@ static void run_group(sq_t *s, pending_write_t *batch)
             }
         goto out_rollback;
     }
+    seq = note_commit(s);
     goto out_unlock;
 
 out_rollback:
@@ -572,15 +689,17 @@ out_rollback:
         run(s, ST_rollback, NULL, "");
 out_unlock:
     pthread_mutex_unlock(&s->mu);
+    return seq;
 }
 
 /* Every change goes through here, and here the changes of concurrent calls
  * are grouped into one commit.  The caller queues its call; if no call is
  * leading, it leads: it takes everything queued, runs it as one transaction
- * (run_group), then wakes the callers whose calls it committed and hands the
- * lead to the first call queued meanwhile, which takes everything queued by
- * the time it runs.  Each caller returns only after its own call is
- * committed, so a reply sent after store_* returns is durable.
+ * (run_group), hands the lead to the first call queued meanwhile, which takes
+ * everything queued by the time it runs, and while that group runs makes its
+ * own commit durable (wal_sync) and wakes the callers whose calls it
+ * committed.  Each caller returns only after its own call is on the disk, so
+ * a reply sent after store_* returns is durable.
  *
  * Waiters are parked on a word of their own (park.h) and woken after
  * group_mu is released: a wake-up is a context switch, and one under the
@@ -589,6 +708,10 @@ static int tx_write(sq_t *s, tx_fn fn, void *arg, err_t *e)
 {
     pending_write_t w = {.fn = fn, .arg = arg, .state = WRITE_QUEUED};
     pending_write_t *batch, *heir;
+    uint64_t ended;
+    uint_fast64_t seq;
+    err_t err;
+    int rc;
 
     pthread_mutex_lock(&s->group_mu);
     *s->queue_tail = &w;
@@ -606,29 +729,60 @@ static int tx_write(sq_t *s, tx_fn fn, void *arg, err_t *e)
     s->queue_tail = &s->queue;
     pthread_mutex_unlock(&s->group_mu);
 
-    run_group(s, batch);
+    seq = run_group(s, batch);
 
     pthread_mutex_lock(&s->group_mu);
+    ended = ++s->groups_ended;
+    pthread_cond_broadcast(&s->group_ended);
     heir = s->queue;
     s->leading = heir != NULL;
     pthread_mutex_unlock(&s->group_mu);
+    if (heir)
+        park_wake(&heir->state, WRITE_LEAD);
+    /* The heir's group runs now, and would otherwise find the disk busy with
+     * our fsync and need one of its own right after: let it commit first
+     * (one group's work, much less than an fsync) and cover both; but not
+     * for long, should it wait for another process's lock. */
+    if (heir && seq && atomic_load(&s->pipelined)) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += HEIR_WAIT_NS;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&s->group_mu);
+        while (s->groups_ended == ended)
+            if (pthread_cond_timedwait(&s->group_ended, &s->group_mu, &until) != 0)
+                break;
+        pthread_mutex_unlock(&s->group_mu);
+    }
+    if (seq && (rc = wal_sync(s, seq, &err)) < 0)
+        for (pending_write_t *b = batch; b; b = b->next)
+            if (b->rc == JOBD_OK) {
+                b->rc = rc;
+                b->err = err;
+            }
     for (pending_write_t *b = batch, *next; b; b = next) {
         next = b->next; /* read first: once woken, b's caller returns */
         if (b != &w)
             park_wake(&b->state, WRITE_DONE);
     }
-    if (heir)
-        park_wake(&heir->state, WRITE_LEAD);
 out:
     if (w.rc < 0 && e)
         *e = w.err;
     return w.rc;
 }
 
-/* Reads see one snapshot, e.g. a job and its history together. */
+/* Reads see one snapshot, e.g. a job and its history together, and return
+ * only once what they saw is on the disk (wal_sync). */
 static int tx_read(sq_t *s, tx_fn fn, void *arg, err_t *e)
 {
-    return transact(s, ST_begin_read, fn, arg, e);
+    uint_fast64_t seen;
+    int rc = transact(s, ST_begin_read, fn, arg, e, &seen);
+    /* A refusal (not found, say) is an answer about what was seen too. */
+    int synced = wal_sync(s, seen, rc >= 0 ? e : NULL);
+    return rc < 0 ? rc : synced;
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -732,6 +886,26 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
+static int sq_set_sync(store_t *base, store_sync_t sync, err_t *e);
+
+/* Open the WAL for wal_sync and commit with synchronous=NORMAL from now on.
+ * An in-memory database has no file: it keeps synchronous=FULL, a no-op. */
+static int open_wal(sq_t *s, err_t *e)
+{
+    const char *db = sqlite3_db_filename(s->db, "main");
+
+    if (!db || !*db)
+        return JOBD_OK;
+    s->wal_path = sqlite3_mprintf("%s-wal", db);
+    if (!s->wal_path)
+        abort();
+    /* The checkpointer's first read made the file (start_checkpointer). */
+    s->wal_fd = open(s->wal_path, O_RDWR | O_CLOEXEC);
+    if (s->wal_fd < 0)
+        return err_set(e, JOBD_EDBDOWN, "cannot open %s: %s", s->wal_path, strerror(errno));
+    return sq_set_sync(&s->base, STORE_SYNC_FULL, e);
+}
+
 static int start_checkpointer(sq_t *s, const char *db, err_t *e)
 {
     int rc = sqlite3_open_v2(db, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -776,6 +950,7 @@ static void stop_checkpointer(sq_t *s)
 
 static int sq_open(const char *db, store_t **out, err_t *e)
 {
+    pthread_condattr_t cattr;
     sq_t *s;
     int64_t wal;
     int rc;
@@ -788,9 +963,15 @@ static int sq_open(const char *db, store_t **out, err_t *e)
     s->base.backend = &store_sqlite_backend;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->group_mu, NULL);
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->group_ended, &cattr);
+    pthread_condattr_destroy(&cattr);
     s->queue_tail = &s->queue;
     pthread_mutex_init(&s->ckpt_mu, NULL);
     pthread_cond_init(&s->ckpt_cond, NULL);
+    pthread_mutex_init(&s->sync_mu, NULL);
+    s->wal_fd = -1;
     /* NOMUTEX: s->mu already serializes every use of the connection. */
     rc = sqlite3_open_v2(db, &s->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -801,13 +982,13 @@ static int sq_open(const char *db, store_t **out, err_t *e)
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    /* synchronous=FULL: a call that returned has reached the disk, even in
-     * WAL mode, so a job once acknowledged survives a power cut (unless
-     * store_set_sync relaxes it).  temp_store = MEMORY keeps the savepoint
-     * journal of a group commit (the old content of each page a call changes,
-     * so that its failure can be undone alone) in memory: as a temporary file
-     * it cost more writes than the WAL itself, and it is never needed after a
-     * crash. */
+    /* synchronous=FULL until open_wal below hands the fsync to wal_sync: a
+     * call that returned has reached the disk, even in WAL mode, so a job
+     * once acknowledged survives a power cut (unless store_set_sync relaxes
+     * it).  temp_store = MEMORY keeps the savepoint journal of a group commit
+     * (the old content of each page a call changes, so that its failure can
+     * be undone alone) in memory: as a temporary file it cost more writes
+     * than the WAL itself, and it is never needed after a crash. */
     rc = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
               "configure database", e);
     if (rc < 0)
@@ -829,10 +1010,17 @@ static int sq_open(const char *db, store_t **out, err_t *e)
     }
     if ((rc = start_checkpointer(s, db, e)) < 0)
         goto out_close_db;
+    if ((rc = open_wal(s, e)) < 0)
+        goto out_stop_checkpointer;
     *out = &s->base;
     return JOBD_OK;
+out_stop_checkpointer:
+    stop_checkpointer(s);
 out_close_db:
     sqlite3_close(s->db);
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
+    sqlite3_free(s->wal_path);
     pthread_mutex_destroy(&s->mu);
     free(s);
     return rc;
@@ -846,8 +1034,13 @@ static void sq_free(store_t *base)
     stop_checkpointer(s);
     unprepare(s);
     sqlite3_close(s->db);
+    if (s->wal_fd >= 0)
+        close(s->wal_fd);
+    sqlite3_free(s->wal_path);
+    pthread_mutex_destroy(&s->sync_mu);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->group_mu);
+    pthread_cond_destroy(&s->group_ended);
     pthread_mutex_destroy(&s->ckpt_mu);
     pthread_cond_destroy(&s->ckpt_cond);
     free(s);
@@ -977,6 +1170,8 @@ static int sq_migrate_up(store_t *base, err_t *e)
               "create schema_version", e);
     while (rc >= 0 && (rc = migrate_step(s, true, e)) == 1)
         ;
+    if (rc >= 0)
+        rc = wal_sync(s, note_commit(s), e);
     pthread_mutex_unlock(&s->mu);
     return rc < 0 ? rc : JOBD_OK;
 }
@@ -990,6 +1185,8 @@ static int sq_migrate_down(store_t *base, err_t *e)
     rc = read_version(s, &v, e);
     if (rc >= 0 && v > 0)
         rc = migrate_step(s, false, e);
+    if (rc >= 0)
+        rc = wal_sync(s, note_commit(s), e);
     pthread_mutex_unlock(&s->mu);
     return rc < 0 ? rc : JOBD_OK;
 }
@@ -1038,15 +1235,21 @@ static int do_ping(sq_t *s, void *arg, err_t *e)
     return run(s, ST_ping, e, "");
 }
 
+/* FULL is done by wal_sync when jobd has the WAL open (a file database),
+ * else by SQLite's own synchronous=FULL. */
 static int sq_set_sync(store_t *base, store_sync_t sync, err_t *e)
 {
     sq_t *s = (sq_t *)base;
+    bool pipelined = sync == STORE_SYNC_FULL && s->wal_fd >= 0;
     int rc;
 
     pthread_mutex_lock(&s->mu);
-    rc = exec(
-        s, sync == STORE_SYNC_NORMAL ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
-        "set synchronous", e);
+    rc = exec(s,
+              sync == STORE_SYNC_NORMAL || pipelined ? "PRAGMA synchronous = NORMAL"
+                                                     : "PRAGMA synchronous = FULL",
+              "set synchronous", e);
+    if (rc >= 0)
+        atomic_store(&s->pipelined, pipelined);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

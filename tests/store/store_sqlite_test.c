@@ -363,6 +363,34 @@ static void test_checkpoint_keeps_up(void **state)
     free(pad);
 }
 
+/* A reply means "on the disk" only while jobd can fsync the WAL it writes to
+ * (store_sqlite.c, "durability").  Once it cannot (here the file was deleted
+ * behind its back, so an fsync proves nothing) every call fails with the
+ * cause, reads too, instead of answering as if durable. */
+static void test_lost_wal_refuses_calls(void **state)
+{
+    struct fixture *x = *state;
+    json_t *job = NULL, *got = NULL, *input = json_object();
+    job_spec_t spec = {.operation = "sum", .input = input, .max_attempts = 3};
+    char wal[1100], id[64];
+    err_t e;
+
+    assert_ok(store_job_create(x->s, &spec, &job, &e), &e);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(job, "id")));
+    json_decref(job);
+    job = NULL;
+    snprintf(wal, sizeof wal, "%s-wal", x->path);
+    assert_int_equal(unlink(wal), 0);
+
+    assert_rc(store_job_create(x->s, &spec, &job, &e), JOBD_EDBDOWN, &e);
+    assert_contains(e.msg, "removed");
+    assert_null(job);
+    assert_rc(store_job_get(x->s, id, &got, &e), JOBD_EDBDOWN, &e);
+    assert_contains(e.msg, "until jobd is restarted");
+    assert_null(got);
+    json_decref(input);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -378,6 +406,7 @@ int main(void)
         T(test_corrupt_row),
         T(test_busy_is_unavailable),
         T(test_checkpoint_keeps_up),
+        T(test_lost_wal_refuses_calls),
     };
 #undef T
     return cmocka_run_group_tests_name("store sqlite", tests, NULL, NULL);
