@@ -228,7 +228,8 @@ int store_lease_expire(store_t *s, int64_t now_ms, int *n, err_t *e);
 int store_job_purge(store_t *s, int64_t finished_before_ms, int limit, int *n, err_t *e);
 
 /* Counts: {"jobs":{"pending":n,...,"total":n},"operations":{"sum":{"pending":n,...}},
- * "bots":{"ready":n,...}}.  OUT: *stats. */
+ * "bots":{"ready":n,...}}, and on SQLite {"sqlite":{"commits":n,"fsyncs":n}}
+ * since the store was opened.  OUT: *stats. */
 int store_stats(store_t *s, json_t **stats, err_t *e);
 
 /* ---- bots -------------------------------------------------------------- */

@@ -6,6 +6,7 @@
  * connection plays the operator or the other process.
  */
 #include "testdb.h"
+#include "clock.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -391,6 +392,55 @@ static void test_lost_wal_refuses_calls(void **state)
     json_decref(input);
 }
 
+/* The group commit's fsyncs, as /stats shows them. */
+static int64_t fsyncs(store_t *s)
+{
+    json_t *stats;
+    int64_t n;
+    err_t e;
+    assert_ok(store_stats(s, &stats, &e), &e);
+    n = json_integer_value(json_object_get(json_object_get(stats, "sqlite"), "fsyncs"));
+    json_decref(stats);
+    return n;
+}
+
+/* An fsync is paid by a group of calls that changed something, not by one
+ * that changed nothing: a claim that finds no job, a sweep with nothing due
+ * (a regression test: once jobd fsynced the WAL itself, every empty group
+ * paid one, and long-poll claims make many).  Reads pay none either. */
+static void test_fsync_only_for_changes(void **state)
+{
+    struct fixture *x = *state;
+    json_t *ops = json_pack("[s]", "sum"), *bot, *jobs, *job, *input = json_object();
+    const char *names[] = {"sum"};
+    char bot_id[64];
+    int64_t before;
+    int n;
+    err_t e;
+
+    assert_ok(store_bot_register(x->s, "bot-1", ops, &bot, &e), &e);
+    snprintf(bot_id, sizeof bot_id, "%s", json_string_value(json_object_get(bot, "id")));
+    json_decref(bot);
+    before = fsyncs(x->s);
+    assert_true(before >= 1);
+    for (int i = 0; i < 20; i++) {
+        assert_ok(store_job_claim(x->s, bot_id, names, 1, 1, 30000, &jobs, &e), &e);
+        assert_int_equal(json_array_size(jobs), 0);
+        json_decref(jobs);
+        assert_ok(store_lease_expire(x->s, clock_now_ms(), &n, &e), &e);
+        assert_rc(store_job_get(x->s, "no-such-job", &job, &e), JOBD_ENOTFOUND, &e);
+    }
+    assert_int_equal(fsyncs(x->s), before);
+    assert_ok(store_job_create(x->s,
+                               &(job_spec_t){.operation = "sum", .input = input, .max_attempts = 3},
+                               &job, &e),
+              &e);
+    json_decref(job);
+    assert_int_equal(fsyncs(x->s), before + 1);
+    json_decref(input);
+    json_decref(ops);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -407,6 +457,7 @@ int main(void)
         T(test_busy_is_unavailable),
         T(test_checkpoint_keeps_up),
         T(test_lost_wal_refuses_calls),
+        T(test_fsync_only_for_changes),
     };
 #undef T
     return cmocka_run_group_tests_name("store sqlite", tests, NULL, NULL);
