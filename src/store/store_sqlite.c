@@ -852,6 +852,8 @@ static void unprepare(sq_t *s)
 static void *checkpointer(void *arg)
 {
     sq_t *s = arg;
+    int64_t warned_at = 0;
+    int restarts = 0;
     pthread_mutex_lock(&s->ckpt_mu);
     for (;;) {
         int log = 0, copied = 0;
@@ -864,7 +866,17 @@ static void *checkpointer(void *arg)
         pthread_mutex_unlock(&s->ckpt_mu);
         sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
         if (log > WAL_LIMIT_PAGES) {
-            log_warn("sqlite: the WAL has %d pages; holding writes back until it starts over", log);
+            /* Routine under a steady heavy load (every few seconds), so said
+             * once a minute with a count rather than each time. */
+            int64_t now = clock_now_ms();
+            restarts++;
+            if (now - warned_at >= 60000) {
+                log_warn("sqlite: the WAL reached %d pages; writes are held back until it "
+                         "starts over (%d time%s since this was last logged)",
+                         log, restarts, restarts == 1 ? "" : "s");
+                warned_at = now;
+                restarts = 0;
+            }
             sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &copied);
         }
         atomic_store(&s->ckpt_frames, copied > 0 ? copied : 0);
