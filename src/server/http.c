@@ -4,6 +4,14 @@
  * holds the waiter of a parked long-poll.  Handlers are called only once the
  * whole body is in; their reply_t becomes a response here, in one place, so
  * every error has the same shape.
+ *
+ * libmicrohttpd's few threads only read requests and write replies.  A
+ * handler may wait for the disk (a commit's fsync), and a connection's
+ * thread serves many connections, so a handler run there would hold up every
+ * other request of that thread: a bot's claim queued behind an unrelated
+ * submit's fsync.  So each complete request is handed to the request threads
+ * (the pool below, --threads) with its connection suspended, and the reply
+ * is sent when the handler is done and has resumed it.
  */
 #include "http.h"
 #include "clock.h"
@@ -16,13 +24,36 @@
 #include <stdatomic.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* libmicrohttpd's own threads, which only move bytes: a few are enough. */
+#define IO_THREADS 4
+
+typedef struct conn conn_t;
+
 struct http {
     struct MHD_Daemon *daemon;
+    server_t *srv;
+
+    /* The request threads and the requests waiting for one, in order. */
+    pthread_t *threads;
+    unsigned nthreads;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    conn_t *head, **tail;
+    bool stop;
+
+    /* Connections per libmicrohttpd thread (alone_on_thread). */
+    pthread_mutex_t io_mu;
+    struct {
+        const void *daemon;
+        atomic_int conns;
+    } io[IO_THREADS + 1];
+    int nio;
 };
 
 /* Requests between their first byte and the end of their reply, so that a
@@ -30,9 +61,25 @@ struct http {
  * job leased to a bot that does not know it. */
 static atomic_int active_requests;
 
-typedef struct conn {
+/* Where a connection's request is (conn.phase).  Only the thread that moved
+ * it to a phase touches the conn until the next move: libmicrohttpd's thread
+ * while READING or ANSWERED, a request thread while RUNNING; a PARKED conn
+ * belongs to the wait queue until its wake resumes the connection. */
+enum conn_phase {
+    CONN_READING,  /* the body is arriving */
+    CONN_RUNNING,  /* queued for or run by a request thread; connection suspended */
+    CONN_PARKED,   /* a long-poll in the wait queue; connection suspended */
+    CONN_ANSWERED, /* reply is ready to be sent */
+};
+
+struct conn {
+    http_t *http;
     server_t *srv;
     struct MHD_Connection *mc;
+    enum conn_phase phase;
+    conn_t *next; /* in http.head */
+    req_t req;    /* what the handler is given, gathered by libmicrohttpd's thread */
+    reply_t reply;
     char request_id[65];
     char method[16];
     char *path;
@@ -45,17 +92,18 @@ typedef struct conn {
     waiter_t waiter; /* parked long-poll */
     int64_t wait_deadline;
     json_t *wait_ops;
-} conn_t;
+};
 
-static conn_t *conn_new(server_t *srv, struct MHD_Connection *mc, const char *method,
-                        const char *url)
+static conn_t *conn_new(http_t *h, struct MHD_Connection *mc, const char *method, const char *url)
 {
+    server_t *srv = h->srv;
     conn_t *cn = calloc(1, sizeof *cn);
     const char *rid = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Request-Id");
     const char *clen = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
 
     if (!cn)
         abort();
+    cn->http = h;
     cn->srv = srv;
     cn->mc = mc;
     atomic_fetch_add(&active_requests, 1);
@@ -80,6 +128,7 @@ static void conn_free(conn_t *cn)
 {
     waitq_cancel(cn->srv->waitq, &cn->waiter);
     json_decref(cn->wait_ops);
+    json_decref(cn->reply.body);
     free(cn->body);
     free(cn->path);
     free(cn);
@@ -115,7 +164,7 @@ static void gather(conn_t *cn, const char *data, size_t n)
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
 {
-    req_t *req = cls;
+    req_t *req = cls; /* key and value live as long as the request */
     (void)kind;
     if (req->nargs < REQ_MAX_ARGS) {
         req->arg_names[req->nargs] = key;
@@ -161,30 +210,167 @@ static enum MHD_Result send_reply(conn_t *cn, reply_t *rep)
     return ret;
 }
 
-static void suspend_conn(waiter_t *w)
+/* The connection count of the libmicrohttpd thread serving mc: each of its
+ * threads is a daemon of its own, and serves the connections it accepted to
+ * their end. */
+static atomic_int *io_conns(http_t *h, struct MHD_Connection *mc)
 {
-    conn_t *cn = w->data;
-    MHD_suspend_connection(cn->mc);
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_DAEMON);
+    const void *daemon = info ? (const void *)info->daemon : NULL;
+    atomic_int *n = NULL;
+
+    pthread_mutex_lock(&h->io_mu);
+    for (int i = 0; i < h->nio && !n; i++)
+        if (h->io[i].daemon == daemon)
+            n = &h->io[i].conns;
+    if (!n && h->nio < IO_THREADS + 1) {
+        h->io[h->nio].daemon = daemon;
+        n = &h->io[h->nio++].conns;
+    }
+    pthread_mutex_unlock(&h->io_mu);
+    return n;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = io_conns(cls, mc);
+        if (*socket_context)
+            atomic_fetch_add((atomic_int *)*socket_context, 1);
+    } else if (*socket_context) {
+        atomic_fetch_sub((atomic_int *)*socket_context, 1);
+    }
+}
+
+/* Whether mc is the only connection of its libmicrohttpd thread: then its
+ * handler holds up no one by running on that thread. */
+static bool alone_on_thread(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info && info->socket_context && atomic_load((atomic_int *)info->socket_context) <= 1;
+}
+
+/* A parked long-poll's wake-up (a job announced, its deadline, a stop):
+ * libmicrohttpd calls on_request again, which runs the handler again. */
 static void resume_conn(waiter_t *w)
 {
     conn_t *cn = w->data;
     MHD_resume_connection(cn->mc);
 }
 
+/* Parking from libmicrohttpd's thread: suspend the connection, under the
+ * wait queue's lock so that a wake-up cannot overtake it. */
+static void suspend_conn(waiter_t *w)
+{
+    conn_t *cn = w->data;
+    MHD_suspend_connection(cn->mc);
+}
+
+/* Parking from a request thread: the connection is suspended already. */
+static void stay_suspended(waiter_t *w)
+{
+    (void)w;
+}
+
+/* Run cn's handler into *rep, from the top again as long as it is a
+ * long-poll that found nothing but could not park (a job was announced
+ * meanwhile).  Returns true if it parked instead: the connection stays
+ * suspended until the wait queue wakes it, and cn belongs to the queue. */
+static bool dispatch(conn_t *cn, reply_t *rep, void (*suspend)(waiter_t *w))
+{
+    server_t *srv = cn->srv;
+
+    for (;;) {
+        req_t req = cn->req;
+        memset(rep, 0, sizeof *rep);
+        req.wait_deadline = cn->wait_deadline;
+        router_dispatch(srv, &req, rep);
+        if (rep->wait_until == 0)
+            return false;
+
+        /* The handler found nothing and wants to wait: park the connection
+         * until a job is announced or the deadline passes, then run the
+         * handler again from the top. */
+        cn->wait_deadline = rep->wait_until;
+        if (!cn->wait_ops)
+            cn->wait_ops = rep->wait_ops;
+        else
+            json_decref(rep->wait_ops);
+        cn->waiter.ops = cn->wait_ops;
+        cn->waiter.deadline = cn->wait_deadline;
+        cn->waiter.data = cn;
+        cn->waiter.wake = resume_conn;
+        cn->phase = CONN_PARKED; /* before: the wake may come at once */
+        if (waitq_park(srv->waitq, &cn->waiter, rep->wait_seq, suspend))
+            return true;
+    }
+}
+
+/* A request thread's part: run the handler, then resume the connection so
+ * that libmicrohttpd's thread sends the reply. */
+static void run_request(conn_t *cn)
+{
+    reply_t rep;
+
+    if (dispatch(cn, &rep, stay_suspended))
+        return;
+    cn->reply = rep;
+    cn->phase = CONN_ANSWERED;
+    MHD_resume_connection(cn->mc);
+}
+
+static void *request_thread(void *arg)
+{
+    http_t *h = arg;
+    conn_t *cn;
+
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->head && !h->stop)
+            pthread_cond_wait(&h->cond, &h->mu);
+        if (!h->head)
+            break; /* stopping, and nothing is left to run */
+        cn = h->head;
+        h->head = cn->next;
+        if (!h->head)
+            h->tail = &h->head;
+        pthread_mutex_unlock(&h->mu);
+        run_request(cn);
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* Suspend cn's connection and queue its request for a request thread.
+ * Runs in libmicrohttpd's thread: the only one allowed to suspend. */
+static void hand_off(conn_t *cn)
+{
+    http_t *h = cn->http;
+
+    cn->phase = CONN_RUNNING;
+    cn->next = NULL;
+    MHD_suspend_connection(cn->mc);
+    pthread_mutex_lock(&h->mu);
+    *h->tail = cn;
+    h->tail = &cn->next;
+    pthread_cond_signal(&h->cond);
+    pthread_mutex_unlock(&h->mu);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    server_t *srv = cls;
+    http_t *h = cls;
     conn_t *cn = *con_cls;
-    req_t req;
     reply_t rep;
     (void)version;
 
     if (!cn) {
-        *con_cls = conn_new(srv, mc, method, url);
+        *con_cls = conn_new(h, mc, method, url);
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -193,44 +379,43 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         return MHD_YES;
     }
 
-    for (;;) {
-        memset(&req, 0, sizeof req);
-        memset(&rep, 0, sizeof rep);
+    switch (cn->phase) {
+    case CONN_ANSWERED:
+        return send_reply(cn, &cn->reply);
+    case CONN_RUNNING: /* not called while suspended */
+        return MHD_YES;
+    case CONN_PARKED: /* woken: run the handler again */
+        break;
+    case CONN_READING:
         if (cn->too_large) {
+            memset(&rep, 0, sizeof rep);
             err_set(&rep.err, JOBD_EBODYSIZE,
                     "the request body is larger than %zu bytes (the server's --max-body)",
-                    srv->cfg.max_body);
+                    h->srv->cfg.max_body);
             return send_reply(cn, &rep);
         }
-        req.method = method;
-        req.path = url;
-        req.body = cn->body;
-        req.body_len = cn->len;
-        req.request_id = cn->request_id;
-        req.authorization = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization");
-        req.wait_deadline = cn->wait_deadline;
-        MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, collect_arg, &req);
-
-        router_dispatch(srv, &req, &rep);
-        if (rep.wait_until == 0)
-            break;
-
-        /* The handler found nothing and wants to wait: park the connection
-         * until a job is announced or the deadline passes, then run the
-         * handler again from the top. */
-        cn->wait_deadline = rep.wait_until;
-        if (!cn->wait_ops)
-            cn->wait_ops = rep.wait_ops;
-        else
-            json_decref(rep.wait_ops);
-        cn->waiter.ops = cn->wait_ops;
-        cn->waiter.deadline = cn->wait_deadline;
-        cn->waiter.data = cn;
-        cn->waiter.wake = resume_conn;
-        if (waitq_park(srv->waitq, &cn->waiter, rep.wait_seq, suspend_conn))
-            return MHD_YES;
+        /* Everything the handler reads from the request, gathered here:
+         * the strings stay valid until the request ends. */
+        cn->req.method = cn->method;
+        cn->req.path = cn->path;
+        cn->req.body = cn->body;
+        cn->req.body_len = cn->len;
+        cn->req.request_id = cn->request_id;
+        cn->req.authorization = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization");
+        MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, collect_arg, &cn->req);
+        break;
     }
-    return send_reply(cn, &rep);
+    /* Run here what can hold up no one else: a read (it never long-polls
+     * and waits at most for an fsync in flight; two thread switches would
+     * cost it more, about half of GET /jobs/{id}'s requests per second), or
+     * any request of a connection that has this thread to itself. */
+    if (strcmp(cn->method, "GET") == 0 || alone_on_thread(mc)) {
+        if (dispatch(cn, &rep, suspend_conn))
+            return MHD_YES;
+        return send_reply(cn, &rep);
+    }
+    hand_off(cn);
+    return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
@@ -286,6 +471,20 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa, err_t *e)
     return JOBD_OK;
 }
 
+/* Let the request threads run what is queued, then end them. */
+static void stop_threads(http_t *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->stop = true;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->mu);
+    for (unsigned i = 0; i < h->nthreads; i++)
+        pthread_join(h->threads[i], NULL);
+    free(h->threads);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cond);
+}
+
 int http_start(server_t *srv, http_t **out, int *port, err_t *e)
 {
     struct sockaddr_in sa;
@@ -298,15 +497,29 @@ int http_start(server_t *srv, http_t **out, int *port, err_t *e)
     h = calloc(1, sizeof *h);
     if (!h)
         abort();
+    h->srv = srv;
+    h->tail = &h->head;
+    pthread_mutex_init(&h->io_mu, NULL);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cond, NULL);
+    h->threads = calloc(srv->cfg.threads, sizeof *h->threads);
+    if (!h->threads)
+        abort();
+    for (h->nthreads = 0; h->nthreads < srv->cfg.threads; h->nthreads++)
+        if (pthread_create(&h->threads[h->nthreads], NULL, request_thread, h) != 0)
+            abort();
     /* Poll mode with a thread pool: no FD_SETSIZE limit, and unlike the
      * single-thread epoll mode it does not stall on bursts of clients. */
     h->daemon = MHD_start_daemon(
         MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-        srv->cfg.threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        (unsigned)1, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)IO_THREADS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_END);
     if (!h->daemon) {
+        stop_threads(h);
+        pthread_mutex_destroy(&h->io_mu);
         free(h);
         return err_set(e, JOBD_EIO, "cannot listen on %s (is the port in use?)", srv->cfg.listen);
     }
@@ -338,6 +551,10 @@ void http_stop(http_t *h)
 {
     if (!h)
         return;
+    /* The request threads first: each request they finish resumes its
+     * connection, and libmicrohttpd will not stop with one suspended. */
+    stop_threads(h);
     MHD_stop_daemon(h->daemon);
+    pthread_mutex_destroy(&h->io_mu);
     free(h);
 }

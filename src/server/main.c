@@ -46,7 +46,8 @@ static const char usage[] =
     "                       then delete it once it is in the datalake (0: as soon as it is);\n"
     "                       GET /jobs/{id} then answers 404. Default 86400000 (24 h)\n"
     "                       [JOBD_RETENTION_MS]\n"
-    "  --threads N          HTTP worker threads, default 4\n"
+    "  --threads N          requests handled at once (each may wait for the disk while\n"
+    "                       the others go on), 1-256, default 64\n"
     "  --max-body BYTES     largest request body, default 1048576\n"
     "  --max-input BYTES    largest job input as JSON, default 65536\n"
     "  --sync MODE          full: every reply waits until its change is on disk (fsync);\n"
@@ -76,7 +77,7 @@ static void config_defaults(server_config_t *cfg)
     cfg->retry.base_ms = 1000;
     cfg->retry.max_ms = 300000;
     cfg->retention_ms = 86400000;
-    cfg->threads = 4;
+    cfg->threads = 64;
     cfg->max_body = 1 << 20;
     cfg->max_input = 64 << 10;
     cfg->migrate = true;

@@ -33,7 +33,7 @@ typedef struct server_config {
                             * after it finished (0: once exported) */
     size_t max_body;       /* bytes of a request body */
     size_t max_input;      /* bytes of a job's input as JSON */
-    unsigned threads;      /* HTTP worker threads */
+    unsigned threads;      /* request threads (http.c) */
     bool migrate;          /* apply pending migrations at start */
     const char *sync_name; /* --sync as given: "full" or "normal" */
     store_sync_t sync;     /* how far a commit goes before its reply */
