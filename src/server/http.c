@@ -54,6 +54,7 @@ struct http {
         atomic_int conns;
     } io[IO_THREADS + 1];
     int nio;
+    atomic_int busy_here; /* handlers running on libmicrohttpd's threads now */
 };
 
 /* Requests between their first byte and the end of their reply, so that a
@@ -360,6 +361,15 @@ static void hand_off(conn_t *cn)
     pthread_mutex_unlock(&h->mu);
 }
 
+/* Run cn's handler on libmicrohttpd's thread (see on_request). */
+static enum MHD_Result run_here(conn_t *cn)
+{
+    reply_t rep;
+    if (dispatch(cn, &rep, suspend_conn))
+        return MHD_YES;
+    return send_reply(cn, &rep);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -405,14 +415,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, collect_arg, &cn->req);
         break;
     }
-    /* Run here what can hold up no one else: a read (it never long-polls
-     * and waits at most for an fsync in flight; two thread switches would
-     * cost it more, about half of GET /jobs/{id}'s requests per second), or
-     * any request of a connection that has this thread to itself. */
+    /* Run here what holds up no one else: a read (it never long-polls and
+     * rarely waits; two thread switches would cost it more, about half of
+     * GET /jobs/{id}'s requests per second), or a write of a connection
+     * that has this thread to itself; but always leave one of these threads
+     * free to accept new connections, which a thread waiting in a handler
+     * does not do (with every thread waiting for a locked database, new
+     * clients waited the whole busy timeout). */
     if (strcmp(cn->method, "GET") == 0 || alone_on_thread(mc)) {
-        if (dispatch(cn, &rep, suspend_conn))
-            return MHD_YES;
-        return send_reply(cn, &rep);
+        if (atomic_fetch_add(&h->busy_here, 1) < IO_THREADS - 1) {
+            enum MHD_Result ret = run_here(cn);
+            atomic_fetch_sub(&h->busy_here, 1);
+            return ret;
+        }
+        atomic_fetch_sub(&h->busy_here, 1);
     }
     hand_off(cn);
     return MHD_YES;

@@ -3,7 +3,8 @@ connection.  Another process holds SQLite's write lock, so sixteen submits wait 
 (up to the busy timeout); meanwhile requests that need no write, on connections of their
 own, are answered at once, and the submits succeed once the lock is let go.  Regression
 test: libmicrohttpd's few threads each serve many connections, and used to run handlers
-themselves, so a request that shared a thread with a waiting submit waited as long."""
+themselves, so a request that shared a thread with a waiting submit waited as long; and
+once every one of those threads waited in a handler, no new connection was even accepted."""
 
 import sqlite3
 import threading
@@ -26,9 +27,13 @@ class BusyDatabase(harness.E2ETestCase):
             statuses.append(r.status)
 
         writers = [threading.Thread(target=submit) for _ in range(16)]
-        for t in writers:
-            t.start()
         try:
+            # One after another, so that each new connection finds the server's
+            # threads as the ones before left them (a thread that waits in a
+            # handler accepts no connection).
+            for t in writers:
+                t.start()
+                time.sleep(0.05)
             time.sleep(0.5 * harness.SLOW)  # every submit is waiting for the lock now
             late = []
             for _ in range(16):
