@@ -1,8 +1,10 @@
 /*
- * http.h - the HTTP front of jobd on libmicrohttpd: a pool of poll-mode
- * worker threads, request bodies gathered into one buffer, request ids,
- * the request log, and suspension of long-poll claims (a waiting bot holds
- * a parked connection, not a thread).
+ * http.h - the HTTP front of jobd on libmicrohttpd: a few poll-mode threads
+ * that read requests and write replies, a pool of request threads that run
+ * the handlers which may wait for the disk (http.c says which run where),
+ * request bodies gathered into one buffer, request ids, the request log, and
+ * suspension of long-poll claims (a waiting bot holds a parked connection,
+ * not a thread).
  */
 #ifndef JOBD_HTTP_H
 #define JOBD_HTTP_H
@@ -11,8 +13,8 @@
 
 typedef struct http http_t;
 
-/* Start listening on srv->cfg.listen with srv->cfg.threads workers.
- * OUT: *out; *port is the port bound (useful with port 0). */
+/* Start listening on srv->cfg.listen, with srv->cfg.threads request
+ * threads.  OUT: *out; *port is the port bound (useful with port 0). */
 int http_start(server_t *srv, http_t **out, int *port, err_t *e);
 
 /* Stop accepting connections; requests in flight go on. */
@@ -23,8 +25,8 @@ void http_quiesce(http_t *h);
  * that no new work starts.  Returns false on timeout. */
 bool http_drain(http_t *h, int64_t timeout_ms);
 
-/* Close every connection and join the workers, then free h.  NULL is a
- * no-op. */
+/* Let the request threads finish what is queued and join them, close every
+ * connection, then free h.  NULL is a no-op. */
 void http_stop(http_t *h);
 
 #endif
