@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Milliseconds since the epoch, wall clock. */
 int64_t clock_now_ms(void);
@@ -18,6 +19,11 @@ int64_t clock_mono_ms(void);
 
 /* Microseconds from a monotonic clock, for request timings. */
 int64_t clock_mono_us(void);
+
+/* The time ns nanoseconds from now on `clock`: a deadline for
+ * pthread_cond_timedwait (CLOCK_REALTIME unless the condition variable was
+ * made for another clock). */
+struct timespec clock_deadline(clockid_t clock, int64_t ns);
 
 /* Format ms as "YYYY-MM-DD<sep>HH:MM:SS.mmm" (UTC), adding "Z" when sep is
  * 'T'.  buf should hold 32 bytes. */

@@ -314,17 +314,6 @@ int datalake_flush(datalake_t *d, int *n, err_t *e)
  * finished meanwhile instead of one each. */
 #define COALESCE_MS 20
 
-static void deadline_in(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 static void *writer(void *arg)
 {
     datalake_t *d = arg;
@@ -338,13 +327,13 @@ static void *writer(void *arg)
         bool stop;
 
         pthread_mutex_lock(&d->lock);
-        deadline_in(&until, 1000);
+        until = clock_deadline(CLOCK_REALTIME, 1000 * 1000000LL);
         while (!d->dirty && !d->stop)
             if (pthread_cond_timedwait(&d->cond, &d->lock, &until) != 0)
                 break;
         /* Hold off (longer after a failure: the backoff), whatever more
          * finishes meanwhile; only a stop cuts it short. */
-        deadline_in(&until, backoff ? backoff : COALESCE_MS);
+        until = clock_deadline(CLOCK_REALTIME, (backoff ? backoff : COALESCE_MS) * 1000000LL);
         while (!d->stop)
             if (pthread_cond_timedwait(&d->cond, &d->lock, &until) != 0)
                 break;

@@ -501,12 +501,7 @@ static void *ticker(void *arg)
             sweep(srv, errors);
         }
         pthread_mutex_lock(&tick_lock);
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 100 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        until = clock_deadline(CLOCK_REALTIME, 100 * 1000000LL);
         if (!tick_stop)
             pthread_cond_timedwait(&tick_cond, &tick_lock, &until);
     }

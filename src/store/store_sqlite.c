@@ -751,13 +751,7 @@ static int tx_write(sq_t *s, tx_fn fn, void *arg, err_t *e)
      * (one group's work, much less than an fsync) and cover both; but not
      * for long, should it wait for another process's lock. */
     if (heir && seq > atomic_load(&s->synced) && atomic_load(&s->pipelined)) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += HEIR_WAIT_NS;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = clock_deadline(CLOCK_MONOTONIC, HEIR_WAIT_NS);
         pthread_mutex_lock(&s->group_mu);
         while (s->groups_ended == ended)
             if (pthread_cond_timedwait(&s->group_ended, &s->group_mu, &until) != 0)
