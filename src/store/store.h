@@ -221,7 +221,9 @@ int store_lease_expire(store_t *s, int64_t now_ms, int *n, err_t *e);
  * (succeeded, failed or cancelled), exported to the datalake
  * (store_export_mark), and finished before finished_before_ms, oldest finish
  * first, with their attempts and events, in one transaction.  A job not yet
- * exported is never deleted, nor is a pending, scheduled or processing one;
+ * exported is never deleted, nor is a pending, scheduled or processing one,
+ * and jobs that finished after the oldest one still waiting for the
+ * datalake wait for it (the purge goes in finish order, as the export does);
  * afterwards store_job_get answers JOBD_ENOTFOUND for a deleted job.  Walks
  * an index, so its cost does not grow with the number of jobs kept.
  * OUT: *n, how many were deleted (< limit: none is left to delete now). */
@@ -270,9 +272,11 @@ int store_bot_get(store_t *s, const char *id, json_t **bot, err_t *e);
 int store_bot_list(store_t *s, json_t **bots, err_t *e);
 
 /* ---- datalake outbox ----------------------------------------------------
- * The datalake is driven from the database: a finished job is "unexported"
- * until store_export_mark() records, in one transaction, that it was written
- * and the new size of every file written.  After a crash the writer
+ * The datalake is driven from the database: a finished job waits in the
+ * export queue (a table of its own: the transaction that finishes a job
+ * adds it, one that retries it takes it out) until store_export_mark()
+ * records, in one transaction, that it was written and
+ * the new size of every file written.  After a crash the writer
  * truncates each file back to its recorded size and exports again whatever
  * is still unexported, so every job is in the datalake exactly once.
  * Several servers sharing a database each export under their own
@@ -288,8 +292,8 @@ int store_export_pending(store_t *s, const char *server_id, int limit, json_t **
 /* Mark the jobs whose ids are in `ids` (array of strings) exported and set
  * the recorded size of each file in `files` ({"relative/path": size}).
  * Fails, recording nothing, if a job is no longer server_id's to export
- * (another server took its claim over): the caller then cuts its files back
- * and exports again. */
+ * (another server took its claim over, or it was retried since it was
+ * written): the caller then cuts its files back and exports again. */
 int store_export_mark(store_t *s, const char *server_id, const json_t *ids, const json_t *files,
                       err_t *e);
 

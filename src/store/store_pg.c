@@ -74,11 +74,16 @@
  * another.  A transaction that waits for rows locks jobs before bots
  * (finish: the job, then the bot's counts; heartbeat and sweep: the bot's
  * jobs, then the bot), so that no two wait for each other.  A claim locks
- * its bot first, but never waits for a job (SKIP LOCKED).
+ * its bot first, but never waits for a job (SKIP LOCKED).  The datalake's
+ * export_queue holds a job exactly while it is finished and not yet in the
+ * datalake: the statements that finish a job (job_finish, job_finish_many,
+ * job_cancel) insert its row, job_retry deletes it, each under the job's
+ * lock; export_claim and export_mark lock only export_queue rows, never a
+ * job.
  *
  * Checklist: job_claim and queue_ahead walk jobs_claim, lease_expired
- * jobs_processing_bot, export_claim jobs_unexported, schedule_due
- * jobs_scheduled, job_purge jobs_exported and bots_stale bots_live
+ * jobs_processing_bot, export_claim export_queue_order, schedule_due
+ * jobs_scheduled, job_purge jobs_finished and bots_stale bots_live
  * (migrations/postgresql,
  * docs/operations.md "Indexes"); their WHERE clauses repeat the indexes'
  * predicates so that the planner can use them.  Change them together, and
@@ -142,9 +147,10 @@
     X(attempt_end, "UPDATE attempts SET outcome = $2, ended_at = $3, error = $4"                   \
                    " WHERE lease = $1 AND outcome = 'running'")                                    \
     X(job_finish,                                                                                  \
-      "UPDATE jobs SET status = $3, result = $4::jsonb, error = $5, duration_ms = $6,"             \
-      " finished_at = $7, failures = failures + $8, lease = NULL,"                                 \
-      " lease_expires_at = NULL WHERE id = $1 AND lease = $2 AND status = 'processing'")           \
+      "WITH j AS (UPDATE jobs SET status = $3, result = $4::jsonb, error = $5, duration_ms = $6,"  \
+      "  finished_at = $7, failures = failures + $8, lease = NULL, lease_expires_at = NULL"        \
+      "  WHERE id = $1 AND lease = $2 AND status = 'processing' RETURNING id, finished_at)"        \
+      " INSERT INTO export_queue (job_id, finished_at) SELECT id, finished_at FROM j")             \
     X(job_finish_many,                                                                             \
       "WITH v AS (SELECT r->>'id' AS r_id, r->>'lease' AS r_lease, (r->>'ok')::boolean AS r_ok,"   \
       "  r->>'result' AS r_result, r->>'error' AS r_error, (r->>'duration_ms')::bigint AS r_ms"    \
@@ -159,6 +165,7 @@
       " a AS (UPDATE attempts SET outcome = CASE WHEN j.r_ok THEN 'succeeded' ELSE 'failed' END,"  \
       "  ended_at = $2, error = CASE WHEN j.r_ok THEN NULL ELSE j.r_error END FROM j"              \
       "  WHERE attempts.lease = j.r_lease AND attempts.outcome = 'running'),"                      \
+      " q AS (INSERT INTO export_queue (job_id, finished_at) SELECT id, $2 FROM j),"               \
       " b AS (UPDATE bots SET jobs_succeeded = jobs_succeeded + s.ok,"                             \
       "  jobs_failed = jobs_failed + s.failed FROM (SELECT count(*) FILTER (WHERE r_ok) AS ok,"    \
       "  count(*) FILTER (WHERE NOT r_ok) AS failed FROM j) AS s"                                  \
@@ -171,13 +178,15 @@
     X(job_takeback, "UPDATE jobs SET status = 'pending', claimed_at = NULL, bot_id = NULL,"        \
                     " bot_name = NULL, lease = NULL, lease_expires_at = NULL, progress = NULL,"    \
                     " lost = lost + 1 WHERE id = $1 AND status = 'processing'")                    \
-    X(job_cancel, "UPDATE jobs SET status = 'cancelled', finished_at = $2, error = $3,"            \
-                  " lease = NULL, lease_expires_at = NULL"                                         \
-                  " WHERE id = $1 AND status IN ('pending', 'scheduled', 'processing')")           \
-    X(job_retry, "UPDATE jobs SET status = 'pending', failures = 0, run_at = NULL,"                \
+    X(job_cancel,                                                                                  \
+      "WITH j AS (UPDATE jobs SET status = 'cancelled', finished_at = $2, error = $3,"             \
+      "  lease = NULL, lease_expires_at = NULL"                                                    \
+      "  WHERE id = $1 AND status IN ('pending', 'scheduled', 'processing') RETURNING id)"         \
+      " INSERT INTO export_queue (job_id, finished_at) SELECT id, $2 FROM j")                      \
+    X(job_retry, "WITH q AS (DELETE FROM export_queue WHERE job_id = $1)"                          \
+                 " UPDATE jobs SET status = 'pending', failures = 0, run_at = NULL,"               \
                  " finished_at = NULL, result = NULL, error = NULL, duration_ms = NULL,"           \
-                 " claimed_at = NULL, bot_id = NULL, bot_name = NULL, progress = NULL,"            \
-                 " exported = false, export_owner = NULL, export_claimed_at = NULL"                \
+                 " claimed_at = NULL, bot_id = NULL, bot_name = NULL, progress = NULL"             \
                  " WHERE id = $1 AND status IN ('failed', 'cancelled')")                           \
     X(schedule_due, "UPDATE jobs SET status = 'pending' WHERE id IN (SELECT id FROM jobs"          \
                     " WHERE status = 'scheduled' AND run_at <= $1 FOR UPDATE SKIP LOCKED)")        \
@@ -207,8 +216,11 @@
     X(bots_stale, "SELECT id, name, last_seen_at, state FROM bots"                                 \
                   " WHERE state IN ('ready', 'processing', 'unhealthy') AND last_seen_at < $1")    \
     X(bot_set_state, "UPDATE bots SET state = $2 WHERE id = $1")                                   \
-    X(job_purge, "WITH p AS (SELECT id FROM jobs WHERE exported"                                   \
-                 "  AND status IN ('succeeded', 'failed', 'cancelled') AND finished_at < $1"       \
+    X(job_purge, "WITH p AS (SELECT id FROM jobs"                                                  \
+                 "  WHERE status IN ('succeeded', 'failed', 'cancelled')"                          \
+                 "  AND finished_at < $1"                                                          \
+                 "  AND finished_at <= coalesce((SELECT min(finished_at) FROM export_queue), $1)"  \
+                 "  AND NOT EXISTS (SELECT 1 FROM export_queue WHERE job_id = jobs.id)"            \
                  "  ORDER BY finished_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),"                    \
                  " a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM p)),"                \
                  " v AS (DELETE FROM job_events WHERE job_id IN (SELECT id FROM p))"               \
@@ -221,14 +233,12 @@
     X(bot_get, "SELECT {bot} FROM bots WHERE id = $1")                                             \
     X(bot_list, "SELECT {bot} FROM bots ORDER BY registered_at, id")                               \
     X(export_claim,                                                                                \
-      "WITH c AS (UPDATE jobs SET export_owner = $1, export_claimed_at = $3 WHERE id IN"           \
-      "  (SELECT id FROM jobs WHERE NOT exported"                                                  \
-      "   AND status IN ('succeeded', 'failed', 'cancelled')"                                      \
-      "   AND (export_owner IS NULL OR export_owner = $1 OR export_claimed_at < $4)"               \
-      "   ORDER BY finished_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING {job})"              \
-      " SELECT {job} FROM c ORDER BY finished_at, id")                                             \
-    X(export_mark, "UPDATE jobs SET exported = true WHERE id = ANY ($1::text[])"                   \
-                   " AND export_owner = $2 AND NOT exported")                                      \
+      "WITH c AS (UPDATE export_queue SET owner = $1, claimed_at = $3 WHERE job_id IN"             \
+      "  (SELECT job_id FROM export_queue"                                                         \
+      "   WHERE owner IS NULL OR owner = $1 OR claimed_at < $4"                                    \
+      "   ORDER BY finished_at, job_id LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING job_id)"         \
+      " SELECT {job} FROM jobs WHERE id IN (SELECT job_id FROM c) ORDER BY finished_at, id")       \
+    X(export_mark, "DELETE FROM export_queue WHERE job_id = ANY ($1::text[]) AND owner = $2")      \
     X(export_file_set, "INSERT INTO datalake_files (path, size) VALUES ($1, $2)"                   \
                        " ON CONFLICT (path) DO UPDATE SET size = excluded.size")                   \
     X(export_files, "SELECT path, size FROM datalake_files ORDER BY path")
@@ -2172,7 +2182,8 @@ static int do_export_mark(conn_t *c, void *arg, err_t *e)
         if (rc >= 0 && (size_t)rc != want)
             return err_set(e, JOBD_EDB,
                            "export_mark: only %d of the %zu jobs written are still this "
-                           "server's (%s) to export; another server took the rest over",
+                           "server's (%s) to export; another server took the rest over, or "
+                           "they were retried",
                            rc, want, a->server_id);
     }
     json_object_foreach((json_t *)a->files, path, v)

@@ -38,14 +38,21 @@
 /* Random bytes in a lease token (shown as twice as many hex digits). */
 #define LEASE_BYTES 16
 
-/* The jobs one retention purge deletes: finished, exported, finished before
- * ?1, oldest finish first, at most ?2, through the jobs_exported index.  The
- * order is total (id is unique), so the three statements of one purge, in
- * one transaction, name the same jobs: the attempts and events first, then
- * the jobs they reference. */
+/* The jobs one retention purge deletes: finished before ?1, not waiting for
+ * the datalake (in export_queue), oldest finish first, at most ?2, through
+ * the jobs_finished index.  The walk stops at the finish time of the oldest
+ * job still queued: when the export lags, it would otherwise step over every
+ * unexported job on each purge.  (Unexported jobs are never deleted; the
+ * foreign key of export_queue would refuse to anyway.)  The order is total (id
+ * is unique), so the three statements of one purge, in one transaction, name
+ * the same jobs: the attempts and events first, then the jobs they
+ * reference. */
 #define PURGE_IDS                                                                                  \
-    "SELECT id FROM jobs INDEXED BY jobs_exported WHERE exported = 1"                              \
-    " AND status IN ('succeeded', 'failed', 'cancelled') AND finished_at < ?1"                     \
+    "SELECT id FROM jobs INDEXED BY jobs_finished"                                                 \
+    " WHERE status IN ('succeeded', 'failed', 'cancelled')"                                        \
+    " AND finished_at < ?1"                                                                        \
+    " AND finished_at <= coalesce((SELECT min(finished_at) FROM export_queue), ?1)"                \
+    " AND NOT EXISTS (SELECT 1 FROM export_queue WHERE job_id = jobs.id)"                          \
     " ORDER BY finished_at, id LIMIT ?2"
 
 /*
@@ -59,6 +66,11 @@
  * (INDEXED BY) so that their cost cannot silently grow with finished jobs;
  * the other statements that read by status, bot or lease rely on the
  * indexes of migrations/sqlite too.  Change them together.
+ *
+ * A job is in export_queue exactly while it is finished and not yet in the
+ * datalake: every statement that finishes a job (job_finish, job_cancel) is
+ * followed by export_enqueue, a retry by export_dequeue (migration 0004 says
+ * why this is not a trigger).
  */
 #define STATEMENTS(X)                                                                              \
     X(begin_read, "BEGIN")                                                                         \
@@ -118,8 +130,8 @@
                   " WHERE id = ?1 AND status IN ('pending', 'scheduled', 'processing')")           \
     X(job_retry, "UPDATE jobs SET status = 'pending', failures = 0, run_at = NULL,"                \
                  " finished_at = NULL, result = NULL, error = NULL, duration_ms = NULL,"           \
-                 " claimed_at = NULL, bot_id = NULL, bot_name = NULL, progress = NULL,"            \
-                 " exported = 0 WHERE id = ?1 AND status IN ('failed', 'cancelled')")              \
+                 " claimed_at = NULL, bot_id = NULL, bot_name = NULL, progress = NULL"             \
+                 " WHERE id = ?1 AND status IN ('failed', 'cancelled')")                           \
     X(schedule_due, "UPDATE jobs INDEXED BY jobs_scheduled SET status = 'pending'"                 \
                     " WHERE status = 'scheduled' AND run_at <= ?1")                                \
     X(bot_done, "UPDATE bots SET jobs_succeeded = jobs_succeeded + ?2,"                            \
@@ -151,11 +163,12 @@
     X(bot_heartbeat, "UPDATE bots SET state = ?2, last_seen_at = ?3 WHERE id = ?1")                \
     X(bot_get, "SELECT {bot} FROM bots WHERE id = ?1")                                             \
     X(bot_list, "SELECT {bot} FROM bots ORDER BY registered_at, id")                               \
-    X(export_pending, "SELECT {job} FROM jobs INDEXED BY jobs_unexported"                          \
-                      " WHERE exported = 0 AND status IN ('succeeded', 'failed', 'cancelled')"     \
-                      " ORDER BY finished_at, id LIMIT ?1")                                        \
-    X(export_mark, "UPDATE jobs SET exported = 1"                                                  \
-                   " WHERE id = ?1 AND status IN ('succeeded', 'failed', 'cancelled')")            \
+    X(export_pending, "SELECT {job} FROM jobs WHERE id IN (SELECT job_id FROM export_queue"        \
+                      "  INDEXED BY export_queue_order ORDER BY finished_at, job_id LIMIT ?1)"     \
+                      " ORDER BY finished_at, id")                                                 \
+    X(export_enqueue, "INSERT INTO export_queue (job_id, finished_at) VALUES (?1, ?2)")            \
+    X(export_dequeue, "DELETE FROM export_queue WHERE job_id = ?1")                                \
+    X(export_mark, "DELETE FROM export_queue WHERE job_id = ?1")                                   \
     X(export_file_set, "INSERT INTO datalake_files (path, size) VALUES (?1, ?2)"                   \
                        " ON CONFLICT (path) DO UPDATE SET size = excluded.size")                   \
     X(export_files, "SELECT path, size FROM datalake_files ORDER BY path")
@@ -1606,6 +1619,18 @@ static int read_budget(sq_t *s, const char *id, int64_t *failures, int64_t *max,
     return JOBD_OK;
 }
 
+/* A job that just finished (rc: the rows its finishing statement changed)
+ * waits for the datalake from now on.  Returns rc or a JOBD_E* code. */
+static int export_enqueue(sq_t *s, const char *id, int64_t finished_at, int rc, err_t *e)
+{
+    if (rc == 1) {
+        int q = run(s, ST_export_enqueue, e, "ti", id, finished_at);
+        if (q < 0)
+            return q;
+    }
+    return rc;
+}
+
 /* Record the outcome on the job: succeeded, failed for good, or - a
  * retryable failure within the budget - scheduled after the backoff.
  * Returns how many rows changed (0 if the job is not processing under the
@@ -1615,9 +1640,11 @@ static int finish_job(sq_t *s, const struct backend_finish *a, int64_t now, err_
     int64_t failures = 0, max = 0;
     int rc;
 
-    if (a->ok)
-        return run(s, ST_job_finish, e, "tttjtiii", a->id, a->lease, "succeeded", a->result, NULL,
-                   a->duration_ms, now, (int64_t)0);
+    if (a->ok) {
+        rc = run(s, ST_job_finish, e, "tttjtiii", a->id, a->lease, "succeeded", a->result, NULL,
+                 a->duration_ms, now, (int64_t)0);
+        return export_enqueue(s, a->id, now, rc, e);
+    }
     if (a->retry) {
         rc = read_budget(s, a->id, &failures, &max, e);
         if (rc < 0)
@@ -1626,8 +1653,9 @@ static int finish_job(sq_t *s, const struct backend_finish *a, int64_t now, err_
             return run(s, ST_job_reschedule, e, "ttiti", a->id, a->lease,
                        now + backend_retry_delay(a->retry, failures + 1), a->error, a->duration_ms);
     }
-    return run(s, ST_job_finish, e, "tttjtiii", a->id, a->lease, "failed", NULL, a->error,
-               a->duration_ms, now, (int64_t)1);
+    rc = run(s, ST_job_finish, e, "tttjtiii", a->id, a->lease, "failed", NULL, a->error,
+             a->duration_ms, now, (int64_t)1);
+    return export_enqueue(s, a->id, now, rc, e);
 }
 
 static int do_finish(sq_t *s, void *arg, err_t *e)
@@ -1790,6 +1818,10 @@ static int do_retry(sq_t *s, void *arg, err_t *e)
                        "job %s is %s; only a failed or cancelled job can be retried", a->id,
                        status);
     rc = run(s, ST_job_retry, e, "t", a->id);
+    /* Not yet written to the datalake: the outcome that now ends is never
+     * written (an export in flight is refused at its mark). */
+    if (rc >= 0)
+        rc = run(s, ST_export_dequeue, e, "t", a->id);
     if (rc >= 0)
         rc = add_event(s, a->id, clock_now_ms(), "retry", a->reason, e);
     return rc < 0 ? rc : get_job_full(s, a->id, &a->job, e);
@@ -1820,7 +1852,7 @@ static int do_cancel(sq_t *s, void *arg, err_t *e)
     if (strcmp(status, "processing") == 0)
         rc = run(s, ST_attempt_end, e, "ttit", lease, "cancelled", now, a->reason);
     if (rc >= 0)
-        rc = run(s, ST_job_cancel, e, "tit", a->id, now, why);
+        rc = export_enqueue(s, a->id, now, run(s, ST_job_cancel, e, "tit", a->id, now, why), e);
     if (rc >= 0)
         rc = add_event(s, a->id, now, "cancel", a->reason, e);
     return rc < 0 ? rc : get_job_full(s, a->id, &a->job, e);
@@ -2314,6 +2346,14 @@ static int do_export_mark(sq_t *s, void *arg, err_t *e)
         rc = run(s, ST_export_mark, e, "t", json_string_value(v));
         if (rc < 0)
             return rc;
+        /* Retried (the trigger took it out of the queue) after it was
+         * written: what was written is stale, so refuse, and the writer cuts
+         * its files back and exports again without it, as on PostgreSQL. */
+        if (rc == 0)
+            return err_set(e, JOBD_EDB,
+                           "export_mark: job %s is no longer waiting for the datalake (it was "
+                           "retried after it was written)",
+                           json_string_value(v));
     }
     json_object_foreach((json_t *)a->files, path, v)
     {

@@ -621,7 +621,7 @@ class PgTestCase(E2ETestCase):
         self.assertEqual(overlap[:3], [], "a job held by two bots at once")
         self.assertEqual(succeeded[:3], [], "a job without exactly one succeeded attempt")
         self.assertEqual(set(attempts), set(expected), "every job has its attempts")
-        self.wait_for(lambda: not self.db("SELECT id FROM jobs WHERE NOT exported LIMIT 1"),
+        self.wait_for(lambda: not self.db("SELECT job_id FROM export_queue LIMIT 1"),
                       60, "every job to be exported")
         counts = jobd.datalake_count()
         self.assertEqual(set(counts), set(expected), "every job in the datalake")

@@ -52,13 +52,13 @@ class DatalakeFull(harness.E2ETestCase):
         self.wait_for(lambda: stats()["succeeded"] == N, 60, f"{N} jobs to complete",
                       interval=0.2)
         self.wait_log(jobd, "No space left on device", 10)
-        unexported = jobd.db_query("SELECT count(*) AS n FROM jobs WHERE exported = 0")[0]["n"]
+        unexported = jobd.db_query("SELECT count(*) AS n FROM export_queue")[0]["n"]
         self.assertGreater(unexported, 0, "nothing can have been exported to a full disk")
         self.assertEqual(jobd.datalake_count(), {}, "no line made it to the full disk")
 
         os.unlink(filler)
         self.wait_for(lambda: not jobd.db_query(
-            "SELECT 1 FROM jobs WHERE exported = 0 LIMIT 1"), 40, "the export to catch up",
+            "SELECT 1 FROM export_queue LIMIT 1"), 40, "the export to catch up",
             interval=0.3)
         self.wait_log(jobd, "datalake: export works again", 5)
         rows = self.assert_datalake_once(jobd, expected)

@@ -1497,6 +1497,79 @@ static void test_export(void **state)
     json_decref(b);
 }
 
+/* The export queue follows the job (migration 0004's triggers): a job
+ * retried after it was written leaves the queue, so the mark of what was
+ * written is refused (the writer cuts it back and writes again), and the
+ * job is exported again, with its new outcome, when it finishes again.  A
+ * job cancelled before any claim is exported too, and so is one finished in
+ * a batch of reports: every path that finishes a job queues it. */
+static void test_export_follows_retry(void **state)
+{
+    struct fixture *f = *state;
+    json_t *job, *claimed, *pending, *ids, *cancelled, *batched;
+    job_report_t report;
+    bool repeated;
+    err_t e;
+
+    drain(f);
+    claimed = create_claimed(f, f->bot);
+    assert_ok(store_job_fail(f->s, sget(claimed, "id"), f->bot, sget(claimed, "lease"), "boom",
+                             NULL, 1, &job, &repeated, &e),
+              &e);
+    assert_string_equal(sget(job, "status"), "failed");
+    json_decref(job);
+    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
+    assert_int_equal(json_array_size(pending), 1);
+    assert_string_equal(sget(json_array_get(pending, 0), "status"), "failed");
+    json_decref(pending);
+
+    /* Retried between the write and the mark. */
+    assert_ok(store_job_retry(f->s, sget(claimed, "id"), "once more", &job, &e), &e);
+    json_decref(job);
+    ids = json_pack("[O]", json_object_get(claimed, "id"));
+    assert_rc(store_export_mark(f->s, SERVER, ids, NULL, &e), JOBD_EDB, &e);
+    assert_contains(e.msg, "retried");
+    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
+    assert_int_equal(json_array_size(pending), 0);
+    json_decref(pending);
+
+    /* Finished again: exported again, as it now is. */
+    json_decref(claimed);
+    claimed = claim(f, f->bot, 1, 30000);
+    assert_int_equal(json_array_size(claimed), 1);
+    assert_ok(complete(f, json_array_get(claimed, 0), f->bot, &repeated, &e), &e);
+    cancelled = create(f, f->op, 0);
+    tick();
+    assert_ok(store_job_cancel(f->s, sget(cancelled, "id"), "not needed", &job, &e), &e);
+    json_decref(job);
+    /* A batch of reports enqueues its finished jobs too. */
+    tick();
+    batched = create_claimed(f, f->bot);
+    report = (job_report_t){
+        .id = sget(batched, "id"), .lease = sget(batched, "lease"), .ok = false, .error = "bad"};
+    assert_ok(store_job_report_many(f->s, f->bot, &report, 1, &e), &e);
+    assert_int_equal(report.rc, JOBD_OK);
+    json_decref(report.job);
+
+    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
+    assert_int_equal(json_array_size(pending), 3);
+    assert_string_equal(sget(json_array_get(pending, 0), "id"),
+                        json_string_value(json_array_get(ids, 0)));
+    assert_string_equal(sget(json_array_get(pending, 0), "status"), "succeeded");
+    assert_string_equal(sget(json_array_get(pending, 1), "id"), sget(cancelled, "id"));
+    assert_string_equal(sget(json_array_get(pending, 1), "status"), "cancelled");
+    assert_string_equal(sget(json_array_get(pending, 2), "id"), sget(batched, "id"));
+    assert_string_equal(sget(json_array_get(pending, 2), "status"), "failed");
+    json_decref(pending);
+    assert_ok(store_export_mark(f->s, SERVER, ids, NULL, &e), &e);
+    drain(f);
+    json_decref(batched);
+
+    json_decref(ids);
+    json_decref(cancelled);
+    json_decref(claimed);
+}
+
 /* ---- retention ---------------------------------------------------------- */
 
 /* A new job of f->op, claimed by f->bot and then finished as `how`:
@@ -1565,7 +1638,8 @@ static void assert_kept(struct fixture *f, const json_t *job, const char *status
 
 /* Only exported finished jobs older than the cutoff go, oldest finish first,
  * at most `limit` at a time, with their attempts and events; nothing
- * unexported, recent or unfinished is touched. */
+ * unexported, recent or unfinished is touched, and nothing that finished
+ * after a job still waiting for the datalake. */
 static void test_purge(void **state)
 {
     struct fixture *f = *state;
@@ -1629,14 +1703,16 @@ static void test_purge(void **state)
     assert_int_equal(json_array_size(json_object_get(job, "jobs")), 1);
     json_decref(job);
 
-    /* A later cutoff takes the recent job; the unexported one goes only once
-     * it is in the datalake. */
-    assert_int_equal(purge(f, clock_now_ms() + 1, 1000), 1);
-    assert_gone(f, recent);
+    /* The unexported job goes only once it is in the datalake, and the
+     * purge goes in finish order: the recent job, exported and past a later
+     * cutoff, waits for it. */
+    assert_int_equal(purge(f, clock_now_ms() + 1, 1000), 0);
+    assert_kept(f, recent, "succeeded");
     assert_kept(f, unexported, "succeeded");
     export_only(f, (json_t *[]){unexported, NULL});
-    assert_int_equal(purge(f, clock_now_ms() + 1, 1000), 1);
+    assert_int_equal(purge(f, clock_now_ms() + 1, 1000), 2);
     assert_gone(f, unexported);
+    assert_gone(f, recent);
     assert_kept(f, retried, "pending");
 
     json_decref(input);
@@ -1649,6 +1725,38 @@ static void test_purge(void **state)
     json_decref(processing);
     json_decref(pending);
     json_decref(scheduled);
+}
+
+/* Rolling migration 0004 (the export queue) back and applying it again
+ * keeps what the datalake still waits for, and what it already has. */
+static void test_migrate_keeps_export_queue(void **state)
+{
+    struct fixture *f = *state;
+    json_t *written, *waiting, *pending;
+    err_t e;
+
+    drain(f);
+    while (purge(f, clock_now_ms() + 1, 1000) == 1000)
+        ;
+    written = finished(f, "succeeded");
+    waiting = finished(f, "failed");
+    export_only(f, (json_t *[]){written, NULL});
+
+    assert_ok(store_migrate_down(f->s, &e), &e);
+    assert_ok(store_migrate_up(f->s, &e), &e);
+    assert_ok(store_prepare(f->s, &e), &e);
+
+    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
+    assert_int_equal(json_array_size(pending), 1);
+    assert_string_equal(sget(json_array_get(pending, 0), "id"), sget(waiting, "id"));
+    json_decref(pending);
+    assert_int_equal(purge(f, clock_now_ms() + 1, 1000), 1);
+    assert_gone(f, written);
+    assert_kept(f, waiting, "failed");
+    drain(f);
+
+    json_decref(written);
+    json_decref(waiting);
 }
 
 int main(void)
@@ -1683,7 +1791,9 @@ int main(void)
         T(test_bots),
         T(test_stats),
         T(test_export),
+        T(test_export_follows_retry),
         T(test_purge),
+        T(test_migrate_keeps_export_queue),
         T(test_migrate_down_up),
     };
 #undef T

@@ -214,8 +214,10 @@ static void test_prepare_names_drifted_statement(void **state)
 static void test_prepare_needs_indexes(void **state)
 {
     check_drift("DROP INDEX jobs_claim", "statement claim_candidates", "no such index: jobs_claim");
-    check_drift("DROP INDEX jobs_unexported", "statement export_pending",
-                "no such index: jobs_unexported");
+    check_drift("DROP INDEX export_queue_order", "statement export_pending",
+                "no such index: export_queue_order");
+    check_drift("DROP INDEX jobs_finished", "statement purge_attempts",
+                "no such index: jobs_finished");
     check_drift("DROP INDEX jobs_scheduled", "statement schedule_due",
                 "no such index: jobs_scheduled");
     check_drift("DROP INDEX bots_live", "statement bots_stale", "no such index: bots_live");
