@@ -49,7 +49,7 @@
  * reference. */
 #define PURGE_IDS                                                                                  \
     "SELECT id FROM jobs INDEXED BY jobs_finished"                                                 \
-    " WHERE status IN ('succeeded', 'failed', 'cancelled')"                                        \
+    " WHERE (status = 'succeeded' OR status = 'failed' OR status = 'cancelled')"                   \
     " AND finished_at < ?1"                                                                        \
     " AND finished_at <= coalesce((SELECT min(finished_at) FROM export_queue), ?1)"                \
     " AND NOT EXISTS (SELECT 1 FROM export_queue WHERE job_id = jobs.id)"                          \
@@ -65,7 +65,9 @@
  * export_pending and the purge_* statements (PURGE_IDS) name their indexes
  * (INDEXED BY) so that their cost cannot silently grow with finished jobs;
  * the other statements that read by status, bot or lease rely on the
- * indexes of migrations/sqlite too.  Change them together.
+ * indexes of migrations/sqlite too.  Change them together.  PURGE_IDS and
+ * bots_stale repeat their partial index's condition word for word, as a
+ * chain of ORs, not an IN list (migration 0005 says why).
  *
  * A job is in export_queue exactly while it is finished and not yet in the
  * datalake: every statement that finishes a job (job_finish, job_cancel) is
@@ -149,7 +151,8 @@
     X(bot_jobs, "SELECT id, lease FROM jobs WHERE bot_id = ?1 AND status = 'processing'"           \
                 " ORDER BY id")                                                                    \
     X(bots_stale, "SELECT id, name, last_seen_at, state FROM bots INDEXED BY bots_live"            \
-                  " WHERE state IN ('ready', 'processing', 'unhealthy') AND last_seen_at < ?1")    \
+                  " WHERE (state = 'ready' OR state = 'processing' OR state = 'unhealthy')"        \
+                  " AND last_seen_at < ?1")                                                        \
     X(bot_set_state, "UPDATE bots SET state = ?2 WHERE id = ?1")                                   \
     X(purge_attempts, "DELETE FROM attempts WHERE job_id IN (" PURGE_IDS ")")                      \
     X(purge_events, "DELETE FROM job_events WHERE job_id IN (" PURGE_IDS ")")                      \

@@ -443,6 +443,51 @@ static void test_fsync_only_for_changes(void **state)
     json_decref(ops);
 }
 
+/* How many temporary b-trees (OpenEphemeral) `sql` builds when it runs,
+ * by its EXPLAIN listing on the raw connection. */
+static int ephemeral_tables(sqlite3 *db, const char *sql)
+{
+    char *explain = sqlite3_mprintf("EXPLAIN %s", sql);
+    sqlite3_stmt *st;
+    int n = 0;
+
+    if (sqlite3_prepare_v2(db, explain, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    while (sqlite3_step(st) == SQLITE_ROW)
+        n += strcmp((const char *)sqlite3_column_text(st, 1), "OpenEphemeral") == 0;
+    sqlite3_finalize(st);
+    sqlite3_free(explain);
+    return n;
+}
+
+/* Migration 0005's regression test: SQLite builds a temporary b-tree for an
+ * IN list of more than two values each time a CHECK or a partial index's
+ * condition runs, which cost every job about ten of them.  Writing every
+ * table's checked columns must build none. */
+static void test_checks_build_no_temporary_tables(void **state)
+{
+    struct fixture *x = *state;
+    const char *writes[] = {
+        "INSERT INTO jobs (id, operation, input, status, created_at, finished_at)"
+        " VALUES ('j', 'sum', '{}', ?1, 0, ?2)",
+        "UPDATE jobs SET status = ?1, finished_at = ?2, lease = ?3, lease_expires_at = ?4"
+        " WHERE id = ?5",
+        "INSERT INTO attempts (job_id, attempt, lease, bot_id, bot_name, started_at, outcome)"
+        " VALUES ('j', 1, 'l', 'b', 'b', 0, ?1)",
+        "UPDATE attempts SET outcome = ?1 WHERE lease = ?2",
+        "INSERT INTO bots (id, name, operations, state, registered_at, last_seen_at)"
+        " VALUES ('b', 'b', '[]', ?1, 0, 0)",
+        "UPDATE bots SET state = ?1, last_seen_at = ?2, jobs_succeeded = jobs_succeeded + 1"
+        " WHERE id = ?3",
+        "INSERT INTO job_events (job_id, at, action, reason) VALUES ('j', 0, ?1, '')",
+        "INSERT INTO export_queue (job_id, finished_at) VALUES ('j', 0)",
+    };
+
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
+        if (ephemeral_tables(x->raw, writes[i]) != 0)
+            fail_msg("builds a temporary b-tree each time it runs: %s", writes[i]);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -460,6 +505,7 @@ int main(void)
         T(test_checkpoint_keeps_up),
         T(test_lost_wal_refuses_calls),
         T(test_fsync_only_for_changes),
+        T(test_checks_build_no_temporary_tables),
     };
 #undef T
     return cmocka_run_group_tests_name("store sqlite", tests, NULL, NULL);

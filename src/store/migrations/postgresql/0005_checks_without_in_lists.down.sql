@@ -1,0 +1,2 @@
+-- 0005 checks without IN lists, rolled back: nothing to undo on PostgreSQL.
+SELECT 1;
