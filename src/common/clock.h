@@ -29,7 +29,4 @@ struct timespec clock_deadline(clockid_t clock, int64_t ns);
  * 'T'.  buf should hold 32 bytes. */
 void clock_format_ms(int64_t ms, char *buf, size_t len, char sep);
 
-/* "YYYY-MM-DD" of ms (UTC); buf should hold 11 bytes. */
-void clock_format_date(int64_t ms, char *buf, size_t len);
-
 #endif

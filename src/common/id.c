@@ -57,6 +57,21 @@ static pthread_mutex_t seq_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t seq_ms;
 static unsigned seq_counter;
 
+static const char hex_digits[] = "0123456789abcdef";
+
+/* b as "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (one per job, so not snprintf). */
+static void hex_uuid(char out[ID_UUID_LEN], const unsigned char b[16])
+{
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hex_digits[b[i] >> 4];
+        *p++ = hex_digits[b[i] & 15];
+    }
+    *p = '\0';
+}
+
 void id_uuid7(char out[ID_UUID_LEN])
 {
     unsigned char b[16];
@@ -83,22 +98,18 @@ void id_uuid7(char out[ID_UUID_LEN])
     b[6] = (unsigned char)(0x70 | (counter >> 8)); /* version 7, counter high bits */
     b[7] = (unsigned char)(counter & 0xff);
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* variant 10 */
-    snprintf(out, ID_UUID_LEN,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    hex_uuid(out, b);
 }
 
 void id_hex(char *out, size_t nbytes)
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char b[64];
     if (nbytes > sizeof b)
         nbytes = sizeof b;
     fill_random(b, nbytes);
     for (size_t i = 0; i < nbytes; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
+        out[2 * i] = hex_digits[b[i] >> 4];
+        out[2 * i + 1] = hex_digits[b[i] & 15];
     }
     out[2 * nbytes] = '\0';
 }

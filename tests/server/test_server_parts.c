@@ -203,7 +203,9 @@ static void test_ids(void **state)
     id_uuid7(a);
     id_uuid7(b);
     assert_true(id_is_uuid(a));
-    assert_int_equal(a[14], '7');
+    assert_int_equal(strlen(a), 36);
+    assert_int_equal(a[14], '7');           /* version 7 */
+    assert_non_null(strchr("89ab", a[19])); /* variant 10 */
     assert_true(strcmp(a, b) != 0);
     /* ids made in a burst (same millisecond) still sort in creation order */
     for (int i = 0; i < 10000; i++) {
