@@ -75,10 +75,26 @@ static bool parse_int(const char *text, long long *out)
     return errno == 0 && end != text && *end == '\0';
 }
 
+json_t *record_value_int(enum record_type type, long long v)
+{
+    char buf[32];
+
+    switch (type) {
+    case REC_INT:
+        return json_integer(v);
+    case REC_TIME:
+        clock_format_ms(v, buf, sizeof buf, 'T');
+        return json_string(buf);
+    case REC_TEXT:
+    case REC_JSON:
+        break;
+    }
+    return NULL;
+}
+
 json_t *record_value(enum record_type type, const char *text)
 {
     long long v;
-    char buf[32];
 
     if (!text)
         return json_null();
@@ -86,12 +102,8 @@ json_t *record_value(enum record_type type, const char *text)
     case REC_TEXT:
         return json_string(text);
     case REC_INT:
-        return parse_int(text, &v) ? json_integer(v) : NULL;
     case REC_TIME:
-        if (!parse_int(text, &v))
-            return NULL;
-        clock_format_ms(v, buf, sizeof buf, 'T');
-        return json_string(buf);
+        return parse_int(text, &v) ? record_value_int(type, v) : NULL;
     case REC_JSON:
         return json_loads(text, JSON_DECODE_ANY, NULL);
     }

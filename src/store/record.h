@@ -99,6 +99,12 @@ const char *record_event_columns(void);
  * does not parse as the field's type (a corrupt row). */
 json_t *record_value(enum record_type type, const char *text);
 
+/* The same for a column the database hands over as an integer (SQLite
+ * does, and converting it to text and back cost every record a dozen
+ * strtoll calls): REC_INT and REC_TIME take it, any other type is a
+ * corrupt row (NULL). */
+json_t *record_value_int(enum record_type type, long long v);
+
 /* Parse an RFC 3339 time as written by clock_format_ms(...,'T'). Returns
  * true and sets *ms on success. */
 bool record_parse_time(const char *text, long long *ms);

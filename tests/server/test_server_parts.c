@@ -192,6 +192,15 @@ static void test_record_values(void **state)
     assert_true(json_is_null(record_value(REC_INT, NULL)));
     assert_null(record_value(REC_INT, "12x"));
     assert_null(record_value(REC_JSON, "{bad"));
+    /* An integer handed over as one shows as its text form would. */
+    v = record_value_int(REC_TIME, 1787947621123LL);
+    assert_string_equal(json_string_value(v), "2026-08-28T20:07:01.123Z");
+    json_decref(v);
+    v = record_value_int(REC_INT, -42);
+    assert_int_equal(json_integer_value(v), -42);
+    json_decref(v);
+    assert_null(record_value_int(REC_TEXT, 7));
+    assert_null(record_value_int(REC_JSON, 7));
     assert_non_null(strstr(record_job_columns(), "id, operation, input"));
     assert_int_equal(record_job_nfields, 19);
 }
