@@ -84,7 +84,7 @@ json_t *record_value_int(enum record_type type, long long v)
         return json_integer(v);
     case REC_TIME:
         clock_format_ms(v, buf, sizeof buf, 'T');
-        return json_string(buf);
+        return json_string_nocheck(buf); /* digits and punctuation: ASCII */
     case REC_TEXT:
     case REC_JSON:
         break;

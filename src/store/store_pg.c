@@ -519,7 +519,7 @@ static int row_record(const PGresult *r, int row, enum stmt_id id, enum rec_kind
             return err_set(e, JOBD_EDB, "%s: column %s holds a value of the wrong type: %.100s",
                            stmts[id].name, f[i].name, str(text));
         }
-        json_object_set_new(obj, f[i].name, v);
+        json_object_set_new_nocheck(obj, f[i].name, v); /* names of record.h: ASCII */
     }
     *out = obj;
     return JOBD_OK;

@@ -394,7 +394,7 @@ static int row_record(sq_t *s, enum stmt_id id, enum rec_kind k, json_t **out, e
             return err_set(e, JOBD_EDB, "%s: column %s holds a value of the wrong type: %.100s",
                            stmts[id].name, f[i].name, text);
         }
-        json_object_set_new(obj, f[i].name, v);
+        json_object_set_new_nocheck(obj, f[i].name, v); /* names of record.h: ASCII */
     }
     *out = obj;
     return JOBD_OK;
