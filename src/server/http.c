@@ -287,6 +287,7 @@ static bool dispatch(conn_t *cn, reply_t *rep, void (*suspend)(waiter_t *w))
         req_t req = cn->req;
         memset(rep, 0, sizeof *rep);
         req.wait_deadline = cn->wait_deadline;
+        req.woken = cn->wait_deadline && waitq_rerun(srv->waitq, &cn->waiter);
         router_dispatch(srv, &req, rep);
         if (rep->wait_until == 0)
             return false;

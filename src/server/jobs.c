@@ -159,7 +159,7 @@ void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
 {
     json_t *body = NULL, *jobs = NULL, *item;
     job_spec_t *specs = NULL;
-    size_t n, i;
+    size_t n, i, run_end;
     bool batch;
     err_t e;
 
@@ -189,9 +189,13 @@ void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
         goto out_error;
 
     json_array_foreach(jobs, i, item) log_created(item, &specs[i]);
-    for (i = 0; i < n; i++)
-        if (i == 0 || strcmp(specs[i].operation, specs[i - 1].operation) != 0)
-            waitq_announce(srv->waitq, specs[i].operation);
+    /* One wake per job, a run of one operation at a time. */
+    for (i = 0; i < n; i = run_end) {
+        for (run_end = i + 1;
+             run_end < n && strcmp(specs[run_end].operation, specs[i].operation) == 0; run_end++)
+            ;
+        waitq_announce(srv->waitq, specs[i].operation, (int)(run_end - i));
+    }
     if (batch)
         reply_json(rep, 201, json_pack("{s:o}", "jobs", jobs));
     else {
@@ -339,6 +343,10 @@ void jobs_claim(server_t *srv, req_t *req, reply_t *rep)
                      str_field(job, "bot_name"),
                      (long long)json_integer_value(json_object_get(job, "attempts")));
         }
+        /* A claim that took a wake and filled its max passes a wake on:
+         * more may be pending (waitq.h). */
+        if (req->woken && json_array_size(jobs) == (size_t)max)
+            waitq_pass(srv->waitq, ops);
         reply_json(rep, 200, json_pack("{s:o}", "jobs", jobs));
     } else if (wait_ms == 0) {
         json_decref(jobs);
@@ -536,7 +544,7 @@ static void admin_action(server_t *srv, req_t *req, reply_t *rep, admin_fn fn, c
     log_info("job %s %s by admin, now %s: %s", id_short(str_field(job, "id")), done,
              str_field(job, "status"), reason);
     if (strcmp(str_field(job, "status"), "pending") == 0)
-        waitq_announce(srv->waitq, str_field(job, "operation"));
+        waitq_announce(srv->waitq, str_field(job, "operation"), 1);
     if (strcmp(str_field(job, "status"), "cancelled") == 0)
         datalake_notify(srv->datalake);
     reply_json(rep, 200, job);

@@ -353,7 +353,7 @@ static int check_schema(server_t *srv, err_t *e)
  * wake-up only costs a claim that finds nothing). */
 static void on_job(void *arg, const char *operation)
 {
-    waitq_announce(arg, operation);
+    waitq_announce(arg, operation, 1); /* passed on while claims fill (waitq.h) */
 }
 
 static pthread_mutex_t tick_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -476,7 +476,7 @@ static void sweep(server_t *srv, char errors[4][JOBD_ERR_MSG_MAX])
         }
     }
     if (back > 0)
-        waitq_announce(srv->waitq, NULL);
+        waitq_announce(srv->waitq, NULL, 0);
     purge(srv, errors[3]);
 }
 

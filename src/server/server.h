@@ -65,6 +65,7 @@ typedef struct req {
     size_t body_len;
     const char *request_id;
     int64_t wait_deadline; /* long-poll deadline (mono ms) kept across wake-ups; 0 at first */
+    bool woken;            /* this run follows a wake by an announcement (waitq_rerun) */
 } req_t;
 
 /* What a handler produces: a JSON body with a status, an error, or (for a

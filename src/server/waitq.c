@@ -14,7 +14,8 @@ struct waitq {
     uint64_t seq;
     waiter_t head; /* sentinel */
     int count;
-    bool closed; /* stopping: nothing parks any more */
+    long long wakes; /* waiters woken by announcements, since the start */
+    bool closed;     /* stopping: nothing parks any more */
 };
 
 waitq_t *waitq_new(void)
@@ -65,6 +66,7 @@ bool waitq_park(waitq_t *q, waiter_t *w, uint64_t seen, void (*suspend)(waiter_t
     q->head.prev->next = w;
     q->head.prev = w;
     w->parked = true;
+    w->announced = false;
     q->count++;
     suspend(w);
     pthread_mutex_unlock(&q->lock);
@@ -85,19 +87,57 @@ static bool wants(const waiter_t *w, const char *operation)
     return false;
 }
 
-void waitq_announce(waitq_t *q, const char *operation)
+/* Wake up to n waiters that want operation (all of them if operation is
+ * NULL), oldest first.  Under q->lock. */
+static void announce_locked(waitq_t *q, const char *operation, int n)
 {
     waiter_t *w, *next;
-    pthread_mutex_lock(&q->lock);
+
     q->seq++;
-    for (w = q->head.next; w != &q->head; w = next) {
+    for (w = q->head.next; w != &q->head && (!operation || n > 0); w = next) {
         next = w->next;
         if (wants(w, operation)) {
             unlink_waiter(q, w);
+            w->announced = true;
+            q->wakes++;
             w->wake(w);
+            n--;
         }
     }
+}
+
+void waitq_announce(waitq_t *q, const char *operation, int n)
+{
+    pthread_mutex_lock(&q->lock);
+    announce_locked(q, operation, n);
     pthread_mutex_unlock(&q->lock);
+}
+
+/* Under q->lock. */
+static void pass_locked(waitq_t *q, const json_t *ops)
+{
+    size_t i;
+    json_t *op;
+
+    json_array_foreach(ops, i, op) announce_locked(q, json_string_value(op), 1);
+}
+
+void waitq_pass(waitq_t *q, const json_t *ops)
+{
+    pthread_mutex_lock(&q->lock);
+    pass_locked(q, ops);
+    pthread_mutex_unlock(&q->lock);
+}
+
+bool waitq_rerun(waitq_t *q, waiter_t *w)
+{
+    bool announced;
+
+    pthread_mutex_lock(&q->lock);
+    announced = w->announced;
+    w->announced = false;
+    pthread_mutex_unlock(&q->lock);
+    return announced;
 }
 
 int waitq_expire(waitq_t *q, int64_t now, bool everyone)
@@ -130,7 +170,19 @@ void waitq_cancel(waitq_t *q, waiter_t *w)
     pthread_mutex_lock(&q->lock);
     if (w->parked)
         unlink_waiter(q, w);
+    else if (w->announced && w->ops) /* woken for a job it will never claim */
+        pass_locked(q, w->ops);
+    w->announced = false;
     pthread_mutex_unlock(&q->lock);
+}
+
+long long waitq_wakes(waitq_t *q)
+{
+    long long n;
+    pthread_mutex_lock(&q->lock);
+    n = q->wakes;
+    pthread_mutex_unlock(&q->lock);
+    return n;
 }
 
 int waitq_count(waitq_t *q)

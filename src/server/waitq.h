@@ -3,9 +3,18 @@
  *
  * A claim that finds nothing parks a waiter here and its connection is
  * suspended; submitting a job (or a lease going back to pending) announces
- * the operation and wakes the waiters that want it, which then claim again.
- * A sequence number closes the race between "looked and found nothing" and
- * "parked": a waiter is only parked if nothing was announced since it looked.
+ * the operation and wakes as many waiters that want it as there are new
+ * jobs, which then claim again.  A sequence number closes the race between
+ * "looked and found nothing" and "parked": a waiter is only parked if
+ * nothing was announced since it looked.
+ *
+ * Waking one waiter per job, not every waiter, is what keeps a fleet of idle
+ * bots from all claiming each new job (all but one finding nothing, each in a
+ * write transaction).  Its price is that a wake must not get lost, so it is
+ * passed on: a woken claim that filled its `max` (more may be pending, and
+ * a multi-operation claim may have taken other work) wakes one more waiter
+ * (waitq_pass), and so does a woken connection that closes before its claim
+ * ran again (waitq_cancel).
  *
  * The waiter is caller-allocated (it lives in the connection's state); the
  * queue only links it.  All functions are thread-safe.
@@ -24,6 +33,7 @@ typedef struct waiter {
     const json_t *ops; /* array of operation names; borrowed, must outlive parking */
     int64_t deadline;  /* mono ms */
     bool parked;
+    bool announced;                 /* woken by an announcement; its claim has not run again yet */
     void *data;                     /* the caller's (the connection) */
     void (*wake)(struct waiter *w); /* called once, under the queue lock, after unlinking */
 } waiter_t;
@@ -40,9 +50,18 @@ uint64_t waitq_seq(waitq_t *q);
  * after waitq_close(), answer at once). */
 bool waitq_park(waitq_t *q, waiter_t *w, uint64_t seen, void (*suspend)(waiter_t *w));
 
-/* Work of `operation` (NULL: of any kind) became available: wake every
- * parked waiter that wants it. */
-void waitq_announce(waitq_t *q, const char *operation);
+/* n jobs of `operation` became available: wake up to n parked waiters that
+ * want it, oldest first.  operation NULL (work of any kind, count unknown):
+ * wake every waiter. */
+void waitq_announce(waitq_t *q, const char *operation, int n);
+
+/* A claim woken by an announcement (waitq_rerun said so) filled its max:
+ * wake one more waiter for each of `ops` (an array of names). */
+void waitq_pass(waitq_t *q, const json_t *ops);
+
+/* Called by w's connection before its claim runs again after a wake:
+ * returns whether an announcement woke it, and forgets it. */
+bool waitq_rerun(waitq_t *q, waiter_t *w);
 
 /* Wake waiters whose deadline is at or before now (mono ms); with
  * everyone set, wake all (shutdown). Returns how many were woken. */
@@ -53,10 +72,16 @@ int waitq_expire(waitq_t *q, int64_t now, bool everyone);
  * one would wake it. */
 void waitq_close(waitq_t *q);
 
-/* Unlink w if parked, without waking it (its connection is going away). */
+/* Unlink w if parked, without waking it (its connection is going away).  If
+ * an announcement woke w and its claim never ran again, the wake goes to
+ * another waiter instead. */
 void waitq_cancel(waitq_t *q, waiter_t *w);
 
 /* How many waiters are parked. */
 int waitq_count(waitq_t *q);
+
+/* How many waiters announcements have woken since waitq_new (not counting
+ * deadlines and shutdown): about one per job when claims wait. */
+long long waitq_wakes(waitq_t *q);
 
 #endif

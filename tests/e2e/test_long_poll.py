@@ -1,7 +1,8 @@
 """test_long_poll.py - POST /jobs/claim with wait_ms: a waiting bot gets a job submitted
 later at once, an idle wait ends in 204 after about wait_ms, and many waiting bots hold
 no server threads (the server runs with --threads 2 while 20 bots wait, and /health and
-POST /jobs stay fast); a job goes to exactly one of them."""
+POST /jobs stay fast); a job goes to exactly one of them, and wakes one or two of them, not
+all; a wake taken by other work is passed on."""
 
 import threading
 import time
@@ -90,6 +91,69 @@ class LongPoll(harness.E2ETestCase):
         self.assertEqual(replies[got[0]].body["jobs"][0]["id"], job["id"])
         self.assertEqual(sorted(r.status for r in replies.values()), [200] + [204] * 19)
         self.assertLess(time.monotonic() - t0, wait_ms / 1000 + 3 * harness.SLOW)
+
+    def test_a_job_wakes_one_waiting_bot_not_all(self):
+        """The thundering herd: a job used to wake every waiting claim, so with N idle
+        bots each job cost N claims (N-1 of them finding nothing).  Now it wakes one,
+        which (claiming max 1 and getting it) passes one wake on."""
+        jobd = self.start()
+        bots = [self.register_bot(jobd, f"idle{i}", ["sum"]) for i in range(8)]
+        replies = {}
+
+        def wait_claim(b):
+            replies[b] = self.claim(jobd, b, ["sum"], wait_ms=6000)
+
+        threads = [threading.Thread(target=wait_claim, args=(b,)) for b in bots]
+        for t in threads:
+            t.start()
+        stats = lambda: jobd.request("GET", "/stats").body  # noqa: E731
+        self.wait_for(lambda: stats()["waiting_claims"] == 8, 5, "8 parked claims")
+        before = stats()["woken_claims"]
+        job = self.submit(jobd, "sum", 1, 2)
+        self.wait_for(lambda: any(r.status == 200 for r in replies.values()), 3,
+                      "a waiting bot to get the job")
+        time.sleep(0.3)  # any further wake-ups would have happened by now
+        after = stats()
+        self.assertLessEqual(after["woken_claims"] - before, 2,
+                             "one job woke more than two of eight waiting claims")
+        self.assertEqual(after["waiting_claims"], 7, "the other seven wait on")
+        for t in threads:
+            t.join(10 * harness.SLOW)
+        got = [r for r in replies.values() if r.status == 200]
+        self.assertEqual([r.body["jobs"][0]["id"] for r in got], [job["id"]])
+
+    def test_a_wake_taken_by_other_work_is_passed_on(self):
+        """A bot serving two operations is woken for a sum job but, claiming one job,
+        takes a more urgent mul job submitted with it.  The sum job must reach the other
+        waiting bot at once, not when its wait runs out."""
+        jobd = self.start()
+        both = self.register_bot(jobd, "both", ["sum", "mul"])
+        sums = self.register_bot(jobd, "sums", ["sum"])
+        replies, at = {}, {}
+
+        def wait_claim(b, ops):
+            replies[b] = self.claim(jobd, b, ops, wait_ms=8000)
+            at[b] = time.monotonic()
+
+        t1 = threading.Thread(target=wait_claim, args=(both, ["sum", "mul"]))
+        t1.start()
+        stats = lambda: jobd.request("GET", "/stats").body  # noqa: E731
+        self.wait_for(lambda: stats()["waiting_claims"] == 1, 5, "the first claim parked")
+        t2 = threading.Thread(target=wait_claim, args=(sums, ["sum"]))
+        t2.start()
+        self.wait_for(lambda: stats()["waiting_claims"] == 2, 5, "both claims parked")
+        batch = [{"operation": "sum", "input": {"a": 1, "b": 2}},
+                 {"operation": "mul", "input": {"a": 3, "b": 4}, "priority": 10}]
+        created = self.expect(jobd.request("POST", "/jobs", batch), 201, "POST /jobs")["jobs"]
+        submitted = time.monotonic()
+        t1.join(12 * harness.SLOW)
+        t2.join(12 * harness.SLOW)
+        self.assertEqual(replies[both].status, 200, replies[both].body)
+        self.assertEqual(replies[both].body["jobs"][0]["id"], created[1]["id"], "mul first")
+        self.assertEqual(replies[sums].status, 200, replies[sums].body)
+        self.assertEqual(replies[sums].body["jobs"][0]["id"], created[0]["id"])
+        self.assertLess(at[sums] - submitted, 1.0 * harness.SLOW,
+                        "the sum job waited for the second bot's wait to run out")
 
 
 if __name__ == "__main__":

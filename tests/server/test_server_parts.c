@@ -149,14 +149,14 @@ static void test_waitq_wakes_matching_waiters(void **state)
     assert_true(waitq_park(q, &a, waitq_seq(q), suspend));
     assert_true(waitq_park(q, &b, waitq_seq(q), suspend));
     assert_int_equal(waitq_count(q), 2);
-    waitq_announce(q, "power");
+    waitq_announce(q, "power", 1);
     assert_int_equal(woken, 1);
     assert_false(b.parked);
     assert_true(a.parked);
     /* a job announced between looking and parking must not be missed */
     {
         uint64_t seen = waitq_seq(q);
-        waitq_announce(q, "other");
+        waitq_announce(q, "other", 1);
         assert_false(waitq_park(q, &b, seen, suspend));
     }
     assert_int_equal(waitq_expire(q, 99, false), 0);
@@ -227,6 +227,57 @@ static void test_ids(void **state)
     assert_false(id_is_uuid("not-a-uuid"));
 }
 
+/* One job wakes one of several idle waiters, oldest first, not all of them;
+ * a wake whose connection went away before its claim ran again is passed on;
+ * a claim that filled its max passes one on; work of unknown kind wakes all. */
+static void test_waitq_wakes_one_per_job(void **state)
+{
+    waitq_t *q = waitq_new();
+    json_t *sum = json_pack("[s]", "sum");
+    waiter_t w[4];
+    (void)state;
+
+    for (int i = 0; i < 4; i++) {
+        w[i] = (waiter_t){.ops = sum, .deadline = 100, .wake = wake};
+        assert_true(waitq_park(q, &w[i], waitq_seq(q), suspend));
+    }
+    woken = 0;
+    waitq_announce(q, "sum", 1);
+    assert_int_equal(woken, 1);
+    assert_false(w[0].parked);
+    assert_int_equal(waitq_count(q), 3);
+
+    /* w[0]'s connection closes before its claim runs: w[1] gets the wake. */
+    waitq_cancel(q, &w[0]);
+    assert_int_equal(woken, 2);
+    assert_false(w[1].parked);
+    /* w[1] claims again (the wake is spent), fills its max and passes one on. */
+    assert_true(waitq_rerun(q, &w[1]));
+    assert_false(waitq_rerun(q, &w[1]));
+    waitq_pass(q, sum);
+    assert_int_equal(woken, 3);
+    assert_false(w[2].parked);
+    waitq_cancel(q, &w[1]); /* its claim ran: nothing to pass on */
+    assert_int_equal(woken, 3);
+
+    /* Three jobs for two parked waiters wake both; then nothing is left. */
+    assert_true(waitq_rerun(q, &w[2]));
+    assert_true(waitq_park(q, &w[2], waitq_seq(q), suspend));
+    waitq_announce(q, "sum", 3);
+    assert_int_equal(woken, 5);
+    assert_int_equal(waitq_count(q), 0);
+
+    /* Leases back to pending (kind unknown) wake everyone. */
+    for (int i = 0; i < 4; i++) {
+        waitq_rerun(q, &w[i]);
+        assert_true(waitq_park(q, &w[i], waitq_seq(q), suspend));
+    }
+    waitq_announce(q, NULL, 0);
+    assert_int_equal(woken, 9);
+    waitq_free(q);
+    json_decref(sum);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_error_table),
         cmocka_unit_test(test_routes_unknown_and_wrong_method),
         cmocka_unit_test(test_waitq_wakes_matching_waiters),
+        cmocka_unit_test(test_waitq_wakes_one_per_job),
         cmocka_unit_test(test_record_values),
         cmocka_unit_test(test_ids),
     };
