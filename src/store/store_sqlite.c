@@ -2359,7 +2359,7 @@ static int do_export_mark(sq_t *s, void *arg, err_t *e)
         rc = run(s, ST_export_mark, e, "t", json_string_value(v));
         if (rc < 0)
             return rc;
-        /* Retried (the trigger took it out of the queue) after it was
+        /* Retried (do_retry took it out of the queue) after it was
          * written: what was written is stale, so refuse, and the writer cuts
          * its files back and exports again without it, as on PostgreSQL. */
         if (rc == 0)
