@@ -81,8 +81,8 @@ static void copy_out(char *buf, size_t len, const char *src)
 }
 
 /* Every job record shows three or four times, so this is on the hot path:
- * by hand it takes a few dozen instructions, where gmtime_r (which also
- * takes glibc's time-zone lock) and snprintf took about 4,000. */
+ * by hand it takes about 350 instructions (callgrind), where gmtime_r (which
+ * also takes glibc's time-zone lock) and snprintf took about 4,000. */
 void clock_format_ms(int64_t ms, char *buf, size_t len, char sep)
 {
     int64_t days = ms / 86400000, in_day = ms % 86400000, y;

@@ -59,7 +59,7 @@ static unsigned seq_counter;
 
 static const char hex_digits[] = "0123456789abcdef";
 
-/* b as "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (one per job, so not snprintf). */
+/* b in the 8-4-4-4-12 hex form of a UUID (one per job, so not snprintf). */
 static void hex_uuid(char out[ID_UUID_LEN], const unsigned char b[16])
 {
     char *p = out;
