@@ -18,6 +18,11 @@ void log_set_level(enum log_level level)
     min_level = level;
 }
 
+bool log_enabled(enum log_level level)
+{
+    return level >= min_level;
+}
+
 int log_level_parse(const char *name)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
@@ -35,7 +40,7 @@ void log_write(enum log_level level, const char *fmt, ...)
     va_list ap;
     int n;
 
-    if (level < min_level)
+    if (!log_enabled(level))
         return;
     clock_format_ms(clock_now_ms(), ts, sizeof ts, ' ');
     n = snprintf(line, sizeof line, "%s %s ", ts, tags[level]);

@@ -7,10 +7,16 @@
 #ifndef JOBD_LOG_H
 #define JOBD_LOG_H
 
+#include <stdbool.h>
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Records below `level` are dropped.  Default LOG_INFO. */
 void log_set_level(enum log_level level);
+
+/* Whether records of `level` are written: a caller that builds its text
+ * with work of its own (a JSON dump, say) asks first. */
+bool log_enabled(enum log_level level);
 
 /* Parse "debug", "info", "warn", "error"; returns -1 if unknown. */
 int log_level_parse(const char *name);

@@ -57,6 +57,8 @@ static void log_finished(const json_t *job)
     char *result = NULL;
     const char *status = str_field(job, "status");
 
+    if (!log_enabled(LOG_INFO)) /* spare the dump of the result */
+        return;
     describe(str_field(job, "operation"), json_object_get(job, "input"), what, sizeof what);
     if (strcmp(status, "succeeded") == 0)
         result = json_dumps(json_object_get(job, "result"), JSON_COMPACT | JSON_ENCODE_ANY);
@@ -146,6 +148,9 @@ static int parse_spec(const server_t *srv, const json_t *obj, job_spec_t *spec, 
 static void log_created(const json_t *job, const job_spec_t *spec)
 {
     char what[256];
+
+    if (!log_enabled(LOG_INFO))
+        return;
     describe(spec->operation, spec->input, what, sizeof what);
     log_info("job %s created: %s (priority %lld%s%s)", id_short(str_field(job, "id")), what,
              (long long)spec->priority, spec->run_at ? ", run at " : "",

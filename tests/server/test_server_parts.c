@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "id.h"
+#include "log.h"
 #include "record.h"
 #include "server.h"
 #include "validate.h"
@@ -278,6 +279,19 @@ static void test_waitq_wakes_one_per_job(void **state)
     json_decref(sum);
 }
 
+/* Callers that build a log line's text with work of their own ask first. */
+static void test_log_enabled(void **state)
+{
+    (void)state;
+    log_set_level(LOG_WARN);
+    assert_false(log_enabled(LOG_INFO));
+    assert_true(log_enabled(LOG_WARN));
+    assert_true(log_enabled(LOG_ERROR));
+    log_set_level(LOG_INFO);
+    assert_true(log_enabled(LOG_INFO));
+    assert_false(log_enabled(LOG_DEBUG));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_waitq_wakes_one_per_job),
         cmocka_unit_test(test_record_values),
         cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_log_enabled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
