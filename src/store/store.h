@@ -275,8 +275,8 @@ int store_bot_list(store_t *s, json_t **bots, err_t *e);
  * The datalake is driven from the database: a finished job waits in the
  * export queue (a table of its own: the transaction that finishes a job
  * adds it, one that retries it takes it out) until store_export_mark()
- * records, in one transaction, that it was written and
- * the new size of every file written.  After a crash the writer
+ * records, in one transaction, that it was written and the new size of
+ * every file written.  After a crash the writer
  * truncates each file back to its recorded size and exports again whatever
  * is still unexported, so every job is in the datalake exactly once.
  * Several servers sharing a database each export under their own

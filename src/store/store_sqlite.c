@@ -71,8 +71,8 @@
  *
  * A job is in export_queue exactly while it is finished and not yet in the
  * datalake: every statement that finishes a job (job_finish, job_cancel) is
- * followed by export_enqueue, a retry by export_dequeue (migration 0004 says
- * why this is not a trigger).
+ * followed by export_enqueue; a retry and the export's mark are
+ * export_dequeue (migration 0004 says why this is not a trigger).
  */
 #define STATEMENTS(X)                                                                              \
     X(begin_read, "BEGIN")                                                                         \
@@ -171,7 +171,6 @@
                       " ORDER BY finished_at, id")                                                 \
     X(export_enqueue, "INSERT INTO export_queue (job_id, finished_at) VALUES (?1, ?2)")            \
     X(export_dequeue, "DELETE FROM export_queue WHERE job_id = ?1")                                \
-    X(export_mark, "DELETE FROM export_queue WHERE job_id = ?1")                                   \
     X(export_file_set, "INSERT INTO datalake_files (path, size) VALUES (?1, ?2)"                   \
                        " ON CONFLICT (path) DO UPDATE SET size = excluded.size")                   \
     X(export_files, "SELECT path, size FROM datalake_files ORDER BY path")
@@ -2356,7 +2355,7 @@ static int do_export_mark(sq_t *s, void *arg, err_t *e)
     {
         if (!json_is_string(v))
             return err_set(e, JOBD_EINTERNAL, "export_mark: ids[%zu] is not a string", i);
-        rc = run(s, ST_export_mark, e, "t", json_string_value(v));
+        rc = run(s, ST_export_dequeue, e, "t", json_string_value(v));
         if (rc < 0)
             return rc;
         /* Retried (do_retry took it out of the queue) after it was
