@@ -37,6 +37,8 @@ typedef struct bench_opts {
     int conns[16];   /* conns: the connection counts to try */
     int n_conns;
     double stall_s; /* conns: a request unanswered this long is a stall */
+    bool no_chain;  /* jobd: report and claim in separate requests even where the server
+                     * takes both in one (POST /jobs/complete with "claim") */
 } bench_opts_t;
 
 /* Nanoseconds on CLOCK_MONOTONIC. */

@@ -35,6 +35,8 @@ static const char usage[] =
     "  --budget S        a preload or drain stops here and says so, default 300\n"
     "  --conns LIST      conns: connection counts, default 1,8,64,128,256,1000\n"
     "  --stall S         conns: a request unanswered this long is a stall, default 2\n"
+    "  --no-chain        jobd: e2e and latency bots claim in a request of its own, not in\n"
+    "                    the one that reports their last jobs\n"
     "\n"
     "Output: lines 'R <label> <row> <metric> <value> [note]' on stdout.\n";
 
@@ -391,7 +393,8 @@ int main(int argc, char **argv)
         O_BUDGET,
         O_CONNS,
         O_STALL,
-        O_VARIANT
+        O_VARIANT,
+        O_NO_CHAIN
     };
     static const struct option opts[] = {{"target", required_argument, 0, O_TARGET},
                                          {"label", required_argument, 0, O_LABEL},
@@ -411,6 +414,7 @@ int main(int argc, char **argv)
                                          {"conns", required_argument, 0, O_CONNS},
                                          {"stall", required_argument, 0, O_STALL},
                                          {"variant", required_argument, 0, O_VARIANT},
+                                         {"no-chain", no_argument, 0, O_NO_CHAIN},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     bench_opts_t o = {.jobs = 100000,
@@ -484,6 +488,9 @@ int main(int argc, char **argv)
         case O_VARIANT:
             o.variant = optarg;
             ok = strcmp(optarg, "single") == 0 || strcmp(optarg, "batched") == 0;
+            break;
+        case O_NO_CHAIN:
+            o.no_chain = true;
             break;
         case 'h':
             fputs(usage, stdout);

@@ -26,6 +26,7 @@ typedef struct features {
     bool claim_max;         /* POST /jobs/claim takes max > 1 */
     int complete_shape;     /* 0: no batch complete; 1: array body; 2: {bot_id, results} */
     char complete_why[256]; /* why batch complete is not used */
+    bool chain;             /* shape 2 takes a "claim" and answers with "jobs" */
 } features_t;
 
 typedef struct ctx {
@@ -128,11 +129,11 @@ static const char *str_of(const json_t *obj, const char *name)
     return v ? v : "";
 }
 
-/* The jobs of a 200 claim reply.  OUT: up to max jobs in out.  Returns the
- * count. */
-static int parse_claim(httpc_t *c, int max, leased_t *out)
+/* The "jobs" of a reply document.  OUT: up to max jobs in out.  Returns
+ * the count. */
+static int parse_jobs(const json_t *doc, int max, leased_t *out)
 {
-    json_t *doc = reply_json(c), *job;
+    json_t *job;
     size_t i;
     int n = 0;
 
@@ -148,6 +149,14 @@ static int parse_claim(httpc_t *c, int max, leased_t *out)
         out[n].t = json_integer_value(json_object_get(in, "t"));
         n++;
     }
+    return n;
+}
+
+/* The jobs of a 200 claim reply, as parse_jobs. */
+static int parse_claim(httpc_t *c, int max, leased_t *out)
+{
+    json_t *doc = reply_json(c);
+    int n = parse_jobs(doc, max, out);
     json_decref(doc);
     return n;
 }
@@ -180,13 +189,16 @@ static int claim(ctx_t *x, httpc_t *c, const char *bot_id, int max, int wait_ms,
 
 /* How many reports of a 200 batch-complete reply went through: a reply
  * {"results": [...]} may refuse single items ({"id", "error"}); any other
- * 200 is taken as all n. */
-static int batch_done(ctx_t *x, httpc_t *c, int n)
+ * 200 is taken as all n.  With `next`, the jobs the reply leased (chain)
+ * go there, at most max, and *got says how many. */
+static int batch_done(ctx_t *x, httpc_t *c, int n, leased_t *next, int max, int *got)
 {
     json_t *doc = reply_json(c), *results = json_object_get(doc, "results"), *item;
     size_t i;
     int ok = 0;
 
+    if (next)
+        *got = parse_jobs(doc, max, next);
     if (!json_is_array(results)) {
         json_decref(doc);
         return n;
@@ -202,10 +214,19 @@ static int batch_done(ctx_t *x, httpc_t *c, int n)
     return ok;
 }
 
+/* The "claim" object of a chained report: the same claim as claim() asks. */
+static void claim_fields(sb_t *b, const ctx_t *x, int max, int wait_ms)
+{
+    sb_printf(b, "\"claim\":{\"operations\":[\"%s\"],\"max\":%d,\"wait_ms\":%d}", x->op, max,
+              wait_ms);
+}
+
 /* Complete jobs one request each, or in one request in the probed shape.
- * The result is the sum the bot computed.  Returns how many completed. */
+ * The result is the sum the bot computed.  Returns how many completed.
+ * With `next` (chain, shape 2), the same request claims up to max jobs
+ * (waiting up to wait_ms), which go to next, their count to *got. */
 static int complete(ctx_t *x, httpc_t *c, sb_t *b, const char *bot_id, leased_t *jobs, int n,
-                    int shape)
+                    int shape, leased_t *next, int max, int wait_ms, int *got)
 {
     char path[256];
     long st;
@@ -234,13 +255,19 @@ static int complete(ctx_t *x, httpc_t *c, sb_t *b, const char *bot_id, leased_t 
         sb_printf(b, "\"id\":\"%s\",\"lease\":\"%s\",\"result\":%lld,\"duration_ms\":0}",
                   jobs[i].id, jobs[i].lease, jobs[i].a + jobs[i].b);
     }
-    sb_printf(b, shape == 1 ? "]" : "]}");
+    sb_printf(b, shape == 1 ? "]" : "]");
+    if (next) {
+        sb_printf(b, ",");
+        claim_fields(b, x, max, wait_ms);
+    }
+    if (shape == 2)
+        sb_printf(b, "}");
     st = httpc_request(c, "/jobs/complete", b->s, b->len);
     if (st != 200) {
         note_error(x, "batch complete", st, c);
         return 0;
     }
-    return batch_done(x, c, n);
+    return batch_done(x, c, n, next, max, got);
 }
 
 /* Find out what the server offers by using it on a few probe jobs (op
@@ -288,10 +315,20 @@ static int probe(ctx_t *x)
             sb_printf(&b, "%s{%s%s%s\"id\":\"%s\",\"lease\":\"%s\",\"result\":0,\"duration_ms\":0}",
                       i ? "," : "", shape == 1 ? "\"bot_id\":\"" : "", shape == 1 ? bot_id : "",
                       shape == 1 ? "\"," : "", jobs[i].id, jobs[i].lease);
-        sb_printf(&b, shape == 1 ? "]" : "]}");
+        sb_printf(&b, "]");
+        /* Shape 2 asks for a claim too: a server that takes it answers with
+         * "jobs" (none: nothing else of the probe's operation is pending). */
+        if (shape == 2) {
+            sb_printf(&b, ",");
+            claim_fields(&b, x, 1, 0);
+        }
+        sb_printf(&b, shape == 1 ? "" : "}");
         st = httpc_request(c, "/jobs/complete", b.s, b.len);
         if (st == 200) {
+            json_t *doc = reply_json(c);
             x->f.complete_shape = shape;
+            x->f.chain = shape == 2 && json_is_array(json_object_get(doc, "jobs"));
+            json_decref(doc);
             break;
         }
         if (st == 404 || st == 405) {
@@ -305,9 +342,13 @@ static int probe(ctx_t *x)
     }
 out_ok:
     rc = 0;
-    bench_say("%s offers: batch submit %s, claim max>1 %s, batch complete %s", url_of(x, 0),
-              x->f.batch_submit ? "yes" : "no", x->f.claim_max ? "yes" : "no",
-              x->f.complete_shape ? "yes" : x->f.complete_why);
+    bench_say("%s offers: batch submit %s, claim max>1 %s, batch complete %s, claim with the "
+              "report %s%s",
+              url_of(x, 0), x->f.batch_submit ? "yes" : "no", x->f.claim_max ? "yes" : "no",
+              x->f.complete_shape ? "yes" : x->f.complete_why, x->f.chain ? "yes" : "no",
+              x->f.chain && x->o->no_chain ? " (not used: --no-chain)" : "");
+    if (x->o->no_chain)
+        x->f.chain = false;
     atomic_store(&x->errors, 0);
 out:
     x->op = saved;
@@ -384,6 +425,7 @@ typedef struct bot_cfg {
     bool until_204; /* e2e: a 204 means the queue is empty: stop */
     bool tickets;   /* depth: take a ticket per job, stop when x->limit is reached */
     bool latency;   /* record now - input.t */
+    bool chain;     /* claim the next jobs in the request that reports the last (shape 2) */
 } bot_cfg_t;
 
 typedef struct bot {
@@ -398,32 +440,53 @@ static void *bot_main(void *arg)
     const bot_cfg_t *cfg = bot->cfg;
     httpc_t *c = httpc_new(url_of(x, bot->w.index));
     leased_t *jobs = calloc((size_t)cfg->max, sizeof *jobs);
+    leased_t *next = calloc((size_t)cfg->max, sizeof *next);
     char bot_id[128], name[64];
     sb_t b = {0};
     int n;
 
-    if (!jobs)
+    if (!jobs || !next)
         abort();
     snprintf(name, sizeof name, "bench-bot-%d", bot->w.index);
     if (!register_bot(x, c, name, bot_id))
         goto out;
+    n = 0;
     while (!stopped(x)) {
-        if (cfg->tickets && atomic_fetch_add(&x->next, 1) >= x->limit)
-            break;
-        n = claim(x, c, bot_id, cfg->max, cfg->wait_ms, jobs);
-        if (n == 0 && cfg->until_204)
-            break;
-        if (n <= 0)
-            continue;
+        if (n == 0) {
+            if (cfg->tickets && atomic_fetch_add(&x->next, 1) >= x->limit)
+                break;
+            n = claim(x, c, bot_id, cfg->max, cfg->wait_ms, jobs);
+            if (n == 0 && cfg->until_204)
+                break;
+            if (n <= 0) {
+                n = 0;
+                continue;
+            }
+        }
         if (cfg->latency) {
             int64_t now = bench_now_ns();
             for (int i = 0; i < n; i++)
                 samples_add(&bot->w.lat, (double)(now - jobs[i].t) / 1e3);
         }
-        atomic_fetch_add(&x->done, complete(x, c, &b, bot_id, jobs, n, cfg->shape));
+        if (cfg->chain) {
+            /* The reply brings the next jobs; none (after wait_ms) is
+             * what a 204 to a claim would have said. */
+            int got = 0;
+            atomic_fetch_add(&x->done, complete(x, c, &b, bot_id, jobs, n, 2, next, cfg->max,
+                                                cfg->wait_ms, &got));
+            memcpy(jobs, next, (size_t)got * sizeof *jobs);
+            n = got;
+            if (n == 0 && cfg->until_204)
+                break;
+        } else {
+            atomic_fetch_add(&x->done,
+                             complete(x, c, &b, bot_id, jobs, n, cfg->shape, NULL, 0, 0, NULL));
+            n = 0;
+        }
     }
 out:
     sb_free(&b);
+    free(next);
     free(jobs);
     httpc_free(c);
     return NULL;
@@ -473,10 +536,12 @@ static void e2e_variant(ctx_t *x, const char *row, bool batched)
         cfg.max = x->f.claim_max ? o->batch : 1;
         cfg.shape = x->f.complete_shape;
     }
-    snprintf(how, sizeof how, "%d bots, claim max=%d, %s", o->bots, cfg.max,
-             cfg.shape ? "batched complete"
-                       : (batched ? "completes one by one (batch complete n/a)"
-                                  : "one complete per job"));
+    cfg.chain = x->f.chain;
+    snprintf(how, sizeof how, "%d bots, claim max=%d, %s%s", o->bots, cfg.max,
+             cfg.shape
+                 ? "batched complete"
+                 : (batched ? "completes one by one (batch complete n/a)" : "one complete per job"),
+             cfg.chain ? ", each claiming the next in the same request" : "");
     loaded = preload(x, row, o->jobs);
     if (loaded == 0) {
         bench_emit_na(o, row, "rate", "preload failed: %s", x->last_error);
@@ -574,7 +639,8 @@ static void producer_close(void *conn)
 /* Bots claim one job at a time (row "latency"), or up to LATENCY_BATCH jobs
  * and report them in one request, as jobd-bot --batch does (row
  * "latency-batched"): a claim returns what is pending at once and does not
- * wait to fill, so the batch bounds how much a bot takes, not when. */
+ * wait to fill, so the batch bounds how much a bot takes, not when.  Where
+ * the server offers it (chain), the report also claims, long-polling. */
 static void latency_run(ctx_t *x, const char *row, bool batched)
 {
     static const producer_ops_t ops = {producer_open, producer_submit, producer_close};
@@ -593,6 +659,7 @@ static void latency_run(ctx_t *x, const char *row, bool batched)
         cfg.max = LATENCY_BATCH;
         cfg.shape = x->f.complete_shape;
     }
+    cfg.chain = x->f.chain;
     samples_init(&all);
     atomic_store(&x->done, 0);
     atomic_store(&x->stop, 0);

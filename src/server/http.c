@@ -93,6 +93,7 @@ struct conn {
     waiter_t waiter; /* parked long-poll */
     int64_t wait_deadline;
     json_t *wait_ops;
+    json_t *carry; /* the handler's state across wake-ups (reply.carry) */
 };
 
 static conn_t *conn_new(http_t *h, struct MHD_Connection *mc, const char *method, const char *url)
@@ -129,6 +130,7 @@ static void conn_free(conn_t *cn)
 {
     waitq_cancel(cn->srv->waitq, &cn->waiter);
     json_decref(cn->wait_ops);
+    json_decref(cn->carry);
     json_decref(cn->reply.body);
     free(cn->body);
     free(cn->path);
@@ -288,7 +290,13 @@ static bool dispatch(conn_t *cn, reply_t *rep, void (*suspend)(waiter_t *w))
         memset(rep, 0, sizeof *rep);
         req.wait_deadline = cn->wait_deadline;
         req.woken = cn->wait_deadline && waitq_rerun(srv->waitq, &cn->waiter);
+        req.carry = cn->carry;
         router_dispatch(srv, &req, rep);
+        if (rep->carry) {
+            json_decref(cn->carry);
+            cn->carry = rep->carry;
+            rep->carry = NULL;
+        }
         if (rep->wait_until == 0)
             return false;
 

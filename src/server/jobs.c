@@ -307,61 +307,102 @@ out_error:
     reply_err(rep, &e);
 }
 
+/* A claim's fields: the body of POST /jobs/claim, or the "claim" object of
+ * POST /jobs/complete.  ops and names are borrowed from the object. */
+typedef struct claim_req {
+    json_t *ops;
+    const char *names[64];
+    int64_t wait_ms, max, lease_ms;
+} claim_req_t;
+
+static int parse_claim(const server_t *srv, const json_t *obj, claim_req_t *c, err_t *e)
+{
+    json_t *op;
+    size_t i;
+    int rc;
+
+    if ((rc = validate_names(obj, "operations", 64, &c->ops, e)) != JOBD_OK ||
+        (rc = validate_int(obj, "wait_ms", false, 0, MAX_WAIT_MS, 0, &c->wait_ms, e)) != JOBD_OK ||
+        (rc = validate_int(obj, "max", false, 1, MAX_CLAIM, 1, &c->max, e)) != JOBD_OK ||
+        (rc = validate_int(obj, "lease_ms", false, 1000, 3600000, srv->cfg.lease_ms, &c->lease_ms,
+                           e)) != JOBD_OK)
+        return rc;
+    json_array_foreach(c->ops, i, op) c->names[i] = json_string_value(op);
+    return JOBD_OK;
+}
+
+/* Whether a long-poll claim must answer now without looking: a stopping
+ * server leases nothing (the reply might not reach the bot before the
+ * connection closes), and a woken claim past its deadline is done. */
+static bool claim_over(const server_t *srv, const req_t *req)
+{
+    return srv->stopping || (req->wait_deadline && clock_mono_ms() >= req->wait_deadline);
+}
+
+/* Answer a claim that leased `jobs` (stolen).  `results` (stolen) are the
+ * answers to the reports made with it, NULL for a plain claim, which answers
+ * 204 where a claim with reports answers 200 with no jobs.  With nothing
+ * leased and wait_ms, the request waits instead, from the waitq sequence
+ * `seq` read before the store looked, and keeps `results` for its next run
+ * (reply.carry). */
+static void reply_claim(server_t *srv, const req_t *req, reply_t *rep, const claim_req_t *c,
+                        json_t *jobs, json_t *results, uint64_t seq)
+{
+    json_t *job;
+    size_t i;
+
+    if (json_array_size(jobs) == 0 && c->wait_ms > 0 && !claim_over(srv, req)) {
+        json_decref(jobs);
+        rep->wait_until = req->wait_deadline ? req->wait_deadline : clock_mono_ms() + c->wait_ms;
+        rep->wait_ops = json_deep_copy(c->ops);
+        rep->wait_seq = seq;
+        rep->carry = results;
+        return;
+    }
+    json_array_foreach(jobs, i, job)
+    {
+        log_info("job %s claimed by %s (attempt %lld)", id_short(str_field(job, "id")),
+                 str_field(job, "bot_name"),
+                 (long long)json_integer_value(json_object_get(job, "attempts")));
+    }
+    /* A claim that took a wake and filled its max passes a wake on: more
+     * may be pending (waitq.h). */
+    if (req->woken && json_array_size(jobs) == (size_t)c->max)
+        waitq_pass(srv->waitq, c->ops);
+    if (results)
+        reply_json(rep, 200, json_pack("{s:o,s:o}", "results", results, "jobs", jobs));
+    else if (json_array_size(jobs) > 0)
+        reply_json(rep, 200, json_pack("{s:o}", "jobs", jobs));
+    else {
+        json_decref(jobs);
+        reply_json(rep, 204, NULL);
+    }
+}
+
 void jobs_claim(server_t *srv, req_t *req, reply_t *rep)
 {
-    json_t *body = NULL, *ops, *jobs = NULL, *job;
+    json_t *body = NULL, *jobs = NULL;
     const char *bot_id;
-    const char *names[64];
-    int64_t wait_ms, max, lease_ms, now = clock_mono_ms();
+    claim_req_t c;
     uint64_t seq;
-    size_t i;
     err_t e;
 
-    /* A stopping server leases nothing: the reply might not reach the bot
-     * before the connection closes. */
-    if (srv->stopping || (req->wait_deadline && now >= req->wait_deadline)) {
+    if (claim_over(srv, req)) {
         reply_json(rep, 204, NULL);
         return;
     }
     if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK ||
         validate_string(body, "bot_id", true, MAX_ID, &bot_id, &e) != JOBD_OK ||
-        validate_names(body, "operations", 64, &ops, &e) != JOBD_OK ||
-        validate_int(body, "wait_ms", false, 0, MAX_WAIT_MS, 0, &wait_ms, &e) != JOBD_OK ||
-        validate_int(body, "max", false, 1, MAX_CLAIM, 1, &max, &e) != JOBD_OK ||
-        validate_int(body, "lease_ms", false, 1000, 3600000, srv->cfg.lease_ms, &lease_ms, &e) !=
-            JOBD_OK)
+        parse_claim(srv, body, &c, &e) != JOBD_OK)
         goto out_error;
-
-    json_array_foreach(ops, i, job) names[i] = json_string_value(job);
 
     /* Read the sequence before looking, so that a job submitted between the
      * look and the park wakes us (waitq.h). */
     seq = waitq_seq(srv->waitq);
-    if (store_job_claim(srv->store, bot_id, names, json_array_size(ops), (int)max, lease_ms, &jobs,
-                        &e) != JOBD_OK)
+    if (store_job_claim(srv->store, bot_id, c.names, json_array_size(c.ops), (int)c.max, c.lease_ms,
+                        &jobs, &e) != JOBD_OK)
         goto out_error;
-
-    if (json_array_size(jobs) > 0) {
-        json_array_foreach(jobs, i, job)
-        {
-            log_info("job %s claimed by %s (attempt %lld)", id_short(str_field(job, "id")),
-                     str_field(job, "bot_name"),
-                     (long long)json_integer_value(json_object_get(job, "attempts")));
-        }
-        /* A claim that took a wake and filled its max passes a wake on:
-         * more may be pending (waitq.h). */
-        if (req->woken && json_array_size(jobs) == (size_t)max)
-            waitq_pass(srv->waitq, ops);
-        reply_json(rep, 200, json_pack("{s:o}", "jobs", jobs));
-    } else if (wait_ms == 0) {
-        json_decref(jobs);
-        reply_json(rep, 204, NULL);
-    } else {
-        json_decref(jobs);
-        rep->wait_until = req->wait_deadline ? req->wait_deadline : now + wait_ms;
-        rep->wait_ops = json_deep_copy(ops);
-        rep->wait_seq = seq;
-    }
+    reply_claim(srv, req, rep, &c, jobs, NULL, seq);
     json_decref(body);
     return;
 
@@ -440,7 +481,7 @@ static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
     if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK ||
         validate_string(body, "bot_id", true, MAX_ID, &bot_id, &e) != JOBD_OK ||
         parse_report(srv, body, ok, &r, &e) != JOBD_OK ||
-        store_job_report_many(srv->store, bot_id, &r, 1, &e) != JOBD_OK) {
+        store_job_report_many(srv->store, bot_id, &r, 1, NULL, &e) != JOBD_OK) {
         reply_err(rep, &e);
         json_decref(body);
         return;
@@ -454,27 +495,79 @@ static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
     json_decref(body);
 }
 
+/* A report batch that also claims and waited for a job: its reports were
+ * recorded by its first run, whose answers it kept (req->carry); now it
+ * only claims. */
+static void claim_after_reports(server_t *srv, const req_t *req, reply_t *rep, const json_t *body,
+                                const char *bot_id)
+{
+    json_t *results = json_incref((json_t *)req->carry), *jobs = json_array();
+    claim_req_t c;
+    uint64_t seq = waitq_seq(srv->waitq);
+    err_t e;
+
+    /* The body was read whole by the first run. */
+    if (parse_claim(srv, json_object_get(body, "claim"), &c, &e) != JOBD_OK ||
+        (!claim_over(srv, req) &&
+         store_job_claim(srv->store, bot_id, c.names, json_array_size(c.ops), (int)c.max,
+                         c.lease_ms, &jobs, &e) != JOBD_OK)) {
+        /* The reports stay recorded; the bot sees the claim's error, and
+         * sending its reports again is harmless (a repeat records nothing). */
+        json_decref(jobs);
+        json_decref(results);
+        reply_err(rep, &e);
+        return;
+    }
+    reply_claim(srv, req, rep, &c, jobs, results, seq);
+}
+
 /* POST /jobs/complete: many reports of one bot in one request and one
  * transaction, each fenced on its own; the reply has one entry per report,
- * in order, with the job or the error that refused it. */
+ * in order, with the job or the error that refused it.  With a "claim"
+ * object, the same transaction then leases the bot more jobs, which the
+ * reply carries as "jobs": a bot's finish-and-fetch costs one commit. */
 void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
 {
-    json_t *body = NULL, *items, *results, *item;
+    json_t *body = NULL, *items, *results, *item, *claim_obj;
     job_report_t *r = NULL;
+    job_claim_t claim = {0};
+    claim_req_t c;
     const char *bot_id;
     bool finished = false;
     size_t n = 0, i;
+    uint64_t seq;
     err_t e;
 
     if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK ||
         validate_string(body, "bot_id", true, MAX_ID, &bot_id, &e) != JOBD_OK)
         goto out_error;
+    if (req->carry) {
+        claim_after_reports(srv, req, rep, body, bot_id);
+        json_decref(body);
+        return;
+    }
     items = json_object_get(body, "results");
     n = json_array_size(items);
     if (!json_is_array(items) || n < 1 || n > MAX_REPORTS) {
         err_set(&e, JOBD_EFIELD, "field 'results' must be an array of 1 to %d reports",
                 MAX_REPORTS);
         goto out_error;
+    }
+    claim_obj = json_object_get(body, "claim");
+    if (claim_obj && !json_is_object(claim_obj)) {
+        err_set(&e, JOBD_EFIELD,
+                "field 'claim' must be an object (the fields of POST /jobs/claim)");
+        goto out_error;
+    }
+    if (claim_obj) {
+        if (parse_claim(srv, claim_obj, &c, &e) != JOBD_OK) {
+            err_prefix(&e, "claim: ");
+            goto out_error;
+        }
+        claim.ops = c.names;
+        claim.nops = json_array_size(c.ops);
+        claim.max = (int)c.max;
+        claim.lease_ms = c.lease_ms;
     }
     r = calloc(n, sizeof *r);
     if (!r)
@@ -491,7 +584,9 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
             goto out_error;
         }
     }
-    if (store_job_report_many(srv->store, bot_id, r, n, &e) != JOBD_OK)
+    /* Read before the claim looks, as jobs_claim does. */
+    seq = waitq_seq(srv->waitq);
+    if (store_job_report_many(srv->store, bot_id, r, n, claim_obj ? &claim : NULL, &e) != JOBD_OK)
         goto out_error;
 
     results = json_array();
@@ -506,7 +601,10 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
     }
     if (finished)
         datalake_notify(srv->datalake);
-    reply_json(rep, 200, json_pack("{s:o}", "results", results));
+    if (claim_obj)
+        reply_claim(srv, req, rep, &c, claim.jobs, results, seq);
+    else
+        reply_json(rep, 200, json_pack("{s:o}", "results", results));
     free(r);
     json_decref(body);
     return;

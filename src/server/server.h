@@ -66,6 +66,7 @@ typedef struct req {
     const char *request_id;
     int64_t wait_deadline; /* long-poll deadline (mono ms) kept across wake-ups; 0 at first */
     bool woken;            /* this run follows a wake by an announcement (waitq_rerun) */
+    const json_t *carry;   /* what the handler's previous run kept (reply.carry), or NULL */
 } req_t;
 
 /* What a handler produces: a JSON body with a status, an error, or (for a
@@ -78,6 +79,8 @@ typedef struct reply {
     int64_t wait_until;
     json_t *wait_ops;  /* owned; array of operation names */
     uint64_t wait_seq; /* waitq sequence seen before the handler looked */
+    json_t *carry;     /* owned: a waiting handler's state for its next run (req.carry);
+                        * NULL keeps what the last run kept */
     char allow[64];    /* Allow header of a 405 */
 } reply_t;
 

@@ -162,6 +162,15 @@ int backend_report_undo(int rc, job_report_t *reports, size_t n)
     return rc;
 }
 
+int backend_claim_undo(int rc, job_claim_t *claim)
+{
+    if (rc != JOBD_OK && claim) {
+        json_decref(claim->jobs);
+        claim->jobs = NULL;
+    }
+    return rc;
+}
+
 bool backend_is_refusal(int rc)
 {
     switch (rc) {

@@ -81,6 +81,9 @@ int backend_report_each(void *conn, int (*finish)(void *conn, struct backend_fin
  * field is set.  Returns rc. */
 int backend_report_undo(int rc, job_report_t *reports, size_t n);
 
+/* The same for the claim made with them (NULL: none): drop its jobs. */
+int backend_claim_undo(int rc, job_claim_t *claim);
+
 /* True for the codes that refuse one report of a batch (fencing, unknown
  * job) without failing the rest, as opposed to database failures. */
 bool backend_is_refusal(int rc);

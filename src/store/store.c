@@ -121,9 +121,12 @@ int store_job_fail(store_t *s, const char *id, const char *bot_id, const char *l
     return s->backend->job_fail(s, id, bot_id, lease, error, retry, duration_ms, job, repeated, e);
 }
 
-int store_job_report_many(store_t *s, const char *bot_id, job_report_t *reports, size_t n, err_t *e)
+int store_job_report_many(store_t *s, const char *bot_id, job_report_t *reports, size_t n,
+                          job_claim_t *claim, err_t *e)
 {
-    return s->backend->job_report_many(s, bot_id, reports, n, e);
+    if (claim)
+        claim->jobs = NULL;
+    return s->backend->job_report_many(s, bot_id, reports, n, claim, e);
 }
 
 int store_job_release(store_t *s, const char *id, const char *reason, json_t **job, err_t *e)

@@ -176,12 +176,26 @@ typedef struct job_report {
     bool repeated; /* OUT: as for store_job_complete */
 } job_report_t;
 
+/* A claim made in the same transaction as a batch of reports: the
+ * arguments of store_job_claim, for the reporting bot. */
+typedef struct job_claim {
+    const char *const *ops;
+    size_t nops;
+    int max;
+    int64_t lease_ms;
+    json_t *jobs; /* OUT: when the call returns JOBD_OK, as store_job_claim's; the caller owns it */
+} job_claim_t;
+
 /* Report n results of bot `bot_id` in one transaction.  Each is fenced on
  * its own exactly as store_job_complete / store_job_fail: a refused one gets
- * its rc and err and changes nothing, the others are recorded.  Fails as a
- * whole (recording nothing, no OUT fields set) only when the database does. */
+ * its rc and err and changes nothing, the others are recorded.
+ * With `claim` (NULL: none), the same transaction then leases jobs to the
+ * bot as store_job_claim does, after the reports: a bot that is done with
+ * its jobs and wants more waits for one commit, not two.
+ * Fails as a whole (recording nothing, leasing nothing, no OUT fields set)
+ * only when the database does, or the claim does (JOBD_EUNKNOWNBOT). */
 int store_job_report_many(store_t *s, const char *bot_id, job_report_t *reports, size_t n,
-                          err_t *e);
+                          job_claim_t *claim, err_t *e);
 
 /* Admin: put a processing job back to pending, ending its attempt with
  * outcome "released" and `reason`, and record the event.  JOBD_ENOTPROC if

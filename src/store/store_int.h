@@ -43,7 +43,7 @@ struct store_backend {
                     const char *error, const store_retry_t *retry, int64_t duration_ms,
                     json_t **job, bool *repeated, err_t *e);
     int (*job_report_many)(store_t *s, const char *bot_id, job_report_t *reports, size_t n,
-                           err_t *e);
+                           job_claim_t *claim, err_t *e);
     int (*job_release)(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
     int (*job_retry)(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);
     int (*job_cancel)(store_t *s, const char *id, const char *reason, json_t **job, err_t *e);

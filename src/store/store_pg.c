@@ -1474,6 +1474,7 @@ struct report_args {
     const char *bot_id;
     job_report_t *reports;
     size_t n;
+    job_claim_t *claim; /* NULL: reports only */
 };
 
 static int finish_step(void *conn, struct backend_finish *f, err_t *e)
@@ -1557,14 +1558,22 @@ static int do_report_many(conn_t *c, void *arg, err_t *e)
         if (!answered[i])
             rc = backend_report_each(c, finish_step, a->bot_id, &a->reports[i], 1, e);
     free(answered);
+    if (rc >= 0 && a->claim) {
+        struct claim_args cl = {
+            a->bot_id,     a->claim->ops,      a->claim->ops ? a->claim->nops : 0,
+            a->claim->max, a->claim->lease_ms, NULL};
+        rc = do_claim(c, &cl, e);
+        a->claim->jobs = cl.jobs;
+    }
     return rc;
 }
 
 static int pg_job_report_many(store_t *base, const char *bot_id, job_report_t *reports, size_t n,
-                              err_t *e)
+                              job_claim_t *claim, err_t *e)
 {
-    struct report_args a = {bot_id, reports, n};
-    return backend_report_undo(tx_write((pg_t *)base, do_report_many, &a, e), reports, n);
+    struct report_args a = {bot_id, reports, n, claim};
+    int rc = tx_write((pg_t *)base, do_report_many, &a, e);
+    return backend_claim_undo(backend_report_undo(rc, reports, n), claim);
 }
 
 static int pg_job_complete(store_t *base, const char *id, const char *bot_id, const char *lease,

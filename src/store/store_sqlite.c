@@ -1728,6 +1728,7 @@ struct report_args {
     const char *bot_id;
     job_report_t *reports;
     size_t n;
+    job_claim_t *claim; /* NULL: reports only */
 };
 
 static int finish_step(void *conn, struct backend_finish *f, err_t *e)
@@ -1738,14 +1739,24 @@ static int finish_step(void *conn, struct backend_finish *f, err_t *e)
 static int do_report_many(sq_t *s, void *arg, err_t *e)
 {
     struct report_args *a = arg;
-    return backend_report_each(s, finish_step, a->bot_id, a->reports, a->n, e);
+    int rc = backend_report_each(s, finish_step, a->bot_id, a->reports, a->n, e);
+
+    if (rc >= 0 && a->claim) {
+        struct claim_args c = {
+            a->bot_id,     a->claim->ops,      a->claim->ops ? a->claim->nops : 0,
+            a->claim->max, a->claim->lease_ms, NULL};
+        rc = do_claim(s, &c, e);
+        a->claim->jobs = c.jobs;
+    }
+    return rc;
 }
 
 static int sq_job_report_many(store_t *base, const char *bot_id, job_report_t *reports, size_t n,
-                              err_t *e)
+                              job_claim_t *claim, err_t *e)
 {
-    struct report_args a = {bot_id, reports, n};
-    return backend_report_undo(tx_write((sq_t *)base, do_report_many, &a, e), reports, n);
+    struct report_args a = {bot_id, reports, n, claim};
+    int rc = tx_write((sq_t *)base, do_report_many, &a, e);
+    return backend_claim_undo(backend_report_undo(rc, reports, n), claim);
 }
 
 static int sq_job_complete(store_t *base, const char *id, const char *bot_id, const char *lease,

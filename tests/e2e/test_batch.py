@@ -1,6 +1,10 @@
 """test_batch.py - batches: POST /jobs with an array is one transaction, all or nothing,
 and an error names the bad item; POST /jobs/complete reports many results in one request,
-each fenced on its own, and each finished job is recorded once."""
+each fenced on its own, and each finished job is recorded once; with "claim" it also leases
+the bot its next jobs, waiting for one with wait_ms, and a wait does not report twice."""
+
+import threading
+import time
 
 import harness
 
@@ -76,6 +80,83 @@ class Batch(harness.E2ETestCase):
             ["results[0]", "result"])
         self.assert_error(jobd.request("POST", "/jobs/complete", {"bot_id": bot}), 422,
                           "invalid_field", ["results"])
+
+    def test_complete_batch_claims_the_next_jobs(self):
+        jobd = self.start_jobd(args=["--threads", "2"])
+        bot = self.register_bot(jobd, "chainer", ["sum"])
+        self.expect(jobd.request("POST", "/jobs", [job("sum", i, 1) for i in range(3)]), 201,
+                    "submit")
+        first = self.claim_one(jobd, bot, ["sum"])
+
+        def report(leased, claim):
+            return jobd.request("POST", "/jobs/complete", {"bot_id": bot, "claim": claim, "results": [
+                {"id": leased["id"], "lease": leased["lease"],
+                 "result": leased["input"]["a"] + 1, "duration_ms": 1}]})
+
+        body = self.expect(report(first, {"operations": ["sum"], "max": 5}), 200, "report+claim")
+        self.assertEqual([(x["id"], x["job"]["status"]) for x in body["results"]],
+                         [(first["id"], "succeeded")])
+        nxt = body["jobs"]
+        self.assertEqual(sorted(j["input"]["a"] for j in nxt), [1, 2], "the two pending jobs")
+        self.assertEqual({j["status"] for j in nxt}, {"processing"})
+        self.assertTrue(all(j["lease"] for j in nxt))
+
+        # Nothing pending and no wait_ms: 200, the report, and no jobs.
+        body = self.expect(report(nxt[0], {"operations": ["sum"]}), 200, "nothing pending")
+        self.assertEqual(body["results"][0]["job"]["status"], "succeeded")
+        self.assertEqual(body["jobs"], [])
+
+        # With wait_ms the request waits for a job like a claim, and is answered with both
+        # the report and the job that came; the report is recorded once.
+        done = {}
+
+        def wait_report():
+            done["reply"] = report(nxt[1], {"operations": ["sum"], "wait_ms": 10000})
+            done["at"] = time.monotonic()
+
+        waiter = threading.Thread(target=wait_report)
+        waiter.start()
+        self.wait_for(lambda: self.get_job(jobd, nxt[1]["id"])["status"] == "succeeded", 5,
+                      "the report is recorded before the wait")
+        time.sleep(0.3)
+        later = self.submit(jobd, "sum", 40, 2)
+        submitted = time.monotonic()
+        waiter.join(15 * harness.SLOW)
+        body = self.expect(done["reply"], 200, "woken report+claim")
+        self.assertLess(done["at"] - submitted, 1.0 * harness.SLOW, "woken at once")
+        self.assertEqual([x["job"]["status"] for x in body["results"]], ["succeeded"])
+        self.assertEqual([j["id"] for j in body["jobs"]], [later["id"]])
+        self.assertEqual(len(self.get_job(jobd, nxt[1]["id"])["history"]), 1)
+
+        # A wait that ends empty: after about wait_ms, the report and no jobs.
+        t0 = time.monotonic()
+        body = self.expect(report(body["jobs"][0], {"operations": ["sum"], "wait_ms": 800}),
+                           200, "idle report+claim")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.7)
+        self.assertEqual((body["results"][0]["job"]["status"], body["jobs"]), ("succeeded", []))
+        barrier = self.datalake_barrier(jobd)
+        counts = jobd.datalake_count()
+        counts.pop(barrier)
+        self.assertEqual(set(counts.values()), {1}, "each job in the datalake once")
+        self.assertEqual(len(counts), 4)
+
+    def test_complete_batch_claim_errors(self):
+        jobd = self.start_jobd()
+        bot = self.register_bot(jobd, "chainer", ["sum"])
+        self.expect(jobd.request("POST", "/jobs", [job("sum", 1, 1)]), 201, "submit")
+        leased = self.claim_one(jobd, bot, ["sum"])
+        item = {"id": leased["id"], "lease": leased["lease"], "result": 2, "duration_ms": 0}
+        for claim, mention in (([], "claim"), ({"operations": []}, "claim: "),
+                               ({"operations": ["sum"], "max": 101}, "claim: "),
+                               ({"operations": ["sum"], "wait_ms": -1}, "claim: ")):
+            self.assert_error(jobd.request("POST", "/jobs/complete", {
+                "bot_id": bot, "results": [item], "claim": claim}), 422, "invalid_field",
+                [mention])
+        self.assert_error(jobd.request("POST", "/jobs/complete", {
+            "bot_id": "no-such-bot", "results": [item], "claim": {"operations": ["sum"]}}),
+            404, "unknown_bot")
+        self.assertEqual(self.get_job(jobd, leased["id"])["status"], "processing",
+                         "a refused request records nothing")
 
 
 if __name__ == "__main__":

@@ -122,6 +122,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     }
     json_decref(rep.body);
     json_decref(rep.wait_ops);
+    json_decref(rep.carry);
 
 out_free:
     free(buf);

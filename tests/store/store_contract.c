@@ -467,7 +467,7 @@ static void test_claim_batch(void **state)
             .id = sget(job, "id"), .lease = sget(job, "lease"), .ok = true, .result = res};
     }
     /* Each lease is its own job's: all three finish. */
-    assert_ok(store_job_report_many(f->s, f->bot, r, 3, &e), &e);
+    assert_ok(store_job_report_many(f->s, f->bot, r, 3, NULL, &e), &e);
     for (i = 0; i < 3; i++) {
         assert_int_equal(r[i].rc, JOBD_OK);
         assert_string_equal(sget(r[i].job, "id"), r[i].id);
@@ -709,7 +709,7 @@ static void test_report_many(void **state)
     };
     err_t e;
 
-    assert_ok(store_job_report_many(f->s, f->bot, r, 3, &e), &e);
+    assert_ok(store_job_report_many(f->s, f->bot, r, 3, NULL, &e), &e);
     assert_int_equal(r[0].rc, JOBD_OK);
     assert_string_equal(sget(r[0].job, "status"), "succeeded");
     assert_int_equal(r[1].rc, JOBD_EMISMATCH);
@@ -721,7 +721,7 @@ static void test_report_many(void **state)
         r[i].job = NULL;
     }
     /* again: the finished ones repeat, nothing is recorded twice */
-    assert_ok(store_job_report_many(f->s, f->bot, r, 3, &e), &e);
+    assert_ok(store_job_report_many(f->s, f->bot, r, 3, NULL, &e), &e);
     assert_true(r[0].repeated);
     assert_true(r[2].repeated);
     for (int i = 0; i < 3; i++)
@@ -729,6 +729,64 @@ static void test_report_many(void **state)
     json_decref(res);
     json_decref(a);
     json_decref(b);
+}
+
+/* Reports with a claim: one transaction records the reports, then leases
+ * the bot what is pending; a claim that fails (an unknown bot) fails the
+ * whole call, which then sets no OUT field. */
+static void test_report_many_with_claim(void **state)
+{
+    struct fixture *f = *state;
+    const char *ops[] = {f->op, "no.such.op"};
+    json_t *a = create_claimed(f, f->bot), *b = create_claimed(f, f->bot), *res = json_integer(7);
+    json_t *c = create(f, f->op, 0), *got;
+    job_report_t r[2] = {
+        {.id = sget(a, "id"), .lease = sget(a, "lease"), .ok = true, .result = res},
+        {.id = sget(b, "id"), .lease = "no-such-lease", .ok = true, .result = res},
+    };
+    job_claim_t claim = {.ops = ops, .nops = 2, .max = 5, .lease_ms = 30000};
+    char c_lease[128];
+    err_t e;
+
+    assert_ok(store_job_report_many(f->s, f->bot, r, 2, &claim, &e), &e);
+    assert_int_equal(r[0].rc, JOBD_OK);
+    assert_string_equal(sget(r[0].job, "status"), "succeeded");
+    assert_int_equal(r[1].rc, JOBD_EMISMATCH);
+    /* c was pending; b is still this bot's, so it is not leased again. */
+    assert_int_equal(json_array_size(claim.jobs), 1);
+    got = json_array_get(claim.jobs, 0);
+    assert_string_equal(sget(got, "id"), sget(c, "id"));
+    assert_string_equal(sget(got, "status"), "processing");
+    assert_string_equal(sget(got, "bot_id"), f->bot);
+    assert_non_null(json_object_get(got, "lease_expires_at"));
+    snprintf(c_lease, sizeof c_lease, "%s", sget(got, "lease"));
+    json_decref(r[0].job);
+    json_decref(claim.jobs);
+
+    /* Nothing pending: the report is recorded, the claim is empty. */
+    r[0] =
+        (job_report_t){.id = sget(b, "id"), .lease = sget(b, "lease"), .ok = true, .result = res};
+    assert_ok(store_job_report_many(f->s, f->bot, r, 1, &claim, &e), &e);
+    assert_int_equal(r[0].rc, JOBD_OK);
+    assert_string_equal(sget(r[0].job, "status"), "succeeded");
+    assert_true(json_is_array(claim.jobs));
+    assert_int_equal(json_array_size(claim.jobs), 0);
+    json_decref(r[0].job);
+    json_decref(claim.jobs);
+
+    /* An unknown bot: the whole call fails and c is untouched. */
+    r[0] = (job_report_t){.id = sget(c, "id"), .lease = c_lease, .ok = true, .result = res};
+    assert_rc(store_job_report_many(f->s, "no-such-bot", r, 1, &claim, &e), JOBD_EUNKNOWNBOT, &e);
+    assert_null(claim.jobs);
+    assert_null(r[0].job);
+    got = get(f, sget(c, "id"));
+    assert_string_equal(sget(got, "status"), "processing");
+    json_decref(got);
+
+    json_decref(res);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
 }
 
 /* Every kind of report in one batch gets the answer it would get alone,
@@ -783,7 +841,7 @@ static void test_report_many_mixed(void **state)
     r[10].id = sget(late, "id");
     r[10].lease = sget(late, "lease");
 
-    assert_ok(store_job_report_many(f->s, f->bot, r, nr, &e), &e);
+    assert_ok(store_job_report_many(f->s, f->bot, r, nr, NULL, &e), &e);
     for (size_t i = 0; i < nr; i++) {
         if (r[i].rc != want[i])
             fail_msg("report %zu: rc %d, want %d: %s", i, r[i].rc, want[i], r[i].err.msg);
@@ -1547,7 +1605,7 @@ static void test_export_follows_retry(void **state)
     batched = create_claimed(f, f->bot);
     report = (job_report_t){
         .id = sget(batched, "id"), .lease = sget(batched, "lease"), .ok = false, .error = "bad"};
-    assert_ok(store_job_report_many(f->s, f->bot, &report, 1, &e), &e);
+    assert_ok(store_job_report_many(f->s, f->bot, &report, 1, NULL, &e), &e);
     assert_int_equal(report.rc, JOBD_OK);
     json_decref(report.job);
 
@@ -1776,6 +1834,7 @@ int main(void)
         T(test_sync_modes),
         T(test_create_many),
         T(test_report_many),
+        T(test_report_many_with_claim),
         T(test_report_many_mixed),
         T(test_complete_and_repeat),
         T(test_fail_and_repeat),
