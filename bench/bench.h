@@ -39,6 +39,7 @@ typedef struct bench_opts {
     double stall_s; /* conns: a request unanswered this long is a stall */
     bool no_chain;  /* jobd: report and claim in separate requests even where the server
                      * takes both in one (POST /jobs/complete with "claim") */
+    bool whole;     /* jobd: no "Prefer: return=minimal": whole job objects in every reply */
 } bench_opts_t;
 
 /* Nanoseconds on CLOCK_MONOTONIC. */

@@ -94,6 +94,15 @@ httpc_t *httpc_new(const char *base)
     return c;
 }
 
+void httpc_header(httpc_t *c, const char *line)
+{
+    struct curl_slist *h = curl_slist_append(c->headers, line);
+    if (!h)
+        abort();
+    c->headers = h;
+    curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->headers);
+}
+
 void httpc_free(httpc_t *c)
 {
     if (!c)

@@ -16,6 +16,9 @@ typedef struct httpc httpc_t;
 httpc_t *httpc_new(const char *base);
 void httpc_free(httpc_t *c);
 
+/* Send the header line `line` ("Name: value") with every request of c. */
+void httpc_header(httpc_t *c, const char *line);
+
 /* One request; body NULL means GET.  Returns the HTTP status, or -1 on a
  * transport failure (then httpc_error() says why).  The reply body is
  * readable with httpc_reply() until the next request. */

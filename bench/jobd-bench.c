@@ -37,6 +37,7 @@ static const char usage[] =
     "  --stall S         conns: a request unanswered this long is a stall, default 2\n"
     "  --no-chain        jobd: e2e and latency bots claim in a request of its own, not in\n"
     "                    the one that reports their last jobs\n"
+    "  --whole           jobd: no 'Prefer: return=minimal': whole jobs in every reply\n"
     "\n"
     "Output: lines 'R <label> <row> <metric> <value> [note]' on stdout.\n";
 
@@ -394,7 +395,8 @@ int main(int argc, char **argv)
         O_CONNS,
         O_STALL,
         O_VARIANT,
-        O_NO_CHAIN
+        O_NO_CHAIN,
+        O_WHOLE
     };
     static const struct option opts[] = {{"target", required_argument, 0, O_TARGET},
                                          {"label", required_argument, 0, O_LABEL},
@@ -415,6 +417,7 @@ int main(int argc, char **argv)
                                          {"stall", required_argument, 0, O_STALL},
                                          {"variant", required_argument, 0, O_VARIANT},
                                          {"no-chain", no_argument, 0, O_NO_CHAIN},
+                                         {"whole", no_argument, 0, O_WHOLE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     bench_opts_t o = {.jobs = 100000,
@@ -491,6 +494,9 @@ int main(int argc, char **argv)
             break;
         case O_NO_CHAIN:
             o.no_chain = true;
+            break;
+        case O_WHOLE:
+            o.whole = true;
             break;
         case 'h':
             fputs(usage, stdout);

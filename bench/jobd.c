@@ -48,6 +48,17 @@ static const char *url_of(const ctx_t *x, int i)
     return x->o->urls[i % x->o->n_urls];
 }
 
+/* A connection to server i.  Unless --whole, it asks for minimal replies to
+ * changes (RFC 7240 Prefer: return=minimal), as a client that only needs
+ * the ids and statuses of what it submitted and reported would. */
+static httpc_t *conn_new(const ctx_t *x, int i)
+{
+    httpc_t *c = httpc_new(url_of(x, i));
+    if (!x->o->whole)
+        httpc_header(c, "Prefer: return=minimal");
+    return c;
+}
+
 static void note_error(ctx_t *x, const char *what, long status, httpc_t *c)
 {
     long n = atomic_fetch_add(&x->errors, 1) + 1;
@@ -274,7 +285,7 @@ static int complete(ctx_t *x, httpc_t *c, sb_t *b, const char *bot_id, leased_t 
  * "bench.probe", which no workload claims). */
 static int probe(ctx_t *x)
 {
-    httpc_t *c = httpc_new(url_of(x, 0));
+    httpc_t *c = conn_new(x, 0);
     const char *saved = x->op;
     char bot_id[128];
     leased_t jobs[2];
@@ -371,7 +382,7 @@ static void *preload_main(void *arg)
 {
     worker_t *w = arg;
     ctx_t *x = w->x;
-    httpc_t *c = httpc_new(url_of(x, w->index));
+    httpc_t *c = conn_new(x, w->index);
     long step = x->f.batch_submit ? PRELOAD_BATCH : 1, i, n, st;
     sb_t b = {0};
 
@@ -438,7 +449,7 @@ static void *bot_main(void *arg)
     bot_t *bot = arg;
     ctx_t *x = bot->w.x;
     const bot_cfg_t *cfg = bot->cfg;
-    httpc_t *c = httpc_new(url_of(x, bot->w.index));
+    httpc_t *c = conn_new(x, bot->w.index);
     leased_t *jobs = calloc((size_t)cfg->max, sizeof *jobs);
     leased_t *next = calloc((size_t)cfg->max, sizeof *next);
     char bot_id[128], name[64];
@@ -571,7 +582,7 @@ static void e2e_variant(ctx_t *x, const char *row, bool batched)
 static void enqueue_variant(ctx_t *x, const char *row, bool batched)
 {
     const bench_opts_t *o = x->o;
-    httpc_t *c = httpc_new(url_of(x, 0));
+    httpc_t *c = conn_new(x, 0);
     long n = 0, per = batched ? 1000 : 1, st;
     int64_t t0, end;
     sb_t b = {0};
@@ -615,7 +626,7 @@ static void *producer_open(void *arg, int index)
     if (!p)
         abort();
     p->x = arg;
-    p->c = httpc_new(url_of(p->x, index));
+    p->c = conn_new(p->x, index);
     return p;
 }
 
@@ -808,7 +819,7 @@ static void *conns_main(void *arg)
 
 static void conns_run(ctx_t *x)
 {
-    httpc_t *c = httpc_new(url_of(x, 0));
+    httpc_t *c = conn_new(x, 0);
     char path[256];
     sb_t b = {0};
     json_t *doc;

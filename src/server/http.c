@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* libmicrohttpd's own threads, which only move bytes: a few are enough. */
@@ -177,6 +178,27 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* Whether a Prefer header (RFC 7240: comma-separated preferences, each
+ * maybe with parameters after ';') holds return=minimal. */
+static bool prefers_minimal(const char *prefer)
+{
+    static const char want[] = "return=minimal";
+    const char *p = prefer;
+
+    while (p && *p) {
+        size_t n;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        n = strcspn(p, ",;");
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == sizeof want - 1 && strncasecmp(p, want, n) == 0)
+            return true;
+        p = strchr(p, ',');
+    }
+    return false;
+}
+
 static enum MHD_Result send_reply(conn_t *cn, reply_t *rep)
 {
     struct MHD_Response *resp;
@@ -205,6 +227,8 @@ static enum MHD_Result send_reply(conn_t *cn, reply_t *rep)
         MHD_add_response_header(resp, "Connection", "close");
     if (rep->allow[0])
         MHD_add_response_header(resp, "Allow", rep->allow);
+    if (rep->minimal && rep->err.rc == JOBD_OK)
+        MHD_add_response_header(resp, "Preference-Applied", "return=minimal");
     cn->status = status;
     ret = MHD_queue_response(cn->mc, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -421,6 +445,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         cn->req.body_len = cn->len;
         cn->req.request_id = cn->request_id;
         cn->req.authorization = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization");
+        cn->req.minimal =
+            prefers_minimal(MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Prefer"));
         MHD_get_connection_values(mc, MHD_GET_ARGUMENT_KIND, collect_arg, &cn->req);
         break;
     }

@@ -147,14 +147,15 @@ static int parse_spec(const server_t *srv, const json_t *obj, job_spec_t *spec, 
 
 static void log_created(const json_t *job, const job_spec_t *spec)
 {
-    char what[256];
+    char what[256], run_at[32] = "";
 
     if (!log_enabled(LOG_INFO))
         return;
     describe(spec->operation, spec->input, what, sizeof what);
+    if (spec->run_at)
+        clock_format_ms(spec->run_at, run_at, sizeof run_at, 'T');
     log_info("job %s created: %s (priority %lld%s%s)", id_short(str_field(job, "id")), what,
-             (long long)spec->priority, spec->run_at ? ", run at " : "",
-             spec->run_at ? str_field(job, "run_at") : "");
+             (long long)spec->priority, spec->run_at ? ", run at " : "", run_at);
 }
 
 /* POST /jobs takes one job (an object) or a batch (an array of up to
@@ -190,8 +191,9 @@ void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
             goto out_error;
         }
     }
-    if (store_job_create_many(srv->store, specs, n, &jobs, &e) != JOBD_OK)
+    if (store_job_create_many(srv->store, specs, n, req->minimal, &jobs, &e) != JOBD_OK)
         goto out_error;
+    rep->minimal = req->minimal;
 
     json_array_foreach(jobs, i, item) log_created(item, &specs[i]);
     /* One wake per job, a run of one operation at a time. */
@@ -443,6 +445,13 @@ static int parse_report(const server_t *srv, const json_t *obj, int ok, job_repo
     return JOBD_OK;
 }
 
+/* Whether the store may answer reports with brief jobs: the reply shows
+ * only their ids and statuses, and no log line of info needs the rest. */
+static bool brief_reports(const req_t *req)
+{
+    return req->minimal && !log_enabled(LOG_INFO);
+}
+
 /* Log what a report did; true if it finished the job (for the datalake). */
 static bool log_report(const job_report_t *r)
 {
@@ -475,7 +484,7 @@ static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
 {
     json_t *body = NULL;
     const char *bot_id;
-    job_report_t r = {.id = req->params[0]};
+    job_report_t r = {.id = req->params[0], .brief = brief_reports(req)};
     err_t e;
 
     if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK ||
@@ -491,7 +500,7 @@ static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
     if (r.rc != JOBD_OK)
         reply_err(rep, &r.err);
     else
-        reply_json(rep, 200, r.job);
+        reply_json(rep, 200, reply_job(req, rep, r.job));
     json_decref(body);
 }
 
@@ -583,6 +592,7 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
             err_prefix(&e, "results[%zu]: ", i);
             goto out_error;
         }
+        r[i].brief = brief_reports(req);
     }
     /* Read before the claim looks, as jobs_claim does. */
     seq = waitq_seq(srv->waitq);
@@ -593,7 +603,8 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
     for (i = 0; i < n; i++) {
         finished |= log_report(&r[i]);
         if (r[i].rc == JOBD_OK)
-            json_array_append_new(results, json_pack("{s:s,s:o}", "id", r[i].id, "job", r[i].job));
+            json_array_append_new(results, json_pack("{s:s,s:o}", "id", r[i].id, "job",
+                                                     reply_job(req, rep, r[i].job)));
         else
             json_array_append_new(results,
                                   json_pack("{s:s,s:{s:s,s:s}}", "id", r[i].id, "error", "code",

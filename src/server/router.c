@@ -134,6 +134,21 @@ int reply_json(reply_t *rep, int status, json_t *body)
     return JOBD_OK;
 }
 
+json_t *reply_job(const req_t *req, reply_t *rep, json_t *job)
+{
+    json_t *brief;
+
+    if (!req->minimal)
+        return job;
+    /* id and status are strings the store wrote: UTF-8 already. */
+    brief = json_object();
+    json_object_set_nocheck(brief, "id", json_object_get(job, "id"));
+    json_object_set_nocheck(brief, "status", json_object_get(job, "status"));
+    json_decref(job);
+    rep->minimal = true;
+    return brief;
+}
+
 int reply_err(reply_t *rep, const err_t *e)
 {
     rep->err = *e;

@@ -61,6 +61,9 @@ typedef struct req {
     const char *arg_values[REQ_MAX_ARGS];
     size_t nargs;
     const char *authorization; /* the Authorization header or NULL */
+    bool minimal;              /* "Prefer: return=minimal" (RFC 7240): the client needs
+                                * no job objects in the reply of a change, only ids and
+                                * statuses */
     const char *body;          /* NUL-terminated; NULL when empty */
     size_t body_len;
     const char *request_id;
@@ -82,6 +85,7 @@ typedef struct reply {
     json_t *carry;     /* owned: a waiting handler's state for its next run (req.carry);
                         * NULL keeps what the last run kept */
     char allow[64];    /* Allow header of a 405 */
+    bool minimal;      /* the reply honours req.minimal (Preference-Applied) */
 } reply_t;
 
 /* Query argument `name` of req, or NULL. */
@@ -90,6 +94,11 @@ const char *req_arg(const req_t *req, const char *name);
 /* Fill rep with status and body (ownership of body passes to rep).
  * Returns 0. */
 int reply_json(reply_t *rep, int status, json_t *body);
+
+/* What a reply shows of `job` (a job object): the whole of it, or, for a
+ * request that prefers a minimal reply, {"id", "status"} (and rep says the
+ * preference was applied).  Takes the reference to job; returns a new one. */
+json_t *reply_job(const req_t *req, reply_t *rep, json_t *job);
 
 /* Fill rep with the error in e.  Returns e->rc. */
 int reply_err(reply_t *rep, const err_t *e);

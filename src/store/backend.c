@@ -137,7 +137,8 @@ int backend_report_each(void *conn, int (*finish)(void *conn, struct backend_fin
                                    r->duration_ms,
                                    NULL,
                                    false,
-                                   r->retry};
+                                   r->retry,
+                                   r->brief};
         r->rc = finish(conn, &f, &r->err);
         r->job = f.job;
         r->repeated = f.repeated;
@@ -160,6 +161,26 @@ int backend_report_undo(int rc, job_report_t *reports, size_t n)
         }
     }
     return rc;
+}
+
+json_t *backend_brief(const char *id, const char *status)
+{
+    json_t *job = json_object();
+    json_object_set_new_nocheck(job, "id", json_string_nocheck(id));
+    json_object_set_new_nocheck(job, "status", json_string_nocheck(status));
+    return job;
+}
+
+void backend_report_brief(job_report_t *reports, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_t *job = reports[i].job;
+        if (!reports[i].brief || !job)
+            continue;
+        reports[i].job = backend_brief(json_string_value(json_object_get(job, "id")),
+                                       json_string_value(json_object_get(job, "status")));
+        json_decref(job);
+    }
 }
 
 int backend_claim_undo(int rc, job_claim_t *claim)

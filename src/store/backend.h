@@ -54,6 +54,7 @@ struct backend_finish {
     json_t *job;                /* OUT: the job as it now is */
     bool repeated;              /* OUT: the call repeated the one that finished the job */
     const store_retry_t *retry; /* fail: retryable with this backoff; NULL: not */
+    bool brief;                 /* job is only {"id", "status"} (job_report_t.brief) */
 };
 
 /* Why finish call a, under attempt r which is no longer running, of a job
@@ -80,6 +81,14 @@ int backend_report_each(void *conn, int (*finish)(void *conn, struct backend_fin
 /* After a failed batch: drop every job a report had got, so that no OUT
  * field is set.  Returns rc. */
 int backend_report_undo(int rc, job_report_t *reports, size_t n);
+
+/* A brief job (store_job_create_many): {"id": id, "status": status}, both
+ * ASCII.  A new reference. */
+json_t *backend_brief(const char *id, const char *status);
+
+/* Cut the job of each report that asked to be brief down to its id and
+ * status, for a backend that reads whole rows back anyway. */
+void backend_report_brief(job_report_t *reports, size_t n);
 
 /* The same for the claim made with them (NULL: none): drop its jobs. */
 int backend_claim_undo(int rc, job_claim_t *claim);

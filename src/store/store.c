@@ -75,15 +75,16 @@ int store_watch(store_t *s, store_watch_fn fn, void *arg, err_t *e)
     return s->backend->watch(s, fn, arg, e);
 }
 
-int store_job_create_many(store_t *s, const job_spec_t *specs, size_t n, json_t **jobs, err_t *e)
+int store_job_create_many(store_t *s, const job_spec_t *specs, size_t n, bool brief, json_t **jobs,
+                          err_t *e)
 {
-    return s->backend->job_create(s, specs, n, jobs, e);
+    return s->backend->job_create(s, specs, n, brief, jobs, e);
 }
 
 int store_job_create(store_t *s, const job_spec_t *spec, json_t **job, err_t *e)
 {
     json_t *jobs;
-    int rc = s->backend->job_create(s, spec, 1, &jobs, e);
+    int rc = s->backend->job_create(s, spec, 1, false, &jobs, e);
     if (rc == JOBD_OK) {
         *job = json_incref(json_array_get(jobs, 0));
         json_decref(jobs);

@@ -109,8 +109,11 @@ int store_job_create(store_t *s, const job_spec_t *spec, json_t **job, err_t *e)
 /* Insert n jobs (n >= 1) as store_job_create does, in one transaction, all
  * or nothing: if one is refused none is inserted, and for n > 1 the message
  * starts with "jobs[i]: " naming the first refused item.
- * OUT: *jobs, an array of the n new jobs in order. */
-int store_job_create_many(store_t *s, const job_spec_t *specs, size_t n, json_t **jobs, err_t *e);
+ * OUT: *jobs, an array of the n new jobs in order; with `brief`, each only
+ * {"id", "status"}, which a backend may know without reading the row back
+ * (a client that asked for a minimal reply needs no more). */
+int store_job_create_many(store_t *s, const job_spec_t *specs, size_t n, bool brief, json_t **jobs,
+                          err_t *e);
 
 /* The job with its "history" array (ATTEMPT_FIELDS objects, oldest first;
  * "attempts" is the job's claim count) and its "events" array (EVENT_FIELDS
@@ -170,6 +173,7 @@ typedef struct job_report {
     const char *error;          /* fail */
     const store_retry_t *retry; /* fail: retryable with this backoff; NULL: not */
     int64_t duration_ms;
+    bool brief;    /* the job OUT is only {"id", "status"}: nothing else is read back */
     int rc;        /* OUT: JOBD_OK, or why this one was refused (fencing, not found) */
     err_t err;     /* OUT: when rc != JOBD_OK */
     json_t *job;   /* OUT: when rc == JOBD_OK, the job as it now is; the caller owns it */

@@ -31,7 +31,8 @@ struct store_backend {
     int (*set_sync)(store_t *s, store_sync_t sync, err_t *e);
     int (*ping)(store_t *s, err_t *e);
     int (*watch)(store_t *s, store_watch_fn fn, void *arg, err_t *e);
-    int (*job_create)(store_t *s, const job_spec_t *specs, size_t n, json_t **jobs, err_t *e);
+    int (*job_create)(store_t *s, const job_spec_t *specs, size_t n, bool brief, json_t **jobs,
+                      err_t *e);
     int (*job_get)(store_t *s, const char *id, json_t **job, err_t *e);
     int (*job_list)(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e);
     int (*job_claim)(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,

@@ -1203,10 +1203,25 @@ static int do_create(conn_t *c, void *arg, err_t *e)
     return rc;
 }
 
-static int pg_job_create(store_t *base, const job_spec_t *specs, size_t n, json_t **jobs, err_t *e)
+/* brief: the rows come back whole from RETURNING either way; the reply is
+ * cut to what was asked for. */
+static int pg_job_create(store_t *base, const job_spec_t *specs, size_t n, bool brief,
+                         json_t **jobs, err_t *e)
 {
     struct create_args a = {specs, n, NULL};
-    return backend_deliver(tx_write((pg_t *)base, do_create, &a, e), &a.jobs, jobs);
+    int rc = backend_deliver(tx_write((pg_t *)base, do_create, &a, e), &a.jobs, jobs);
+
+    if (rc == JOBD_OK && brief) {
+        json_t *job;
+        size_t i;
+        json_array_foreach(*jobs, i, job)
+        {
+            json_array_set_new(*jobs, i,
+                               backend_brief(json_string_value(json_object_get(job, "id")),
+                                             json_string_value(json_object_get(job, "status"))));
+        }
+    }
+    return rc;
 }
 
 struct get_args {
@@ -1573,6 +1588,9 @@ static int pg_job_report_many(store_t *base, const char *bot_id, job_report_t *r
 {
     struct report_args a = {bot_id, reports, n, claim};
     int rc = tx_write((pg_t *)base, do_report_many, &a, e);
+
+    if (rc == JOBD_OK)
+        backend_report_brief(reports, n);
     return backend_claim_undo(backend_report_undo(rc, reports, n), claim);
 }
 
@@ -1580,8 +1598,8 @@ static int pg_job_complete(store_t *base, const char *id, const char *bot_id, co
                            const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
                            err_t *e)
 {
-    struct backend_finish a = {id,   bot_id,      lease, true,  result,
-                               NULL, duration_ms, NULL,  false, NULL};
+    struct backend_finish a = {id,          bot_id, lease, true, result, NULL,
+                               duration_ms, NULL,   false, NULL, false};
     return finish((pg_t *)base, &a, job, repeated, e);
 }
 
@@ -1589,8 +1607,8 @@ static int pg_job_fail(store_t *base, const char *id, const char *bot_id, const 
                        const char *error, const store_retry_t *retry, int64_t duration_ms,
                        json_t **job, bool *repeated, err_t *e)
 {
-    struct backend_finish a = {id,    bot_id,      lease, false, NULL,
-                               error, duration_ms, NULL,  false, retry};
+    struct backend_finish a = {id,          bot_id, lease, false, NULL, error,
+                               duration_ms, NULL,   false, retry, false};
     return finish((pg_t *)base, &a, job, repeated, e);
 }
 

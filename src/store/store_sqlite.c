@@ -1323,12 +1323,15 @@ static int sq_watch(store_t *base, store_watch_fn fn, void *arg, err_t *e)
 struct create_args {
     const job_spec_t *specs;
     size_t n;
+    bool brief;
     json_t *jobs;
 };
 
-/* Insert one job of a batch; index names it in errors of a batch. */
-static int create_one(sq_t *s, const job_spec_t *spec, size_t index, size_t n, json_t *jobs,
-                      err_t *e)
+/* Insert one job of a batch; index names it in errors of a batch.  A brief
+ * job is made from what was inserted: reading the row back and building
+ * the whole record was most of a batch submit's cost. */
+static int create_one(sq_t *s, const job_spec_t *spec, size_t index, size_t n, bool brief,
+                      json_t *jobs, err_t *e)
 {
     int64_t now = clock_now_ms();
     bool later = spec->run_at > now;
@@ -1340,7 +1343,9 @@ static int create_one(sq_t *s, const job_spec_t *spec, size_t index, size_t n, j
     rc = run(s, ST_job_insert, e, "ttjitiii", id, spec->operation, spec->input, spec->priority,
              later ? "scheduled" : "pending", now, spec->max_attempts,
              later ? spec->run_at : (int64_t)0);
-    if (rc >= 0)
+    if (rc >= 0 && brief)
+        job = backend_brief(id, later ? "scheduled" : "pending");
+    else if (rc >= 0)
         rc = get_job(s, id, &job, e);
     if (rc < 0) {
         if (n > 1)
@@ -1358,14 +1363,15 @@ static int do_create(sq_t *s, void *arg, err_t *e)
 
     a->jobs = json_array();
     for (size_t i = 0; i < a->n && rc >= 0; i++)
-        rc = create_one(s, &a->specs[i], i, a->n, a->jobs, e);
+        rc = create_one(s, &a->specs[i], i, a->n, a->brief, a->jobs, e);
     return rc;
 }
 
-static int sq_job_create(store_t *base, const job_spec_t *specs, size_t n, json_t **jobs, err_t *e)
+static int sq_job_create(store_t *base, const job_spec_t *specs, size_t n, bool brief,
+                         json_t **jobs, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct create_args a = {specs, n, NULL};
+    struct create_args a = {specs, n, brief, NULL};
     return backend_deliver(tx_write(s, do_create, &a, e), &a.jobs, jobs);
 }
 
@@ -1644,14 +1650,16 @@ static int export_enqueue(sq_t *s, const char *id, int64_t finished_at, int rc, 
 }
 
 /* Record the outcome on the job: succeeded, failed for good, or - a
- * retryable failure within the budget - scheduled after the backoff.
- * Returns how many rows changed (0 if the job is not processing under the
- * lease) or a JOBD_E* code. */
-static int finish_job(sq_t *s, const struct backend_finish *a, int64_t now, err_t *e)
+ * retryable failure within the budget - scheduled after the backoff, which
+ * *status says.  Returns how many rows changed (0 if the job is not
+ * processing under the lease) or a JOBD_E* code. */
+static int finish_job(sq_t *s, const struct backend_finish *a, int64_t now, const char **status,
+                      err_t *e)
 {
     int64_t failures = 0, max = 0;
     int rc;
 
+    *status = a->ok ? "succeeded" : "failed";
     if (a->ok) {
         rc = run(s, ST_job_finish, e, "tttjtiii", a->id, a->lease, "succeeded", a->result, NULL,
                  a->duration_ms, now, (int64_t)0);
@@ -1661,19 +1669,31 @@ static int finish_job(sq_t *s, const struct backend_finish *a, int64_t now, err_
         rc = read_budget(s, a->id, &failures, &max, e);
         if (rc < 0)
             return rc;
-        if (failures + 1 < max)
+        if (failures + 1 < max) {
+            *status = "scheduled";
             return run(s, ST_job_reschedule, e, "ttiti", a->id, a->lease,
                        now + backend_retry_delay(a->retry, failures + 1), a->error, a->duration_ms);
+        }
     }
     rc = run(s, ST_job_finish, e, "tttjtiii", a->id, a->lease, "failed", NULL, a->error,
              a->duration_ms, now, (int64_t)1);
     return export_enqueue(s, a->id, now, rc, e);
 }
 
+/* The job a finish call answers with: whole, or brief (its id and the
+ * status it is in now) without reading it back. */
+static int finished_job(sq_t *s, struct backend_finish *a, const char *status, err_t *e)
+{
+    if (!a->brief)
+        return get_job(s, a->id, &a->job, e);
+    a->job = backend_brief(a->id, status);
+    return JOBD_OK;
+}
+
 static int do_finish(sq_t *s, void *arg, err_t *e)
 {
     struct backend_finish *a = arg;
-    const char *outcome = a->ok ? "succeeded" : "failed";
+    const char *outcome = a->ok ? "succeeded" : "failed", *now_status;
     struct backend_attempt r;
     char status[16], lease[72];
     int64_t now = clock_now_ms();
@@ -1696,9 +1716,9 @@ static int do_finish(sq_t *s, void *arg, err_t *e)
         if (rc < 0)
             return rc;
         a->repeated = true;
-        return get_job(s, a->id, &a->job, e);
+        return finished_job(s, a, status, e);
     }
-    rc = finish_job(s, a, now, e);
+    rc = finish_job(s, a, now, &now_status, e);
     if (rc == 0)
         return err_set(e, JOBD_EINTERNAL,
                        "job %s is %s, not processing under lease %s, although that attempt is "
@@ -1708,7 +1728,7 @@ static int do_finish(sq_t *s, void *arg, err_t *e)
         rc = run(s, ST_attempt_end, e, "ttit", a->lease, outcome, now, a->ok ? NULL : a->error);
     if (rc >= 0)
         rc = run(s, ST_bot_done, e, "tii", a->bot_id, (int64_t)a->ok, (int64_t)!a->ok);
-    return rc < 0 ? rc : get_job(s, a->id, &a->job, e);
+    return rc < 0 ? rc : finished_job(s, a, now_status, e);
 }
 
 static int finish(sq_t *s, struct backend_finish *a, json_t **job, bool *repeated, err_t *e)
@@ -1764,8 +1784,8 @@ static int sq_job_complete(store_t *base, const char *id, const char *bot_id, co
                            err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct backend_finish a = {id,   bot_id,      lease, true,  result,
-                               NULL, duration_ms, NULL,  false, NULL};
+    struct backend_finish a = {id,          bot_id, lease, true, result, NULL,
+                               duration_ms, NULL,   false, NULL, false};
     return finish(s, &a, job, repeated, e);
 }
 
@@ -1774,8 +1794,8 @@ static int sq_job_fail(store_t *base, const char *id, const char *bot_id, const 
                        json_t **job, bool *repeated, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct backend_finish a = {id,    bot_id,      lease, false, NULL,
-                               error, duration_ms, NULL,  false, retry};
+    struct backend_finish a = {id,          bot_id, lease, false, NULL, error,
+                               duration_ms, NULL,   false, retry, false};
     return finish(s, &a, job, repeated, e);
 }
 

@@ -158,6 +158,50 @@ class Batch(harness.E2ETestCase):
         self.assertEqual(self.get_job(jobd, leased["id"])["status"], "processing",
                          "a refused request records nothing")
 
+    def test_prefer_return_minimal(self):
+        """Prefer: return=minimal (RFC 7240) cuts the job objects of a change's reply to
+        their id and status; without it, replies are whole."""
+        jobd = self.start_jobd()
+        minimal = {"Prefer": "wait=5, return=minimal"}
+        r = jobd.request("POST", "/jobs", [job("sum", i, 1) for i in range(3)]
+                         + [job("sum", 9, 9, run_at="2099-01-01T00:00:00.000Z")], headers=minimal)
+        body = self.expect(r, 201, "minimal batch submit")
+        self.assertEqual(r.headers.get("Preference-Applied"), "return=minimal")
+        self.assertEqual([sorted(j) for j in body["jobs"]], [["id", "status"]] * 4)
+        self.assertEqual([j["status"] for j in body["jobs"]], ["pending"] * 3 + ["scheduled"])
+        stored = self.get_job(jobd, body["jobs"][1]["id"])
+        self.assertEqual((stored["input"], stored["status"]), ({"a": 1, "b": 1}, "pending"))
+
+        r = jobd.request("POST", "/jobs", job("sum", 5, 5), headers={"Prefer": "return=minimal"})
+        self.assertEqual(sorted(self.expect(r, 201, "minimal submit")), ["id", "status"])
+        r = jobd.request("POST", "/jobs", job("sum", 6, 6))
+        self.assertIsNone(r.headers.get("Preference-Applied"))
+        self.assertEqual(self.expect(r, 201, "whole submit")["input"], {"a": 6, "b": 6})
+        r = jobd.request("POST", "/jobs", job("sum", 7, 7), headers={"Prefer": "return=representation"})
+        self.assertEqual(self.expect(r, 201, "representation")["input"], {"a": 7, "b": 7})
+
+        bot = self.register_bot(jobd, "brief", ["sum"])
+        claimed = self.expect(jobd.request("POST", "/jobs/claim", {
+            "bot_id": bot, "operations": ["sum"], "max": 3}), 200, "claim")["jobs"]
+        r = jobd.request("POST", "/jobs/complete", {"bot_id": bot, "results": [
+            {"id": j["id"], "lease": j["lease"], "result": 1, "duration_ms": 0}
+            for j in claimed[:2]] + [{"id": claimed[2]["id"], "lease": "wrong", "result": 1,
+                                      "duration_ms": 0}],
+            "claim": {"operations": ["sum"]}}, headers=minimal)
+        body = self.expect(r, 200, "minimal batch report")
+        self.assertEqual(r.headers.get("Preference-Applied"), "return=minimal")
+        self.assertEqual([x.get("job") for x in body["results"][:2]],
+                         [{"id": j["id"], "status": "succeeded"} for j in claimed[:2]])
+        self.assertEqual(body["results"][2]["error"]["code"], "lease_mismatch")
+        self.assertEqual(len(body["jobs"]), 1)
+        self.assertIn("input", body["jobs"][0], "claimed jobs stay whole: the bot needs them")
+        r = jobd.request("POST", f"/jobs/{claimed[2]['id']}/complete", {
+            "bot_id": bot, "lease": claimed[2]["lease"], "result": 3, "duration_ms": 1},
+            headers=minimal)
+        self.assertEqual(self.expect(r, 200, "minimal complete"),
+                         {"id": claimed[2]["id"], "status": "succeeded"})
+        self.assertEqual(self.get_job(jobd, claimed[2]["id"])["result"], 3)
+
 
 if __name__ == "__main__":
     harness.main()

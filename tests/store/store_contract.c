@@ -665,7 +665,7 @@ static void test_create_many(void **state)
             (job_spec_t){.operation = f->op, .input = input, .priority = k, .max_attempts = 3};
     specs[2].run_at = later;
     specs[4].max_attempts = 7;
-    assert_ok(store_job_create_many(f->s, specs, 5, &jobs, &e), &e);
+    assert_ok(store_job_create_many(f->s, specs, 5, false, &jobs, &e), &e);
     assert_int_equal(json_array_size(jobs), 5);
     json_array_foreach(jobs, i, job)
     {
@@ -683,16 +683,30 @@ static void test_create_many(void **state)
     }
     json_decref(jobs);
 
+    /* Brief: each job is its id and status alone, as stored. */
+    assert_ok(store_job_create_many(f->s, specs, 5, true, &jobs, &e), &e);
+    assert_int_equal(json_array_size(jobs), 5);
+    json_array_foreach(jobs, i, job)
+    {
+        assert_int_equal(json_object_size(job), 2);
+        assert_string_equal(sget(job, "status"), i == 2 ? "scheduled" : "pending");
+        got = get(f, sget(job, "id"));
+        assert_string_equal(sget(got, "status"), sget(job, "status"));
+        assert_int_equal(iget(got, "priority"), (json_int_t)i);
+        json_decref(got);
+    }
+    json_decref(jobs);
+
     /* A refused item is named, with the database's message for it alone. */
     specs[3].input = NULL; /* refused by the database: NOT NULL */
     jobs = NULL;
     assert_rc(store_job_create(f->s, &specs[3], &job, &one), JOBD_EDB, &one);
-    assert_rc(store_job_create_many(f->s, specs, 5, &jobs, &e), JOBD_EDB, &e);
+    assert_rc(store_job_create_many(f->s, specs, 5, false, &jobs, &e), JOBD_EDB, &e);
     assert_null(jobs);
     snprintf(want, sizeof want, "jobs[3]: %s", one.msg);
     assert_string_equal(e.msg, want);
     assert_ok(store_job_list(f->s, &filter, &listed, &e), &e);
-    assert_int_equal(json_array_size(listed), 5); /* the first batch only */
+    assert_int_equal(json_array_size(listed), 10); /* the first two batches only */
     json_decref(listed);
     json_decref(input);
 }
@@ -783,6 +797,44 @@ static void test_report_many_with_claim(void **state)
     assert_string_equal(sget(got, "status"), "processing");
     json_decref(got);
 
+    json_decref(res);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+}
+
+/* Brief reports answer with the job's id and the status it is in now,
+ * whichever way it went: succeeded, failed, scheduled for a retry, or a
+ * repeat. */
+static void test_report_many_brief(void **state)
+{
+    struct fixture *f = *state;
+    json_t *a = create_claimed(f, f->bot), *b = create_claimed(f, f->bot);
+    json_t *c = create_claimed(f, f->bot), *res = json_integer(7), *got;
+    store_retry_t later = {.base_ms = 3600000, .max_ms = 3600000};
+    job_report_t r[4] = {
+        {.id = sget(a, "id"), .lease = sget(a, "lease"), .ok = true, .result = res},
+        {.id = sget(b, "id"), .lease = sget(b, "lease"), .error = "bad"},
+        {.id = sget(c, "id"), .lease = sget(c, "lease"), .error = "busy", .retry = &later},
+        {.id = sget(a, "id"), .lease = sget(a, "lease"), .ok = true, .result = res},
+    };
+    const char *want[4] = {"succeeded", "failed", "scheduled", "succeeded"};
+    err_t e;
+
+    for (int i = 0; i < 4; i++)
+        r[i].brief = true;
+    assert_ok(store_job_report_many(f->s, f->bot, r, 4, NULL, &e), &e);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(r[i].rc, JOBD_OK);
+        assert_int_equal(json_object_size(r[i].job), 2);
+        assert_string_equal(sget(r[i].job, "id"), r[i].id);
+        assert_string_equal(sget(r[i].job, "status"), want[i]);
+        got = get(f, r[i].id);
+        assert_string_equal(sget(got, "status"), want[i]);
+        json_decref(got);
+        json_decref(r[i].job);
+    }
+    assert_true(r[3].repeated);
     json_decref(res);
     json_decref(a);
     json_decref(b);
@@ -1835,6 +1887,7 @@ int main(void)
         T(test_create_many),
         T(test_report_many),
         T(test_report_many_with_claim),
+        T(test_report_many_brief),
         T(test_report_many_mixed),
         T(test_complete_and_repeat),
         T(test_fail_and_repeat),

@@ -350,7 +350,7 @@ static void test_checkpoint_keeps_up(void **state)
         specs[i] = (job_spec_t){.operation = "sum", .input = input, .max_attempts = 3};
     /* About 9 MB of jobs: several checkpoints' worth of log. */
     for (int b = 0; b < BATCHES; b++) {
-        assert_ok(store_job_create_many(x->s, specs, BATCH, &jobs, &e), &e);
+        assert_ok(store_job_create_many(x->s, specs, BATCH, false, &jobs, &e), &e);
         json_decref(jobs);
     }
     for (int waited = 0; waited < 5000; waited += 50) {
