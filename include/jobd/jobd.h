@@ -59,6 +59,9 @@ typedef struct jobd_client_options {
     const char *base_url;    /* required, e.g. "http://127.0.0.1:3001" */
     const char *admin_token; /* optional; sent only to admin endpoints */
     long timeout_ms;         /* per request, excluding a claim's wait; 0 means 10000 */
+    int minimal;             /* non-zero: send "Prefer: return=minimal", so that the jobs
+                              * in the replies of submits and reports are only their id and
+                              * status (docs/api.md); claims and reads stay whole */
 } jobd_client_options_t;
 
 /* One job leased by jobd_client_claim().  `job` is the whole object as the
@@ -155,14 +158,19 @@ JOBD_API int jobd_client_fail_retryable(jobd_client_t *c, const char *bot_id, co
                                         const char *lease, const char *error, int64_t duration_ms,
                                         json_t **job);
 
-/* One item of jobd_client_report_many(): a complete (result != NULL) or a
- * fail (error != NULL) of one leased job.  All pointers are borrowed. */
+/* One item of jobd_client_report_many() and jobd_client_report_claim(): a
+ * complete (result != NULL) or a fail (error != NULL) of one leased job.
+ * All pointers are borrowed. */
 typedef struct jobd_report {
     const char *job_id;
     const char *lease;
     const json_t *result; /* complete: any JSON value */
-    const char *error;    /* fail (not retryable) */
+    const char *error;    /* fail */
     int64_t duration_ms;
+    /* With error only: non-zero sends "retryable": true, a failure that may
+     * go away (as jobd_client_fail_retryable); the job runs again after a
+     * backoff while its max_attempts lasts.  Zero is a final failure. */
+    int retryable;
 } jobd_report_t;
 
 /* POST /jobs/complete: n reports of one bot in one request and one server
@@ -172,6 +180,31 @@ typedef struct jobd_report {
  * call's error, and then nothing was recorded. */
 JOBD_API int jobd_client_report_many(jobd_client_t *c, const char *bot_id,
                                      const jobd_report_t *reports, size_t n, json_t **results);
+
+/* POST /jobs/complete with a "claim": the n reports as
+ * jobd_client_report_many(), and then, in the same server transaction, a
+ * claim of more jobs for bot_id as jobd_client_claim() makes it (its
+ * operations, max, wait_ms, lease_ms and cancel; claim->bot_id must be NULL
+ * or bot_id).  A bot that is done with its jobs and wants more makes one
+ * request (and the server one commit) instead of two.  claim may be NULL:
+ * then this is jobd_client_report_many() and no job is leased.
+ *
+ * OUT: *results as jobd_client_report_many(); *jobs and *count as
+ * jobd_client_claim() (free with jobd_client_jobs_free()): *jobs NULL and
+ * *count 0 when nothing was pending within claim->wait_ms, which the
+ * request waits for like a claim, with its reports already recorded.  A
+ * server older than this request ignores the claim and answers without
+ * "jobs": that too is success with no job, so the caller claims as before.
+ *
+ * On a failure of the whole request the reports may have been recorded and
+ * jobs leased anyway (a reply lost to the network, a 503 or a cancel while
+ * waiting): sending the same reports again is harmless, the server accepts
+ * a repeat without recording it twice.  Jobs leased by a reply that was
+ * lost are unknown to the caller; their leases run out and they run again. */
+JOBD_API int jobd_client_report_claim(jobd_client_t *c, const char *bot_id,
+                                      const jobd_report_t *reports, size_t n,
+                                      const jobd_claim_request_t *claim, json_t **results,
+                                      jobd_job_t **jobs, size_t *count);
 
 /* POST /jobs.  OUT (optional): *job, the new job. */
 JOBD_API int jobd_client_submit(jobd_client_t *c, const char *operation, const json_t *input,

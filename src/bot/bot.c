@@ -1,7 +1,8 @@
 /*
  * bot.c - the bot's shared state and its claim loop: register, long-poll
- * POST /jobs/claim for the configured operations, hand each leased job to
- * job_process(), and start over.  Network trouble is waited out with
+ * POST /jobs/claim for the configured operations, hand the leased jobs to
+ * jobs_process(), whose report claims the next ones, and long-poll again
+ * only when a report brings none.  Network trouble is waited out with
  * backoff; a server that has forgotten the bot (404 unknown_bot, e.g. after
  * its database was reset) gets a fresh registration.
  */
@@ -19,7 +20,9 @@
 
 int bot_init(struct bot *b, const struct bot_config *cfg, const volatile sig_atomic_t *stop)
 {
-    jobd_client_options_t opts = {.base_url = cfg->server};
+    /* The bot reads nothing of a report's reply but each job's error, if
+     * any: minimal replies spare the server reading the jobs back. */
+    jobd_client_options_t opts = {.base_url = cfg->server, .minimal = 1};
 
     memset(b, 0, sizeof *b);
     b->cfg = cfg;
@@ -253,12 +256,35 @@ static void claim_loop(struct bot *b, jobd_client_t *c)
         .cancel = b->stop,
     };
 
+    /* The claim that a report makes for the next jobs, under the same bot
+     * id.  It does not wait (wait_ms 0): the same reply answers the
+     * reports, which should be logged when the server takes them, not up to
+     * wait_ms later; and a stop could not cut a waiting report short without
+     * leaving the bot unsure whether its reports were recorded.  When the
+     * reply brings no job, the loop long-polls with a plain claim. */
+    jobd_claim_request_t next = req;
+    jobd_job_t *jobs = NULL;
+    size_t n = 0;
+
+    next.wait_ms = 0;
+    next.cancel = NULL;
     backoff_init(&bo, CLAIM_BACKOFF_FIRST_MS, CLAIM_BACKOFF_MAX_MS);
-    while (!*b->stop) {
-        jobd_job_t *jobs;
-        size_t n;
+    for (;;) {
         int rc;
 
+        if (n > 0) {
+            /* Jobs in hand are finished and reported even if a stop request
+             * arrives meanwhile: jobs_process bounds its own retries, and
+             * claims nothing more once the bot is stopping. */
+            jobd_job_t *done = jobs;
+            size_t n_done = n;
+
+            jobs_process(b, c, id, done, n_done, &next, &jobs, &n);
+            jobd_client_jobs_free(done, n_done);
+            continue;
+        }
+        if (*b->stop)
+            break;
         bot_get_id(b, id);
         if (!id[0]) {
             if (!register_bot(b, c))
@@ -282,12 +308,8 @@ static void claim_loop(struct bot *b, jobd_client_t *c)
         }
         outage_over(&o);
         backoff_reset(&bo);
-        /* A job in hand is finished and reported even if a stop request
-         * arrives meanwhile: job_process bounds its own retries. */
         for (size_t i = 0; i < n; i++)
             bot_hold(b, jobs[i].id);
-        jobs_process(b, c, id, jobs, n);
-        jobd_client_jobs_free(jobs, n);
     }
 }
 
@@ -306,7 +328,7 @@ static void *loop_thread(void *arg)
 
 void bot_run(struct bot *b)
 {
-    jobd_client_options_t opts = {.base_url = b->cfg->server};
+    jobd_client_options_t opts = {.base_url = b->cfg->server, .minimal = 1};
     struct loop loops[BOT_MAX_HELD];
     int n = 0;
 

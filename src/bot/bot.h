@@ -71,7 +71,7 @@ void bot_busy_add(struct bot *b, int delta);
 /* Mark the bot as leaving: its state becomes "offline" (logged). */
 void bot_set_offline(struct bot *b);
 
-/* The jobs of a claim reply are held until job_process lets each go; the
+/* The jobs of a claim reply are held until jobs_process lets each go; the
  * heartbeat names them so that the server renews exactly these leases. */
 void bot_hold(struct bot *b, const char *id);
 void bot_unhold(struct bot *b, const char *id);
@@ -92,15 +92,17 @@ const char *bot_job_gone(struct bot *b, const char *id);
  * job in hand reported (or given up after cfg->report_grace_ms). */
 void bot_run(struct bot *b);
 
-/* Compute one leased job and report it through `client` under `bot_id` (the
- * id it was claimed with), retrying transient failures; see process.c. */
-void job_process(struct bot *b, jobd_client_t *client, const char *bot_id, const jobd_job_t *job);
-
-/* The n jobs of one claim: computed one after another, then reported in one
- * request (POST /jobs/complete), each job accepted or refused on its own.
- * n == 1 is job_process(). */
+/* The n jobs of one claim (held with bot_hold): computed one after another,
+ * then reported through `client` under `bot_id` (the id they were claimed
+ * with) in one request, POST /jobs/complete, each job accepted or refused on
+ * its own; transient failures are retried (see process.c).  With `claim`
+ * (may be NULL), the same request leases the next jobs, unless the bot is
+ * asked to stop meanwhile.  OUT: *next and *n_next, the jobs it leased
+ * (NULL and 0 if none), already held; the caller processes them in turn
+ * and frees them with jobd_client_jobs_free().  The jobs of this claim are
+ * let go before it returns. */
 void jobs_process(struct bot *b, jobd_client_t *client, const char *bot_id, const jobd_job_t *jobs,
-                  size_t n);
+                  size_t n, const jobd_claim_request_t *claim, jobd_job_t **next, size_t *n_next);
 
 /* The heartbeat thread, with its own client. */
 struct heartbeat {

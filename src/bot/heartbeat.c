@@ -3,7 +3,7 @@
  * long poll in the claim loop never delays it.  Every heartbeat names the
  * jobs in hand, which renews their leases, and learns from the reply which
  * of them an admin cancelled or the server took back (this bot was silent
- * too long, or a lease ran out): those are marked, and job_process drops
+ * too long, or a lease ran out): those are marked, and jobs_process drops
  * them instead of reporting.  It sleeps on a condition variable so that
  * stopping it is immediate.
  */

@@ -1,9 +1,11 @@
 /*
- * process.c - one leased job, from computation to a report the server has
- * accepted.  The computed outcome stays in memory until the server answers:
- * network errors and 5xx replies are retried with backoff (a restart of
- * jobd must not lose a result), while a 4xx refusal is logged with the
- * server's code, message and request id and the job is let go.
+ * process.c - the jobs of one claim, from computation to a report the
+ * server has accepted.  The computed outcomes stay in memory until the
+ * server answers: network errors and 5xx replies are retried with backoff
+ * (a restart of jobd must not lose a result), while a 4xx refusal is logged
+ * with the server's code, message and request id and the job is let go.
+ * Every report goes through POST /jobs/complete, which also leases the
+ * claim loop its next jobs, so that a busy bot makes one request per claim.
  */
 #include "bot.h"
 
@@ -15,6 +17,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define REPORT_BACKOFF_FIRST_MS 100
 #define REPORT_BACKOFF_MAX_MS   5000
@@ -27,23 +30,6 @@ struct outcome {
     int64_t duration_ms; /* measured around the computation only */
     char what[320];      /* "613 sum 342", for the log */
 };
-
-static int send_report(jobd_client_t *c, const char *bot_id, const jobd_job_t *job,
-                       const struct outcome *out)
-{
-    json_t *result;
-    int rc;
-
-    if (!out->ok)
-        return jobd_client_fail(c, bot_id, job->id, job->lease, out->error.msg, out->duration_ms,
-                                NULL);
-    result = json_integer((json_int_t)out->value);
-    if (!result)
-        abort(); /* out of memory: the programs do not limp on */
-    rc = jobd_client_complete(c, bot_id, job->id, job->lease, result, out->duration_ms, NULL);
-    json_decref(result);
-    return rc;
-}
 
 static void log_accepted(const jobd_job_t *job, const struct outcome *out)
 {
@@ -127,47 +113,6 @@ static int deliver(struct bot *b, jobd_client_t *c, const char *who, const char 
     }
 }
 
-struct single {
-    struct bot *b;
-    const char *bot_id;
-    const jobd_job_t *job;
-    const struct outcome *out;
-};
-
-static int send_single(void *ctx, jobd_client_t *c)
-{
-    struct single *s = ctx;
-    return send_report(c, s->bot_id, s->job, s->out);
-}
-
-static bool single_dropped(void *ctx)
-{
-    struct single *s = ctx;
-    return dropped(s->b, s->job, s->out);
-}
-
-/* Report one job, logging how the server took it. */
-static void report(struct bot *b, jobd_client_t *c, const char *bot_id, const jobd_job_t *job,
-                   const struct outcome *out)
-{
-    struct single ctx = {b, bot_id, job, out};
-    struct sender snd = {send_single, single_dropped, &ctx};
-    char who[32], why[1400];
-    int rc;
-
-    snprintf(who, sizeof who, "Job %s", id_short(job->id));
-    rc = deliver(b, c, who, out->ok ? "complete" : "fail", &snd);
-    if (rc == JOBD_CLIENT_OK) {
-        log_accepted(job, out);
-    } else if (rc < 0) {
-        /* The server (or this bot's own request) says no, and asking again
-         * will not change that: keep what the server said. */
-        jobd_client_error_format(c, why, sizeof why);
-        log_error("%s: server refused %s: %s; dropping the job (it was %s)", who,
-                  out->ok ? "complete" : "fail", why, out->what);
-    }
-}
-
 /* The simulated work of --work-ms: sleep in short steps, ending early when
  * the job is taken away or the bot is asked to stop. */
 static void work(struct bot *b, const jobd_job_t *job)
@@ -201,7 +146,8 @@ static bool compute(struct bot *b, const jobd_job_t *job, struct outcome *out)
     return true;
 }
 
-/* The jobs of one claim, reported in one POST /jobs/complete. */
+/* The jobs of one claim, reported in one POST /jobs/complete that may also
+ * lease the next ones. */
 struct batch {
     struct bot *b;
     const char *bot_id;
@@ -212,13 +158,32 @@ struct batch {
     size_t *index; /* results[k] answers jobs[index[k]] */
     size_t sent;
     json_t *results;
+    const jobd_claim_request_t *claim; /* asked with the report; NULL: no claim */
+    jobd_job_t *next;                  /* what the accepted report leased */
+    size_t n_next;
+    bool handed_over; /* jobs let go and next held, at the reply */
 };
+
+/* The report was accepted: the batch's jobs are no longer ours to renew,
+ * and the ones the reply leased are, from now on.  The old ones are let go
+ * first: the claim may have leased one of them again (its report was
+ * refused, its lease had run out), and held[] has room for one claim per
+ * loop only. */
+static void hand_over(struct batch *bt)
+{
+    for (size_t i = 0; i < bt->n; i++)
+        bot_unhold(bt->b, bt->jobs[i].id);
+    for (size_t i = 0; i < bt->n_next; i++)
+        bot_hold(bt->b, bt->next[i].id);
+    bt->handed_over = true;
+}
 
 static int send_batch(void *ctx, jobd_client_t *c)
 {
     struct batch *bt = ctx;
     jobd_report_t r[BOT_MAX_HELD] = {0};
     json_t *values[BOT_MAX_HELD];
+    const jobd_claim_request_t *claim;
     size_t k = 0;
     int rc;
 
@@ -229,16 +194,27 @@ static int send_batch(void *ctx, jobd_client_t *c)
         values[k] = o->ok ? json_integer((json_int_t)o->value) : NULL;
         if (o->ok && !values[k])
             abort(); /* out of memory: the programs do not limp on */
-        r[k] = (jobd_report_t){bt->jobs[i].id, bt->jobs[i].lease, values[k],
-                               o->ok ? NULL : o->error.msg, o->duration_ms};
+        r[k] = (jobd_report_t){.job_id = bt->jobs[i].id,
+                               .lease = bt->jobs[i].lease,
+                               .result = values[k],
+                               .error = o->ok ? NULL : o->error.msg,
+                               .duration_ms = o->duration_ms};
         bt->index[k++] = i;
     }
     bt->sent = k;
     json_decref(bt->results);
     bt->results = NULL;
-    rc = jobd_client_report_many(c, bt->bot_id, r, k, &bt->results);
+    /* A stopping bot reports without a claim, so that nothing new is leased
+     * to it.  A try that failed on the way (network, 5xx) may still have
+     * leased jobs whose reply was lost: the heartbeat never names them, so
+     * their leases run out and they run again elsewhere; the retry's own
+     * claim leases others. */
+    claim = *bt->b->stop ? NULL : bt->claim;
+    rc = jobd_client_report_claim(c, bt->bot_id, r, k, claim, &bt->results, &bt->next, &bt->n_next);
     for (size_t i = 0; i < k; i++)
         json_decref(values[i]);
+    if (rc == JOBD_CLIENT_OK)
+        hand_over(bt);
     return rc;
 }
 
@@ -255,63 +231,98 @@ static bool batch_dropped(void *ctx)
     return !any;
 }
 
-/* Report the batch and log, per job, how the server took it. */
+/* The HTTP status the server gives code (err.h) when it refuses a whole
+ * request, so that a refused report of one job is logged as it was when
+ * it went to POST /jobs/{id}/complete: "409 lease_expired: ...". */
+static int code_status(const char *code)
+{
+#define STATUS_OF(name, value, text, status)                                                       \
+    if (strcmp(code, text) == 0)                                                                   \
+        return status;
+    JOBD_ERRORS(STATUS_OF)
+#undef STATUS_OF
+    return 0;
+}
+
+/* Log how the server took report k of an accepted request. */
+static void log_answer(jobd_client_t *c, const struct batch *bt, size_t k)
+{
+    const jobd_job_t *job = &bt->jobs[bt->index[k]];
+    const struct outcome *o = &bt->out[bt->index[k]];
+    json_t *err = json_object_get(json_array_get(bt->results, k), "error");
+    const char *code = json_string_value(json_object_get(err, "code"));
+    const char *msg = json_string_value(json_object_get(err, "message"));
+
+    if (!err)
+        log_accepted(job, o);
+    else if (bt->n == 1)
+        log_error("Job %s: server refused %s: %d %s: %s (request %s); dropping the job (it was "
+                  "%s)",
+                  id_short(job->id), o->ok ? "complete" : "fail", code_status(code ? code : ""),
+                  code ? code : "", msg ? msg : "", jobd_client_last_error(c)->request_id, o->what);
+    else
+        log_error("Job %s: server refused %s: %s: %s; dropping the job (it was %s)",
+                  id_short(job->id), o->ok ? "complete" : "fail", code, msg, o->what);
+}
+
+/* Report the batch and log, per job, how the server took it.  One job is
+ * named as itself in the log, a batch as a batch. */
 static void report_batch(struct bot *b, jobd_client_t *c, struct batch *bt)
 {
     struct sender snd = {send_batch, batch_dropped, bt};
     char who[48], why[1400];
+    const char *verb = "report";
     int rc;
 
-    snprintf(who, sizeof who, "Batch of %zu jobs", bt->n);
-    rc = deliver(b, c, who, "report", &snd);
+    if (bt->n == 1) {
+        snprintf(who, sizeof who, "Job %s", id_short(bt->jobs[0].id));
+        verb = bt->out[0].ok ? "complete" : "fail";
+    } else {
+        snprintf(who, sizeof who, "Batch of %zu jobs", bt->n);
+    }
+    rc = deliver(b, c, who, verb, &snd);
     if (rc < 0) {
+        /* The server (or this bot's own request) says no, and asking again
+         * will not change that: keep what the server said. */
         jobd_client_error_format(c, why, sizeof why);
-        log_error("%s: server refused the report: %s; dropping the jobs", who, why);
-    }
-    for (size_t k = 0; rc == JOBD_CLIENT_OK && k < bt->sent; k++) {
-        const jobd_job_t *job = &bt->jobs[bt->index[k]];
-        const struct outcome *o = &bt->out[bt->index[k]];
-        json_t *entry = json_array_get(bt->results, k), *err = json_object_get(entry, "error");
-
-        if (!err)
-            log_accepted(job, o);
+        if (bt->n == 1)
+            log_error("%s: server refused %s: %s; dropping the job (it was %s)", who, verb, why,
+                      bt->out[0].what);
         else
-            log_error("Job %s: server refused %s: %s: %s; dropping the job (it was %s)",
-                      id_short(job->id), o->ok ? "complete" : "fail",
-                      json_string_value(json_object_get(err, "code")),
-                      json_string_value(json_object_get(err, "message")), o->what);
+            log_error("%s: server refused the report: %s; dropping the jobs", who, why);
     }
-}
-
-void job_process(struct bot *b, jobd_client_t *client, const char *bot_id, const jobd_job_t *job)
-{
-    struct outcome out = {0};
-
-    bot_busy_add(b, +1);
-    if (compute(b, job, &out))
-        report(b, client, bot_id, job, &out);
-    bot_unhold(b, job->id);
-    bot_busy_add(b, -1);
+    for (size_t k = 0; rc == JOBD_CLIENT_OK && k < bt->sent; k++)
+        log_answer(c, bt, k);
 }
 
 void jobs_process(struct bot *b, jobd_client_t *client, const char *bot_id, const jobd_job_t *jobs,
-                  size_t n)
+                  size_t n, const jobd_claim_request_t *claim, jobd_job_t **next, size_t *n_next)
 {
     struct outcome out[BOT_MAX_HELD] = {0};
     bool skip[BOT_MAX_HELD] = {0};
     size_t index[BOT_MAX_HELD];
-    struct batch bt = {b, bot_id, jobs, out, skip, n, index, 0, NULL};
+    struct batch bt = {
+        .b = b,
+        .bot_id = bot_id,
+        .jobs = jobs,
+        .out = out,
+        .skip = skip,
+        .n = n,
+        .index = index,
+        .claim = claim,
+    };
 
-    if (n == 1) {
-        job_process(b, client, bot_id, &jobs[0]);
-        return;
-    }
     bot_busy_add(b, (int)n);
     for (size_t i = 0; i < n; i++)
         skip[i] = !compute(b, &jobs[i], &out[i]);
     report_batch(b, client, &bt);
     json_decref(bt.results);
-    for (size_t i = 0; i < n; i++)
-        bot_unhold(b, jobs[i].id);
+    /* Not accepted (refused, given up, or every job taken away): let the
+     * jobs go; nothing new was leased. */
+    if (!bt.handed_over)
+        for (size_t i = 0; i < n; i++)
+            bot_unhold(b, jobs[i].id);
     bot_busy_add(b, -(int)n);
+    *next = bt.next;
+    *n_next = bt.n_next;
 }

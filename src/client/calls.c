@@ -62,7 +62,7 @@ static int check_operations(jobd_client_t *c, const char *const *ops, size_t n)
 int jobd_client_register(jobd_client_t *c, const char *name, const char *const *operations,
                          size_t n_operations, char bot_id[JOBD_ID_MAX])
 {
-    json_t *body, *reply = NULL;
+    json_t *body = NULL, *reply = NULL;
     const char *id = NULL;
     int rc;
 
@@ -127,17 +127,25 @@ void jobd_client_jobs_free(jobd_job_t *jobs, size_t count)
     free(jobs);
 }
 
-/* Turn the claim reply {"jobs": [...]} into jobd_job_t, each holding a
- * reference to its object so the borrowed fields stay valid. */
-static int take_jobs(jobd_client_t *c, json_t *reply, jobd_job_t **jobs, size_t *count)
+/* Turn the "jobs" array of a claim reply into jobd_job_t, each holding a
+ * reference to its object so the borrowed fields stay valid.  A plain
+ * claim says "none" with a 204, so its 200 must lease something; a report
+ * with a claim says it with an empty array (may_be_empty). */
+static int take_jobs(jobd_client_t *c, const json_t *reply, bool may_be_empty, const char *what,
+                     jobd_job_t **jobs, size_t *count)
 {
     json_t *arr = json_object_get(reply, "jobs"), *job;
     jobd_job_t *out;
     size_t i, n;
 
-    if (!json_is_array(arr) || json_array_size(arr) == 0)
-        return jobd__fail(c, JOBD_CLIENT_EPROTO, "claim: a 200 reply without a jobs array");
+    if (!json_is_array(arr) || (json_array_size(arr) == 0 && !may_be_empty))
+        return jobd__fail(c, JOBD_CLIENT_EPROTO, "%s: a 200 reply without a jobs array", what);
     n = json_array_size(arr);
+    if (n == 0) {
+        *jobs = NULL;
+        *count = 0;
+        return JOBD_CLIENT_OK;
+    }
     out = calloc(n, sizeof *out);
     if (!out)
         return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
@@ -148,7 +156,7 @@ static int take_jobs(jobd_client_t *c, json_t *reply, jobd_job_t **jobs, size_t 
                         &out[i].operation, "lease", &out[i].lease, "input", &out[i].input) != 0) {
             jobd_client_jobs_free(out, i + 1);
             return jobd__fail(c, JOBD_CLIENT_EPROTO,
-                              "claim: job %zu lacks id, operation, lease or input", i);
+                              "%s: job %zu lacks id, operation, lease or input", what, i);
         }
     }
     *jobs = out;
@@ -156,30 +164,48 @@ static int take_jobs(jobd_client_t *c, json_t *reply, jobd_job_t **jobs, size_t 
     return JOBD_CLIENT_OK;
 }
 
-int jobd_client_claim(jobd_client_t *c, const jobd_claim_request_t *req, jobd_job_t **jobs,
-                      size_t *count)
+/* The fields of a claim other than bot_id, as POST /jobs/claim and the
+ * "claim" object of POST /jobs/complete both take them.  Checks req;
+ * OUT: *fields, a new object. */
+static int claim_fields(jobd_client_t *c, const jobd_claim_request_t *req, json_t **fields)
 {
-    struct client_call call = {.method = "POST", .path = "/jobs/claim"};
-    json_t *body, *reply = NULL;
-    int rc;
+    json_t *obj;
+    int rc = check_operations(c, req->operations, req->n_operations);
 
-    if (!req || !req->bot_id || !req->bot_id[0])
-        return jobd__fail(c, JOBD_CLIENT_EINVAL, "claim needs a bot_id");
-    rc = check_operations(c, req->operations, req->n_operations);
     if (rc != JOBD_CLIENT_OK)
         return rc;
     if (req->wait_ms < 0)
         return jobd__fail(c, JOBD_CLIENT_EINVAL, "wait_ms must not be negative");
-    body = json_pack("{s:s, s:o*, s:i, s:i}", "bot_id", req->bot_id, "operations",
-                     string_array(req->operations, req->n_operations), "wait_ms", req->wait_ms,
-                     "max", req->max > 0 ? req->max : 1);
-    if (body && req->lease_ms > 0 &&
-        json_object_set_new(body, "lease_ms", json_integer(req->lease_ms)) != 0) {
-        json_decref(body);
-        body = NULL;
+    obj = json_pack("{s:o*, s:i, s:i}", "operations",
+                    string_array(req->operations, req->n_operations), "wait_ms", req->wait_ms,
+                    "max", req->max > 0 ? req->max : 1);
+    if (obj && req->lease_ms > 0 &&
+        json_object_set_new(obj, "lease_ms", json_integer(req->lease_ms)) != 0) {
+        json_decref(obj);
+        obj = NULL;
     }
-    if (!body)
+    if (!obj)
         return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+    *fields = obj;
+    return JOBD_CLIENT_OK;
+}
+
+int jobd_client_claim(jobd_client_t *c, const jobd_claim_request_t *req, jobd_job_t **jobs,
+                      size_t *count)
+{
+    struct client_call call = {.method = "POST", .path = "/jobs/claim"};
+    json_t *body = NULL, *reply = NULL;
+    int rc;
+
+    if (!req || !req->bot_id || !req->bot_id[0])
+        return jobd__fail(c, JOBD_CLIENT_EINVAL, "claim needs a bot_id");
+    rc = claim_fields(c, req, &body);
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    if (json_object_set_new(body, "bot_id", json_string(req->bot_id)) != 0) {
+        json_decref(body);
+        return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+    }
     call.body = body;
     call.extra_ms = req->wait_ms;
     call.cancel = req->cancel;
@@ -192,7 +218,7 @@ int jobd_client_claim(jobd_client_t *c, const jobd_claim_request_t *req, jobd_jo
         *count = 0;
         return JOBD_CLIENT_OK;
     }
-    rc = take_jobs(c, reply, jobs, count);
+    rc = take_jobs(c, reply, false, "claim", jobs, count);
     json_decref(reply);
     return rc;
 }
@@ -225,48 +251,118 @@ int jobd_client_complete(jobd_client_t *c, const char *bot_id, const char *job_i
                   job);
 }
 
-int jobd_client_report_many(jobd_client_t *c, const char *bot_id, const jobd_report_t *reports,
-                            size_t n, json_t **results)
+/* One item of a POST /jobs/complete body.  Returns NULL when out of memory. */
+static json_t *report_item(const jobd_report_t *r)
 {
-    json_t *items, *body, *doc = NULL;
+    json_t *item = json_pack("{s:s, s:s, s:I}", "id", r->job_id, "lease", r->lease, "duration_ms",
+                             (json_int_t)r->duration_ms);
+
+    if (item && r->result && json_object_set(item, "result", (json_t *)r->result) != 0)
+        goto out_free_item;
+    if (item && r->error &&
+        (json_object_set_new(item, "error", json_string(r->error)) != 0 ||
+         (r->retryable && json_object_set_new(item, "retryable", json_true()) != 0)))
+        goto out_free_item;
+    return item;
+
+out_free_item:
+    json_decref(item);
+    return NULL;
+}
+
+/* The body {"bot_id", "results": [...], "claim"?: {...}}.  OUT: *body. */
+static int report_body(jobd_client_t *c, const char *bot_id, const jobd_report_t *reports, size_t n,
+                       const jobd_claim_request_t *claim, json_t **body)
+{
+    json_t *items, *doc, *fields = NULL;
     int rc;
 
-    if (!bot_id || !reports || n == 0 || !results)
-        return jobd__fail(c, JOBD_CLIENT_EINVAL, "report_many needs bot_id and 1 or more reports");
-    items = json_array();
-    for (size_t i = 0; items && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         const jobd_report_t *r = &reports[i];
-        json_t *item;
-        if (!r->job_id || !r->lease || !r->result == !r->error || r->duration_ms < 0) {
-            json_decref(items);
+        if (!r->job_id || !r->lease || !r->result == !r->error || r->duration_ms < 0 ||
+            (r->retryable && !r->error))
             return jobd__fail(c, JOBD_CLIENT_EINVAL,
                               "report %zu needs job_id, lease, duration_ms >= 0 and exactly one "
-                              "of result and error",
+                              "of result and error (retryable only with error)",
                               i);
-        }
-        item = r->result ? json_pack("{s:s, s:s, s:O, s:I}", "id", r->job_id, "lease", r->lease,
-                                     "result", r->result, "duration_ms", (json_int_t)r->duration_ms)
-                         : json_pack("{s:s, s:s, s:s, s:I}", "id", r->job_id, "lease", r->lease,
-                                     "error", r->error, "duration_ms", (json_int_t)r->duration_ms);
-        if (!item || json_array_append_new(items, item) != 0) {
+    }
+    if (claim) {
+        if (claim->bot_id && strcmp(claim->bot_id, bot_id) != 0)
+            return jobd__fail(c, JOBD_CLIENT_EINVAL,
+                              "the claim's bot_id differs from the reports' bot_id");
+        rc = claim_fields(c, claim, &fields);
+        if (rc != JOBD_CLIENT_OK)
+            return rc;
+    }
+    items = json_array();
+    for (size_t i = 0; items && i < n; i++) {
+        if (json_array_append_new(items, report_item(&reports[i])) != 0) {
             json_decref(items);
-            return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
+            items = NULL;
         }
     }
-    body = items ? json_pack("{s:s, s:o}", "bot_id", bot_id, "results", items) : NULL;
-    if (!body)
+    doc = items ? json_pack("{s:s, s:o, s:o*}", "bot_id", bot_id, "results", items, "claim", fields)
+                : NULL;
+    if (!items)
+        json_decref(fields);
+    if (!doc)
         return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
-    rc = exchange(c, "POST", "/jobs/complete", body, false, "report", &doc);
+    *body = doc;
+    return JOBD_CLIENT_OK;
+}
+
+int jobd_client_report_claim(jobd_client_t *c, const char *bot_id, const jobd_report_t *reports,
+                             size_t n, const jobd_claim_request_t *claim, json_t **results,
+                             jobd_job_t **jobs, size_t *count)
+{
+    struct client_call call = {.method = "POST", .path = "/jobs/complete"};
+    json_t *body = NULL, *doc = NULL;
+    jobd_job_t *leased = NULL;
+    size_t n_leased = 0;
+    int rc;
+
+    if (!bot_id || !reports || n == 0 || !results || (claim && (!jobs || !count)))
+        return jobd__fail(c, JOBD_CLIENT_EINVAL,
+                          "report needs bot_id, 1 or more reports, results, and with a claim "
+                          "jobs and count");
+    rc = report_body(c, bot_id, reports, n, claim, &body);
+    if (rc != JOBD_CLIENT_OK)
+        return rc;
+    call.body = body;
+    if (claim) {
+        call.extra_ms = claim->wait_ms;
+        call.cancel = claim->cancel;
+    }
+    rc = jobd__request(c, &call, &doc);
     json_decref(body);
     if (rc != JOBD_CLIENT_OK)
         return rc;
-    if (json_array_size(json_object_get(doc, "results")) != n) {
-        json_decref(doc);
-        return jobd__fail(c, JOBD_CLIENT_EPROTO, "report: the reply does not hold %zu results", n);
+    if (!json_is_object(doc) || json_array_size(json_object_get(doc, "results")) != n) {
+        rc = jobd__fail(c, JOBD_CLIENT_EPROTO, "report: the %ld reply does not hold %zu results",
+                        c->err.status, n);
+        goto out_free_doc;
+    }
+    /* No "jobs" at all: a server that predates the claim ignored it. */
+    if (claim && json_object_get(doc, "jobs")) {
+        rc = take_jobs(c, doc, true, "report and claim", &leased, &n_leased);
+        if (rc != JOBD_CLIENT_OK)
+            goto out_free_doc;
     }
     *results = json_incref(json_object_get(doc, "results"));
+    if (claim) {
+        *jobs = leased;
+        *count = n_leased;
+    }
+
+out_free_doc:
     json_decref(doc);
-    return JOBD_CLIENT_OK;
+    return rc;
+}
+
+int jobd_client_report_many(jobd_client_t *c, const char *bot_id, const jobd_report_t *reports,
+                            size_t n, json_t **results)
+{
+    return jobd_client_report_claim(c, bot_id, reports, n, NULL, results, NULL, NULL);
 }
 
 /* fail and fail_retryable differ only in the "retryable" flag. */

@@ -53,6 +53,7 @@ jobd_client_t *jobd_client_new(const jobd_client_options_t *opts)
             goto out_free_url;
     }
     c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+    c->minimal = opts->minimal != 0;
     c->curl = curl_easy_init();
     if (!c->curl)
         goto out_free_token;
@@ -291,6 +292,12 @@ static struct curl_slist *make_headers(jobd_client_t *c, const struct client_cal
     if (!next)
         goto out_free_list;
     list = next;
+    if (c->minimal) {
+        next = curl_slist_append(list, "Prefer: return=minimal");
+        if (!next)
+            goto out_free_list;
+        list = next;
+    }
     if (call->admin && c->admin_token) {
         char *auth;
         if (asprintf(&auth, "Authorization: Bearer %s", c->admin_token) < 0)

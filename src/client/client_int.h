@@ -26,6 +26,7 @@ struct jobd_client {
     char *base_url; /* without a trailing slash */
     char *admin_token;
     long timeout_ms;
+    bool minimal; /* send Prefer: return=minimal */
     struct reply_buf reply;
     jobd_error_t err;
     char curl_err[CURL_ERROR_SIZE];

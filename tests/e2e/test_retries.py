@@ -99,6 +99,46 @@ class Retries(harness.E2ETestCase):
         self.assertEqual(r.body["status"], "succeeded", r.body)
         self.assertIn("retried by admin", jobd.log())
 
+    def test_retryable_failure_in_a_report_that_claims(self):
+        """A retryable failure sent to POST /jobs/complete with a "claim" (as jobd-bot sends
+        its reports) is retried as one sent to /fail: scheduled, then claimable again when
+        its backoff ends, when a later report's waiting claim leases it."""
+        jobd = self.start_jobd(args=["--retry-base-ms", "400", "--retry-max-ms", "400"])
+        bot = self.register_bot(jobd, "chained", ["sum"])
+        a, b = self.submit(jobd, "sum", 1, 2), self.submit(jobd, "sum", 3, 4)
+        first = self.claim_one(jobd, bot, ["sum"])
+        self.assertEqual(first["id"], a["id"])
+
+        def report(item, claim):
+            body = {"bot_id": bot, "results": [item]}
+            if claim:
+                body["claim"] = claim
+            return self.expect(jobd.request("POST", "/jobs/complete", body), 200,
+                               "POST /jobs/complete")
+
+        t = now_ms()
+        r = report({"id": a["id"], "lease": first["lease"], "error": "timeout", "duration_ms": 1,
+                    "retryable": True}, {"operations": ["sum"], "max": 1})
+        after = r["results"][0]["job"]
+        self.assertEqual((after["status"], after["failures"]), ("scheduled", 1), after)
+        self.assertGreaterEqual(harness.parse_time(after["run_at"]) - t, 200 - 50, after)
+        self.assertEqual([j["id"] for j in r["jobs"]], [b["id"]], "a waits out its backoff")
+        self.assertEqual(self.explain(jobd, a["id"])["status"], "scheduled")
+
+        r = report({"id": b["id"], "lease": r["jobs"][0]["lease"], "result": 7, "duration_ms": 1},
+                   {"operations": ["sum"], "max": 1, "wait_ms": 5000})
+        self.assertEqual(r["results"][0]["job"]["status"], "succeeded", r)
+        self.assertEqual([j["id"] for j in r["jobs"]], [a["id"]], "a's retry is leased")
+        self.assertGreaterEqual(now_ms(), harness.parse_time(after["run_at"]))
+        again = r["jobs"][0]
+        self.assertEqual(again["attempts"], 2, again)
+
+        r = report({"id": a["id"], "lease": again["lease"], "result": 3, "duration_ms": 1}, None)
+        self.assertNotIn("jobs", r, "no claim, no jobs")
+        j = self.get_job(jobd, a["id"])
+        self.assertEqual((j["status"], j["result"], j["failures"]), ("succeeded", 3, 1), j)
+        self.assertEqual([h["outcome"] for h in j["history"]], ["failed", "succeeded"])
+
     def test_run_at_cancel_and_explain(self):
         jobd = self.start_jobd()
         bot = self.register_bot(jobd, "waiter", ["sum"])

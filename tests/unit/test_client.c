@@ -36,6 +36,7 @@ static struct fake {
     char request[4096];
     char auth[256];
     char request_id[128];
+    char prefer[128];
     int connections;
 } fake;
 
@@ -100,6 +101,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     snprintf(fake.auth, sizeof fake.auth, "%s", h ? h : "");
     h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
     snprintf(fake.request_id, sizeof fake.request_id, "%s", h ? h : "");
+    h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Prefer");
+    snprintf(fake.prefer, sizeof fake.prefer, "%s", h ? h : "");
     fake.query[0] = '\0';
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, NULL);
     pthread_mutex_unlock(&fake.lock);
@@ -335,6 +338,185 @@ static void test_claim_cancel(void **state)
     jobd_client_free(c);
 }
 
+/* The minimal option asks for minimal replies on every request; without
+ * it, nothing is asked. */
+static void test_minimal_option(void **state)
+{
+    jobd_client_options_t opts = {.base_url = fake.url, .timeout_ms = 3000, .minimal = 1};
+    jobd_client_t *c = jobd_client_new(&opts), *plain = client_for(fake.url, NULL);
+    json_t *value = json_integer(1), *results = NULL;
+    jobd_report_t r = {.job_id = "j1", .lease = "L1", .result = value};
+    (void)state;
+
+    assert_non_null(c);
+    reply_with(200, "{\"results\": [{\"id\": \"j1\", \"job\": {\"id\": \"j1\", "
+                    "\"status\": \"succeeded\"}}]}");
+    assert_int_equal(jobd_client_report_many(c, "b1", &r, 1, &results), JOBD_CLIENT_OK);
+    assert_string_equal(fake.prefer, "return=minimal");
+    json_decref(results);
+    assert_int_equal(jobd_client_report_many(plain, "b1", &r, 1, &results), JOBD_CLIENT_OK);
+    assert_string_equal(fake.prefer, "");
+    json_decref(results);
+    json_decref(value);
+    jobd_client_free(plain);
+    jobd_client_free(c);
+}
+
+static void test_report_claim(void **state)
+{
+    jobd_client_t *c = client_for(fake.url, NULL);
+    json_t *value = json_integer(955), *results = NULL, *body, *items, *claim;
+    jobd_report_t r[2] = {
+        {.job_id = "j1", .lease = "L1", .result = value, .duration_ms = 3},
+        {.job_id = "j2", .lease = "L2", .error = "busy", .duration_ms = 4, .retryable = 1},
+    };
+    jobd_claim_request_t next = {
+        .operations = ops, .n_operations = 2, .max = 2, .wait_ms = 0, .lease_ms = 5000};
+    jobd_job_t *jobs = NULL, unset;
+    size_t n = 99;
+
+    reply_with(200, "{\"results\": [{\"id\": \"j1\", \"job\": {\"status\": \"succeeded\"}}, "
+                    "{\"id\": \"j2\", \"job\": {\"status\": \"scheduled\"}}], "
+                    "\"jobs\": [{\"id\": \"j3\", \"operation\": \"sum\", \"input\": {\"a\": 1}, "
+                    "\"lease\": \"L3\"}]}");
+    assert_int_equal(jobd_client_report_claim(c, "b1", r, 2, &next, &results, &jobs, &n),
+                     JOBD_CLIENT_OK);
+    assert_int_equal(json_array_size(results), 2);
+    json_decref(results);
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0].id, "j3");
+    assert_string_equal(jobs[0].lease, "L3");
+    assert_int_equal(json_integer_value(json_object_get(jobs[0].input, "a")), 1);
+    jobd_client_jobs_free(jobs, n);
+    assert_string_equal(fake.method, "POST");
+    assert_string_equal(fake.path, "/jobs/complete");
+    body = sent_body();
+    assert_string_equal(json_string_value(json_object_get(body, "bot_id")), "b1");
+    items = json_object_get(body, "results");
+    assert_int_equal(json_array_size(items), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(items, 0), "result")), 955);
+    assert_null(json_object_get(json_array_get(items, 0), "retryable"));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(items, 1), "error")),
+                        "busy");
+    assert_true(json_is_true(json_object_get(json_array_get(items, 1), "retryable")));
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(items, 1), "duration_ms")),
+                     4);
+    claim = json_object_get(body, "claim");
+    assert_int_equal(json_array_size(json_object_get(claim, "operations")), 2);
+    assert_int_equal(json_integer_value(json_object_get(claim, "max")), 2);
+    assert_int_equal(json_integer_value(json_object_get(claim, "wait_ms")), 0);
+    assert_int_equal(json_integer_value(json_object_get(claim, "lease_ms")), 5000);
+    assert_null(json_object_get(claim, "bot_id")); /* the body's bot_id claims */
+    json_decref(body);
+
+    /* Nothing pending: an empty "jobs" is success with no job. */
+    reply_with(200, "{\"results\": [{\"id\": \"j1\", \"job\": {}}], \"jobs\": []}");
+    jobs = &unset;
+    assert_int_equal(jobd_client_report_claim(c, "b1", r, 1, &next, &results, &jobs, &n),
+                     JOBD_CLIENT_OK);
+    assert_null(jobs);
+    assert_int_equal(n, 0);
+    json_decref(results);
+
+    /* A server that predates the claim answers without "jobs": no job either. */
+    reply_with(200, "{\"results\": [{\"id\": \"j1\", \"job\": {}}]}");
+    n = 99;
+    assert_int_equal(jobd_client_report_claim(c, "b1", r, 1, &next, &results, &jobs, &n),
+                     JOBD_CLIENT_OK);
+    assert_int_equal(n, 0);
+    json_decref(results);
+
+    /* Replies that break the API; OUT parameters are left alone. */
+    results = NULL;
+    reply_with(200, "{\"results\": [{\"id\": \"j1\", \"job\": {}}], \"jobs\": [{\"id\": 1}]}");
+    assert_int_equal(jobd_client_report_claim(c, "b1", r, 1, &next, &results, &jobs, &n),
+                     JOBD_CLIENT_EPROTO);
+    reply_with(200, "{\"results\": [], \"jobs\": []}");
+    assert_int_equal(jobd_client_report_claim(c, "b1", r, 1, &next, &results, &jobs, &n),
+                     JOBD_CLIENT_EPROTO);
+    assert_null(results);
+
+    /* A refusal of the whole request is the call's error. */
+    reply_with(422, "{\"error\": {\"code\": \"invalid_field\", \"message\": \"claim: field "
+                    "'max' must be from 1 to 100\"}}");
+    assert_int_equal(jobd_client_report_claim(c, "b1", r, 1, &next, &results, &jobs, &n),
+                     JOBD_CLIENT_EHTTP);
+    assert_string_equal(jobd_client_last_error(c)->code, "invalid_field");
+
+    /* Bad arguments send nothing. */
+    fake.request[0] = '\0';
+    next.bot_id = "b2";
+    assert_int_equal(jobd_client_report_claim(c, "b1", r, 1, &next, &results, &jobs, &n),
+                     JOBD_CLIENT_EINVAL);
+    next.bot_id = "b1"; /* the same id is fine */
+    r[0].retryable = 1; /* retryable is for failures */
+    assert_int_equal(jobd_client_report_claim(c, "b1", r, 1, &next, &results, &jobs, &n),
+                     JOBD_CLIENT_EINVAL);
+    r[0].retryable = 0;
+    assert_int_equal(jobd_client_report_claim(c, "b1", r, 1, &next, &results, NULL, NULL),
+                     JOBD_CLIENT_EINVAL);
+    assert_string_equal(fake.request, "");
+
+    /* report_many is the same request without a claim. */
+    reply_with(200, "{\"results\": [{\"id\": \"j1\", \"job\": {}}, {\"id\": \"j2\", "
+                    "\"error\": {\"code\": \"lease_expired\", \"message\": \"late\"}}]}");
+    assert_int_equal(jobd_client_report_many(c, "b1", r, 2, &results), JOBD_CLIENT_OK);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(results, 1), "error"), "code")),
+                        "lease_expired");
+    json_decref(results);
+    body = sent_body();
+    assert_null(json_object_get(body, "claim"));
+    assert_true(json_is_true(
+        json_object_get(json_array_get(json_object_get(body, "results"), 1), "retryable")));
+    json_decref(body);
+    json_decref(value);
+    jobd_client_free(c);
+}
+
+/* A report whose claim waits: the wait lengthens the request's timeout as a
+ * claim's does, and the cancel flag cuts it short. */
+static void test_report_claim_waits(void **state)
+{
+    jobd_client_options_t opts = {.base_url = fake.url, .timeout_ms = 300};
+    jobd_client_t *c = jobd_client_new(&opts);
+    json_t *value = json_integer(1), *results = NULL;
+    jobd_report_t r = {.job_id = "j1", .lease = "L1", .result = value, .duration_ms = 0};
+    jobd_claim_request_t next = {
+        .operations = ops, .n_operations = 1, .wait_ms = 2000, .cancel = &cancel_flag};
+    jobd_job_t *jobs = NULL;
+    size_t n = 99;
+    pthread_t t;
+    struct timespec t0, t1;
+    double secs;
+
+    assert_non_null(c);
+    cancel_flag = 0;
+    reply_with(200, "{\"results\": [{\"id\": \"j1\", \"job\": {}}], \"jobs\": []}");
+    fake.delay_ms = 800; /* longer than timeout_ms, within timeout_ms + wait_ms */
+    assert_int_equal(jobd_client_report_claim(c, "b1", &r, 1, &next, &results, &jobs, &n),
+                     JOBD_CLIENT_OK);
+    assert_int_equal(n, 0);
+    json_decref(results);
+
+    reply_with(200, "{\"results\": [{\"id\": \"j1\", \"job\": {}}], \"jobs\": []}");
+    fake.delay_ms = 20000;
+    next.wait_ms = 20000;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_create(&t, NULL, cancel_soon, NULL);
+    assert_int_equal(jobd_client_report_claim(c, "b1", &r, 1, &next, &results, &jobs, &n),
+                     JOBD_CLIENT_ECANCELED);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_join(t, NULL);
+    fake.released = 1;
+    secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (secs > 2.0)
+        fail_msg("cancel took %.2f s", secs);
+    cancel_flag = 0;
+    json_decref(value);
+    jobd_client_free(c);
+}
+
 static void test_admin_and_queries(void **state)
 {
     char slash_url[80];
@@ -414,6 +596,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_error, start_fake, stop_fake),
         cmocka_unit_test(test_network_error),
         cmocka_unit_test_setup_teardown(test_claim_cancel, start_fake, stop_fake),
+        cmocka_unit_test_setup_teardown(test_report_claim, start_fake, stop_fake),
+        cmocka_unit_test_setup_teardown(test_minimal_option, start_fake, stop_fake),
+        cmocka_unit_test_setup_teardown(test_report_claim_waits, start_fake, stop_fake),
         cmocka_unit_test_setup_teardown(test_admin_and_queries, start_fake, stop_fake),
         cmocka_unit_test_setup_teardown(test_keep_alive, start_fake, stop_fake),
     };
