@@ -109,6 +109,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     req.body = body;
     req.body_len = body ? size - (size_t)(body - buf) : 0;
     req.request_id = "fuzz";
+    /* Both reply shapes (Prefer: return=minimal), chosen by the input. */
+    req.minimal = size % 2 == 1;
     parse_query(query, &req);
 
     router_dispatch(&srv, &req, &rep);
