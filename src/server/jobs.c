@@ -510,24 +510,28 @@ static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
 static void claim_after_reports(server_t *srv, const req_t *req, reply_t *rep, const json_t *body,
                                 const char *bot_id)
 {
-    json_t *results = json_incref((json_t *)req->carry), *jobs = json_array();
+    json_t *results = json_incref((json_t *)req->carry), *jobs = NULL;
     claim_req_t c;
     uint64_t seq = waitq_seq(srv->waitq);
     err_t e;
 
     /* The body was read whole by the first run. */
-    if (parse_claim(srv, json_object_get(body, "claim"), &c, &e) != JOBD_OK ||
-        (!claim_over(srv, req) &&
-         store_job_claim(srv->store, bot_id, c.names, json_array_size(c.ops), (int)c.max,
-                         c.lease_ms, &jobs, &e) != JOBD_OK)) {
-        /* The reports stay recorded; the bot sees the claim's error, and
-         * sending its reports again is harmless (a repeat records nothing). */
-        json_decref(jobs);
-        json_decref(results);
-        reply_err(rep, &e);
-        return;
-    }
+    if (parse_claim(srv, json_object_get(body, "claim"), &c, &e) != JOBD_OK)
+        goto out_error;
+    /* Past the deadline (or stopping): the reports and no job, no look. */
+    if (claim_over(srv, req))
+        jobs = json_array();
+    else if (store_job_claim(srv->store, bot_id, c.names, json_array_size(c.ops), (int)c.max,
+                             c.lease_ms, &jobs, &e) != JOBD_OK)
+        goto out_error;
     reply_claim(srv, req, rep, &c, jobs, results, seq);
+    return;
+
+out_error:
+    /* The reports stay recorded; the bot sees the claim's error, and
+     * sending its reports again is harmless (a repeat records nothing). */
+    json_decref(results);
+    reply_err(rep, &e);
 }
 
 /* POST /jobs/complete: many reports of one bot in one request and one
