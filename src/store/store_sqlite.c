@@ -1603,8 +1603,10 @@ static int read_attempt(sq_t *s, const char *lease, struct backend_attempt *r, e
     return 1;
 }
 
-/* The status and lease of job id; JOBD_ENOTFOUND if there is none. */
-static int read_state(sq_t *s, const char *id, char status[16], char lease[72], err_t *e)
+/* The status and lease of job id, and (bot != NULL) the bot that holds it;
+ * JOBD_ENOTFOUND if there is none. */
+static int read_holder(sq_t *s, const char *id, char status[16], char lease[72], char bot[64],
+                       err_t *e)
 {
     int rc = query(s, ST_job_state, e, "t", id);
 
@@ -1616,8 +1618,15 @@ static int read_state(sq_t *s, const char *id, char status[16], char lease[72], 
         return rc;
     col_text(s, ST_job_state, 0, status, 16);
     col_text(s, ST_job_state, 1, lease, 72);
+    if (bot)
+        col_text(s, ST_job_state, 2, bot, 64);
     sqlite3_reset(s->st[ST_job_state]);
     return JOBD_OK;
+}
+
+static int read_state(sq_t *s, const char *id, char status[16], char lease[72], err_t *e)
+{
+    return read_holder(s, id, status, lease, NULL, e);
 }
 
 /* The failures and max_attempts of job id (which exists). */
@@ -1690,19 +1699,15 @@ static int finished_job(sq_t *s, struct backend_finish *a, const char *status, e
     return JOBD_OK;
 }
 
-static int do_finish(sq_t *s, void *arg, err_t *e)
+/* A report whose lease is not the job's own (status, lease: the job's):
+ * answered from the attempt the lease names.  Returns 0 if that attempt
+ * still runs after all, 1 for a repeat of the call that ended it (a->job
+ * set), or a JOBD_E* code refusing it. */
+static int settle_by_attempt(sq_t *s, struct backend_finish *a, const char *status, err_t *e)
 {
-    struct backend_finish *a = arg;
-    const char *outcome = a->ok ? "succeeded" : "failed", *now_status;
     struct backend_attempt r;
-    char status[16], lease[72];
-    int64_t now = clock_now_ms();
-    int rc;
+    int rc = read_attempt(s, a->lease, &r, e);
 
-    rc = read_state(s, a->id, status, lease, e);
-    if (rc < 0)
-        return rc;
-    rc = read_attempt(s, a->lease, &r, e);
     if (rc < 0)
         return rc;
     if (rc == 0 || strcmp(r.job_id, a->id) != 0)
@@ -1711,12 +1716,36 @@ static int do_finish(sq_t *s, void *arg, err_t *e)
     if (strcmp(r.bot_id, a->bot_id) != 0)
         return err_set(e, JOBD_EMISMATCH, "lease %s of job %s is held by bot %s, not by bot %s",
                        a->lease, a->id, r.bot_id, a->bot_id);
-    if (strcmp(r.outcome, "running") != 0) {
-        rc = backend_refuse(a, &r, status, e);
-        if (rc < 0)
-            return rc;
-        a->repeated = true;
-        return finished_job(s, a, status, e);
+    if (strcmp(r.outcome, "running") == 0)
+        return 0;
+    rc = backend_refuse(a, &r, status, e);
+    if (rc < 0)
+        return rc;
+    a->repeated = true;
+    rc = finished_job(s, a, status, e);
+    return rc < 0 ? rc : 1;
+}
+
+static int do_finish(sq_t *s, void *arg, err_t *e)
+{
+    struct backend_finish *a = arg;
+    const char *outcome = a->ok ? "succeeded" : "failed", *now_status;
+    char status[16], lease[72], holder[64];
+    int64_t now = clock_now_ms();
+    int rc;
+
+    rc = read_holder(s, a->id, status, lease, holder, e);
+    if (rc < 0)
+        return rc;
+    /* The usual report, of the attempt that runs, is settled by the job's
+     * row alone: a job holds a lease exactly while its attempt under that
+     * lease runs. */
+    if (strcmp(status, "processing") == 0 && strcmp(lease, a->lease) == 0) {
+        if (strcmp(holder, a->bot_id) != 0)
+            return err_set(e, JOBD_EMISMATCH, "lease %s of job %s is held by bot %s, not by bot %s",
+                           a->lease, a->id, holder, a->bot_id);
+    } else if ((rc = settle_by_attempt(s, a, status, e)) != 0) {
+        return rc < 0 ? rc : JOBD_OK;
     }
     rc = finish_job(s, a, now, &now_status, e);
     if (rc == 0)
