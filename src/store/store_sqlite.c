@@ -199,6 +199,10 @@ typedef struct sq {
     sqlite3 *db;
     pthread_mutex_t mu; /* one call at a time on db and st[] */
     bool prepared;      /* st[] holds every statement, checked against the schema */
+    /* While a batch of reports runs (do_report_many), the bot's counters
+     * add up here and are written once, not once per report. */
+    bool batch_counts;
+    int64_t batch_ok, batch_failed;
     sqlite3_stmt *st[ST_COUNT];
 
     /* Group commit: write calls queue here; one of them at a time leads,
@@ -1755,8 +1759,12 @@ static int do_finish(sq_t *s, void *arg, err_t *e)
                        a->id, status, a->lease);
     if (rc >= 0)
         rc = run(s, ST_attempt_end, e, "ttit", a->lease, outcome, now, a->ok ? NULL : a->error);
-    if (rc >= 0)
+    if (rc >= 0 && s->batch_counts) {
+        s->batch_ok += a->ok;
+        s->batch_failed += !a->ok;
+    } else if (rc >= 0) {
         rc = run(s, ST_bot_done, e, "tii", a->bot_id, (int64_t)a->ok, (int64_t)!a->ok);
+    }
     return rc < 0 ? rc : finished_job(s, a, now_status, e);
 }
 
@@ -1788,7 +1796,14 @@ static int finish_step(void *conn, struct backend_finish *f, err_t *e)
 static int do_report_many(sq_t *s, void *arg, err_t *e)
 {
     struct report_args *a = arg;
-    int rc = backend_report_each(s, finish_step, a->bot_id, a->reports, a->n, e);
+    int rc;
+
+    s->batch_counts = true;
+    s->batch_ok = s->batch_failed = 0;
+    rc = backend_report_each(s, finish_step, a->bot_id, a->reports, a->n, e);
+    s->batch_counts = false;
+    if (rc >= 0 && (s->batch_ok || s->batch_failed))
+        rc = run(s, ST_bot_done, e, "tii", a->bot_id, s->batch_ok, s->batch_failed);
 
     if (rc >= 0 && a->claim) {
         struct claim_args c = {
