@@ -28,6 +28,7 @@
 #define MAX_DURATION_MS (INT64_C(365) * 24 * 3600 * 1000)
 #define MAX_ATTEMPTS    100
 #define MAX_REASON      1024
+#define MAX_KEY         128 /* bytes of an idempotency key */
 
 /* "613 sum 342" for the usual {"a","b"} input, else "sum {...}", for logs. */
 static void describe(const char *operation, const json_t *input, char *buf, size_t len)
@@ -140,7 +141,9 @@ static int parse_spec(const server_t *srv, const json_t *obj, job_spec_t *spec, 
     if ((rc = validate_int(obj, "priority", false, -1000000000, 1000000000, 0, &spec->priority,
                            e)) != JOBD_OK ||
         (rc = validate_int(obj, "max_attempts", false, 1, MAX_ATTEMPTS, 3, &spec->max_attempts,
-                           e)) != JOBD_OK)
+                           e)) != JOBD_OK ||
+        (rc = validate_string(obj, "idempotency_key", false, MAX_KEY, &spec->idempotency_key, e)) !=
+            JOBD_OK)
         return rc;
     return read_run_at(obj, &spec->run_at, e);
 }

@@ -44,7 +44,8 @@ enum record_type {
     X(failures, REC_INT)                                                                           \
     X(lost, REC_INT)                                                                               \
     X(run_at, REC_TIME)                                                                            \
-    X(progress, REC_JSON)
+    X(progress, REC_JSON)                                                                          \
+    X(idempotency_key, REC_TEXT)
 
 #define BOT_FIELDS(X)                                                                              \
     X(id, REC_TEXT)                                                                                \

@@ -96,10 +96,12 @@ int store_watch(store_t *s, store_watch_fn fn, void *arg, err_t *e);
 /* A job to submit (store_job_create). */
 typedef struct job_spec {
     const char *operation;
-    const json_t *input;  /* any JSON object, borrowed */
-    int64_t priority;     /* higher is claimed first */
-    int64_t max_attempts; /* >= 1: how many failed attempts end the job */
-    int64_t run_at;       /* ms since the epoch; 0 for now */
+    const json_t *input;         /* any JSON object, borrowed */
+    int64_t priority;            /* higher is claimed first */
+    int64_t max_attempts;        /* >= 1: how many failed attempts end the job */
+    int64_t run_at;              /* ms since the epoch; 0 for now */
+    const char *idempotency_key; /* NULL for none; else a second submit with this key makes
+                                  * no job and gets the first one's (while it exists) */
 } job_spec_t;
 
 /* Insert a job: "pending", or "scheduled" when spec->run_at is in the

@@ -98,10 +98,13 @@
 #define STATEMENTS(X)                                                                              \
     X(ping, "SELECT max(version) FROM schema_version")                                             \
     X(job_get, "SELECT {job} FROM jobs WHERE id = $1")                                             \
+    X(job_by_key, "SELECT {job} FROM jobs WHERE idempotency_key = $1")                             \
     X(job_insert,                                                                                  \
       "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at,"            \
-      " max_attempts, run_at) VALUES ($1, $2, $3::jsonb, $4, $5, 0, $6, $7, nullif($8::bigint, "   \
-      "0)) RETURNING {job}")                                                                       \
+      " max_attempts, run_at, idempotency_key) VALUES ($1, $2, $3::jsonb, $4, $5, 0, $6, $7,"      \
+      " nullif($8::bigint, 0), $9)"                                                                \
+      " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"                \
+      " RETURNING {job}")                                                                          \
     X(job_insert_many,                                                                             \
       "WITH n AS (INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at," \
       "  max_attempts, run_at) SELECT s->>'id', s->>'operation', (s->>'input')::jsonb,"            \
@@ -1120,9 +1123,18 @@ static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n,
     int rc;
 
     id_uuid7(id);
-    rc = fetch(c, ST_job_insert, REC_KIND_JOB, true, &job, e, "ttjitiii", id, spec->operation,
+    rc = fetch(c, ST_job_insert, REC_KIND_JOB, true, &job, e, "ttjitiiit", id, spec->operation,
                spec->input, spec->priority, later ? "scheduled" : "pending", now,
-               spec->max_attempts, later ? spec->run_at : (int64_t)0);
+               spec->max_attempts, later ? spec->run_at : (int64_t)0, spec->idempotency_key);
+    /* Not inserted: the key is taken (by a committed job, or one of this
+     * batch).  The answer is the job that holds it. */
+    if (rc == 0 && spec->idempotency_key) {
+        rc = fetch(c, ST_job_by_key, REC_KIND_JOB, true, &job, e, "t", spec->idempotency_key);
+        if (rc == 0)
+            rc =
+                err_set(e, JOBD_EINTERNAL, "no job holds idempotency key %s after a conflict on it",
+                        spec->idempotency_key);
+    }
     if (rc < 0) {
         if (n > 1)
             err_prefix(e, "jobs[%zu]: ", index);
@@ -1165,6 +1177,11 @@ static int create_many(conn_t *c, struct create_args *a, err_t *e)
     err_t refused;
     int rc = JOBD_OK;
 
+    /* Keys go one by one: a job of the batch may be answered with another
+     * job, which breaks the statement's one-row-per-spec order. */
+    for (size_t i = 0; i < a->n && rc == JOBD_OK; i++)
+        if (a->specs[i].idempotency_key)
+            rc = 1;
     for (size_t i = 0; i < a->n && rc == JOBD_OK; i++)
         if ((item = spec_item(&a->specs[i], now)))
             json_array_append_new(batch, item);

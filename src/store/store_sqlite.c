@@ -85,8 +85,11 @@
     X(ping, "SELECT max(version) FROM schema_version")                                             \
     X(job_insert,                                                                                  \
       "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at,"            \
-      " max_attempts, run_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, nullif(?8, 0))")              \
+      " max_attempts, run_at, idempotency_key)"                                                    \
+      " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, nullif(?8, 0), ?9)"                                 \
+      " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING")               \
     X(job_get, "SELECT {job} FROM jobs WHERE id = ?1")                                             \
+    X(job_by_key, "SELECT {job} FROM jobs WHERE idempotency_key = ?1")                             \
     X(job_history, "SELECT {attempt} FROM attempts WHERE job_id = ?1 ORDER BY attempt")            \
     X(job_events, "SELECT {event} FROM job_events WHERE job_id = ?1 ORDER BY seq")                 \
     X(event_insert, "INSERT INTO job_events (job_id, at, action, reason) VALUES (?1, ?2, ?3, ?4)") \
@@ -1331,9 +1334,28 @@ struct create_args {
     json_t *jobs;
 };
 
+/* The job that holds idempotency key `key` (which exists), whole or brief. */
+static int job_by_key(sq_t *s, const char *key, bool brief, json_t **job, err_t *e)
+{
+    json_t *whole;
+    int rc = fetch(s, ST_job_by_key, REC_KIND_JOB, true, &whole, e, "t", key);
+
+    if (rc == 0)
+        return err_set(e, JOBD_EINTERNAL, "no job holds idempotency key %s after a conflict on it",
+                       key);
+    if (rc < 0)
+        return rc;
+    *job = brief ? backend_brief(json_string_value(json_object_get(whole, "id")),
+                                 json_string_value(json_object_get(whole, "status")))
+                 : json_incref(whole);
+    json_decref(whole);
+    return JOBD_OK;
+}
+
 /* Insert one job of a batch; index names it in errors of a batch.  A brief
  * job is made from what was inserted: reading the row back and building
- * the whole record was most of a batch submit's cost. */
+ * the whole record was most of a batch submit's cost.  A job whose key is
+ * taken is not inserted: the answer is the job that holds the key. */
 static int create_one(sq_t *s, const job_spec_t *spec, size_t index, size_t n, bool brief,
                       json_t *jobs, err_t *e)
 {
@@ -1344,10 +1366,12 @@ static int create_one(sq_t *s, const job_spec_t *spec, size_t index, size_t n, b
     int rc;
 
     id_uuid7(id);
-    rc = run(s, ST_job_insert, e, "ttjitiii", id, spec->operation, spec->input, spec->priority,
+    rc = run(s, ST_job_insert, e, "ttjitiiit", id, spec->operation, spec->input, spec->priority,
              later ? "scheduled" : "pending", now, spec->max_attempts,
-             later ? spec->run_at : (int64_t)0);
-    if (rc >= 0 && brief)
+             later ? spec->run_at : (int64_t)0, spec->idempotency_key);
+    if (rc == 0 && spec->idempotency_key)
+        rc = job_by_key(s, spec->idempotency_key, brief, &job, e);
+    else if (rc >= 0 && brief)
         job = backend_brief(id, later ? "scheduled" : "pending");
     else if (rc >= 0)
         rc = get_job(s, id, &job, e);

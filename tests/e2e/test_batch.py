@@ -202,6 +202,30 @@ class Batch(harness.E2ETestCase):
                          {"id": claimed[2]["id"], "status": "succeeded"})
         self.assertEqual(self.get_job(jobd, claimed[2]["id"])["result"], 3)
 
+    def test_idempotency_key(self):
+        """A submit sent again with its idempotency_key (its reply was lost, say) makes no
+        second job; bad keys are refused."""
+        jobd = self.start_jobd()
+        first = self.expect(jobd.request("POST", "/jobs", job("sum", 1, 2, idempotency_key="k-1")),
+                            201, "first submit")
+        self.assertEqual(first["idempotency_key"], "k-1")
+        again = self.expect(jobd.request("POST", "/jobs", job("sum", 1, 2, idempotency_key="k-1")),
+                            201, "the same submit again")
+        self.assertEqual(again, first)
+        r = jobd.request("POST", "/jobs", [job("sum", 1, 2, idempotency_key="k-1"),
+                                           job("sum", 3, 4, idempotency_key="k-2"),
+                                           job("sum", 3, 4, idempotency_key="k-2"),
+                                           job("sum", 5, 6)], headers={"Prefer": "return=minimal"})
+        ids = [j["id"] for j in self.expect(r, 201, "batch with keys")["jobs"]]
+        self.assertEqual(ids[0], first["id"])
+        self.assertEqual(ids[1], ids[2])
+        self.assertEqual(len(set(ids)), 3)
+        self.assertEqual(self.total(jobd), 3)
+        for bad, mention in ((7, "must be a string"), ("", "1 to 128"), ("x" * 129, "1 to 128")):
+            self.assert_error(jobd.request("POST", "/jobs", job("sum", 1, 1, idempotency_key=bad)),
+                              422, "invalid_field", ["idempotency_key", mention])
+        self.assertEqual(self.total(jobd), 3)
+
 
 if __name__ == "__main__":
     harness.main()

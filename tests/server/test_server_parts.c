@@ -203,7 +203,7 @@ static void test_record_values(void **state)
     assert_null(record_value_int(REC_TEXT, 7));
     assert_null(record_value_int(REC_JSON, 7));
     assert_non_null(strstr(record_job_columns(), "id, operation, input"));
-    assert_int_equal(record_job_nfields, 19);
+    assert_int_equal(record_job_nfields, 20);
 }
 
 static void test_ids(void **state)

@@ -711,6 +711,62 @@ static void test_create_many(void **state)
     json_decref(input);
 }
 
+/* A submit whose idempotency key is taken makes no job: it is answered
+ * with the job that holds the key, whole or brief, alone or in a batch,
+ * and whatever has become of that job since. */
+static void test_idempotency_key(void **state)
+{
+    struct fixture *f = *state;
+    json_t *input = json_pack("{s:i}", "a", 1), *other = json_pack("{s:i}", "a", 2);
+    json_t *first, *again, *jobs, *listed, *claimed;
+    job_spec_t spec = {
+        .operation = f->op, .input = input, .max_attempts = 3, .idempotency_key = "order-42"};
+    job_spec_t batch[3] = {
+        {.operation = f->op, .input = other, .max_attempts = 3, .idempotency_key = "order-42"},
+        {.operation = f->op, .input = other, .max_attempts = 3, .idempotency_key = "order-43"},
+        {.operation = f->op, .input = other, .max_attempts = 3, .idempotency_key = "order-43"},
+    };
+    job_filter_t filter = {.operation = f->op, .limit = 100};
+    err_t e;
+
+    assert_ok(store_job_create(f->s, &spec, &first, &e), &e);
+    assert_string_equal(sget(first, "idempotency_key"), "order-42");
+    spec.input = other; /* the rest of a repeat does not matter */
+    assert_ok(store_job_create(f->s, &spec, &again, &e), &e);
+    assert_true(json_equal(first, again));
+    json_decref(again);
+
+    /* In a batch: the taken key answers with the first job, and a key used
+     * twice in the batch makes one job. */
+    assert_ok(store_job_create_many(f->s, batch, 3, false, &jobs, &e), &e);
+    assert_string_equal(sget(json_array_get(jobs, 0), "id"), sget(first, "id"));
+    assert_string_equal(sget(json_array_get(jobs, 1), "id"), sget(json_array_get(jobs, 2), "id"));
+    assert_string_not_equal(sget(json_array_get(jobs, 1), "id"), sget(first, "id"));
+    json_decref(jobs);
+    assert_ok(store_job_list(f->s, &filter, &listed, &e), &e);
+    assert_int_equal(json_array_size(listed), 2);
+    json_decref(listed);
+
+    /* Claimed since: a repeat shows the job as it is now; brief too. */
+    claimed = claim(f, f->bot, 1, 30000);
+    assert_int_equal(json_array_size(claimed), 1);
+    assert_ok(store_job_create_many(f->s, batch, 1, true, &jobs, &e), &e);
+    assert_int_equal(json_object_size(json_array_get(jobs, 0)), 2);
+    assert_string_equal(sget(json_array_get(jobs, 0), "id"), sget(first, "id"));
+    assert_string_equal(sget(json_array_get(jobs, 0), "status"), "processing");
+    json_decref(jobs);
+
+    /* No key: every submit is a job of its own. */
+    spec.idempotency_key = NULL;
+    assert_ok(store_job_create(f->s, &spec, &again, &e), &e);
+    assert_true(json_is_null(json_object_get(again, "idempotency_key")));
+    json_decref(again);
+    json_decref(claimed);
+    json_decref(first);
+    json_decref(other);
+    json_decref(input);
+}
+
 /* Reports in one batch are fenced one by one. */
 static void test_report_many(void **state)
 {
@@ -1885,6 +1941,7 @@ int main(void)
         T(test_concurrent_writes_stand_alone),
         T(test_sync_modes),
         T(test_create_many),
+        T(test_idempotency_key),
         T(test_report_many),
         T(test_report_many_with_claim),
         T(test_report_many_brief),
