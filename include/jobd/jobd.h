@@ -210,6 +210,12 @@ JOBD_API int jobd_client_report_claim(jobd_client_t *c, const char *bot_id,
 JOBD_API int jobd_client_submit(jobd_client_t *c, const char *operation, const json_t *input,
                                 int64_t priority, json_t **job);
 
+/* POST /jobs with an idempotency key (NULL: none): sending the same submit
+ * again, say after a lost reply, makes no second job; *job is then the job
+ * the key names (docs/api.md). */
+JOBD_API int jobd_client_submit_keyed(jobd_client_t *c, const char *operation, const json_t *input,
+                                      int64_t priority, const char *idempotency_key, json_t **job);
+
 /* GET /jobs/{id}.  OUT: *job, with its history. */
 JOBD_API int jobd_client_get_job(jobd_client_t *c, const char *id, json_t **job);
 

@@ -14,7 +14,7 @@
 #define DEFAULT_SERVER "http://127.0.0.1:3001"
 
 static const struct cli_command commands[] = {
-    {"submit", "OPERATION A B [--priority N]", cmd_submit},
+    {"submit", "OPERATION A B [--priority N] [--key KEY]", cmd_submit},
     {"get", "ID", cmd_get},
     {"list", "[--status S] [--operation O] [--limit N] [--after ID]", cmd_list},
     {"stats", "", cmd_stats},

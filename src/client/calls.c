@@ -394,13 +394,19 @@ int jobd_client_fail_retryable(jobd_client_t *c, const char *bot_id, const char 
 int jobd_client_submit(jobd_client_t *c, const char *operation, const json_t *input,
                        int64_t priority, json_t **job)
 {
+    return jobd_client_submit_keyed(c, operation, input, priority, NULL, job);
+}
+
+int jobd_client_submit_keyed(jobd_client_t *c, const char *operation, const json_t *input,
+                             int64_t priority, const char *idempotency_key, json_t **job)
+{
     json_t *body;
     int rc;
 
     if (!operation || !json_is_object(input))
         return jobd__fail(c, JOBD_CLIENT_EINVAL, "submit needs an operation and an input object");
-    body = json_pack("{s:s, s:O, s:I}", "operation", operation, "input", input, "priority",
-                     (json_int_t)priority);
+    body = json_pack("{s:s, s:O, s:I, s:s*}", "operation", operation, "input", input, "priority",
+                     (json_int_t)priority, "idempotency_key", idempotency_key);
     if (!body)
         return jobd__fail(c, JOBD_CLIENT_ENOMEM, "out of memory");
     rc = exchange(c, "POST", "/jobs", body, false, "submit", job);

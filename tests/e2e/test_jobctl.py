@@ -42,6 +42,12 @@ class Jobctl(harness.E2ETestCase):
         self.assertIn("succeeded", stats)
         self.assertRegex(stats, r"\b1\b")
 
+        # --key: the same submit again prints the first job and makes no second
+        first = harness.UUID_RE.search(self.ok(jobd, "submit", "sum", "1", "2", "--key", "k9"))
+        again = harness.UUID_RE.search(self.ok(jobd, "submit", "sum", "1", "2", "--key", "k9"))
+        self.assertEqual(first.group(0), again.group(0))
+        self.assertEqual(self.get_job(jobd, first.group(0))["idempotency_key"], "k9")
+
         # release: a job held by a bot that went quiet
         out = self.ok(jobd, "submit", "product", "6", "7")
         held = harness.UUID_RE.search(out).group(0)

@@ -560,6 +560,14 @@ static void test_admin_and_queries(void **state)
     body = sent_body();
     assert_int_equal(json_integer_value(json_object_get(body, "priority")), -3);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(body, "input"), "b")), 2);
+    assert_null(json_object_get(body, "idempotency_key"));
+    json_decref(body);
+    body = json_pack("{s:i}", "a", 1);
+    assert_int_equal(jobd_client_submit_keyed(anon, "sum", body, 0, "k-7", &out), JOBD_CLIENT_OK);
+    json_decref(out);
+    json_decref(body);
+    body = sent_body();
+    assert_string_equal(json_string_value(json_object_get(body, "idempotency_key")), "k-7");
     json_decref(body);
 
     reply_with(200, "{\"status\": \"ok\"}");
