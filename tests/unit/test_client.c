@@ -307,6 +307,28 @@ static void *cancel_soon(void *arg)
     return NULL;
 }
 
+/* Around a call that waits on the fake: cancel it after 200 ms from another
+ * thread (start), then (check, right after the call returned) insist that
+ * it stopped within 2 s, and let the fake's held reply go. */
+static void cancel_timer_start(pthread_t *t, struct timespec *t0)
+{
+    clock_gettime(CLOCK_MONOTONIC, t0);
+    pthread_create(t, NULL, cancel_soon, NULL);
+}
+
+static void cancel_timer_check(pthread_t t, const struct timespec *t0)
+{
+    struct timespec t1;
+    double secs;
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_join(t, NULL);
+    fake.released = 1;
+    secs = (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+    if (secs > 2.0)
+        fail_msg("cancel took %.2f s", secs);
+}
+
 static void test_claim_cancel(void **state)
 {
     jobd_client_t *c = client_for(fake.url, NULL);
@@ -318,21 +340,14 @@ static void test_claim_cancel(void **state)
     jobd_job_t *jobs;
     size_t n;
     pthread_t t;
-    struct timespec t0, t1;
-    double secs;
+    struct timespec t0;
 
     reply_with(204, "");
     fake.delay_ms = 20000;
     cancel_flag = 0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    pthread_create(&t, NULL, cancel_soon, NULL);
+    cancel_timer_start(&t, &t0);
     assert_int_equal(jobd_client_claim(c, &req, &jobs, &n), JOBD_CLIENT_ECANCELED);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    pthread_join(t, NULL);
-    fake.released = 1;
-    secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    if (secs > 2.0)
-        fail_msg("cancel took %.2f s", secs);
+    cancel_timer_check(t, &t0);
     /* Already canceled: nothing is sent. */
     assert_int_equal(jobd_client_claim(c, &req, &jobs, &n), JOBD_CLIENT_ECANCELED);
     jobd_client_free(c);
@@ -487,8 +502,7 @@ static void test_report_claim_waits(void **state)
     jobd_job_t *jobs = NULL;
     size_t n = 99;
     pthread_t t;
-    struct timespec t0, t1;
-    double secs;
+    struct timespec t0;
 
     assert_non_null(c);
     cancel_flag = 0;
@@ -502,16 +516,10 @@ static void test_report_claim_waits(void **state)
     reply_with(200, "{\"results\": [{\"id\": \"j1\", \"job\": {}}], \"jobs\": []}");
     fake.delay_ms = 20000;
     next.wait_ms = 20000;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    pthread_create(&t, NULL, cancel_soon, NULL);
+    cancel_timer_start(&t, &t0);
     assert_int_equal(jobd_client_report_claim(c, "b1", &r, 1, &next, &results, &jobs, &n),
                      JOBD_CLIENT_ECANCELED);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    pthread_join(t, NULL);
-    fake.released = 1;
-    secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    if (secs > 2.0)
-        fail_msg("cancel took %.2f s", secs);
+    cancel_timer_check(t, &t0);
     cancel_flag = 0;
     json_decref(value);
     jobd_client_free(c);
