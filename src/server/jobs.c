@@ -132,7 +132,12 @@ static int parse_spec(const server_t *srv, const json_t *obj, job_spec_t *spec, 
     spec->input = json_object_get(obj, "input");
     if (!json_is_object(spec->input))
         return err_set(e, JOBD_EFIELD, "field 'input' is required and must be an object");
-    input_len = json_dumpb(spec->input, NULL, 0, JSON_COMPACT);
+    /* Written once, here: its size is checked, and the store keeps the text
+     * (spec->input_text, freed by the caller). */
+    spec->input_text = json_dumps(spec->input, JSON_COMPACT);
+    if (!spec->input_text)
+        return err_set(e, JOBD_EFIELD, "field 'input' cannot be written as JSON");
+    input_len = strlen(spec->input_text);
     if (input_len > srv->cfg.max_input)
         return err_set(
             e, JOBD_EINPUTSIZE,
@@ -161,6 +166,14 @@ static void log_created(const json_t *job, const job_spec_t *spec)
              (long long)spec->priority, spec->run_at ? ", run at " : "", run_at);
 }
 
+/* Free n specs and the input texts parse_spec wrote for them. */
+static void specs_free(job_spec_t *specs, size_t n)
+{
+    for (size_t i = 0; specs && i < n; i++)
+        free((char *)specs[i].input_text);
+    free(specs);
+}
+
 /* POST /jobs takes one job (an object) or a batch (an array of up to
  * MAX_BATCH objects), which is inserted in one transaction, all or nothing;
  * an error names the first bad item as "jobs[i]". */
@@ -168,7 +181,7 @@ void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
 {
     json_t *body = NULL, *jobs = NULL, *item;
     job_spec_t *specs = NULL;
-    size_t n, i, run_end;
+    size_t n = 0, i, run_end;
     bool batch;
     err_t e;
 
@@ -212,13 +225,13 @@ void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
         reply_json(rep, 201, json_incref(json_array_get(jobs, 0)));
         json_decref(jobs);
     }
-    free(specs);
+    specs_free(specs, n);
     json_decref(body);
     return;
 
 out_error:
     reply_err(rep, &e);
-    free(specs);
+    specs_free(specs, n);
     json_decref(body);
 }
 

@@ -163,6 +163,14 @@ int backend_report_undo(int rc, job_report_t *reports, size_t n)
     return rc;
 }
 
+const char *backend_input_text(const job_spec_t *spec, char **owned)
+{
+    *owned = NULL;
+    if (spec->input_text || !spec->input)
+        return spec->input_text;
+    return *owned = json_dumps(spec->input, JSON_ENCODE_ANY | JSON_COMPACT);
+}
+
 json_t *backend_brief(const char *id, const char *status)
 {
     json_t *job = json_object();

@@ -82,6 +82,11 @@ int backend_report_each(void *conn, int (*finish)(void *conn, struct backend_fin
  * field is set.  Returns rc. */
 int backend_report_undo(int rc, job_report_t *reports, size_t n);
 
+/* The input of spec as JSON text: the caller's (spec->input_text), or a
+ * new one left in *owned for the caller to free.  NULL when spec has no
+ * input, or it cannot be written (then *owned is NULL too). */
+const char *backend_input_text(const job_spec_t *spec, char **owned);
+
 /* A brief job (store_job_create_many): {"id": id, "status": status}, both
  * ASCII.  A new reference. */
 json_t *backend_brief(const char *id, const char *status);

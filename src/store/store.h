@@ -97,6 +97,8 @@ int store_watch(store_t *s, store_watch_fn fn, void *arg, err_t *e);
 typedef struct job_spec {
     const char *operation;
     const json_t *input;         /* any JSON object, borrowed */
+    const char *input_text;      /* input as compact JSON text if the caller has it already
+                                  * (borrowed); NULL: the store writes it */
     int64_t priority;            /* higher is claimed first */
     int64_t max_attempts;        /* >= 1: how many failed attempts end the job */
     int64_t run_at;              /* ms since the epoch; 0 for now */

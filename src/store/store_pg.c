@@ -1118,14 +1118,18 @@ static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n,
 {
     int64_t now = clock_now_ms();
     bool later = spec->run_at > now;
-    char id[ID_UUID_LEN];
+    char id[ID_UUID_LEN], *owned;
+    const char *input = backend_input_text(spec, &owned);
     json_t *job;
     int rc;
 
+    if (spec->input && !input)
+        return err_set(e, JOBD_EINTERNAL, "jobs[%zu]: the input cannot be written as JSON", index);
     id_uuid7(id);
-    rc = fetch(c, ST_job_insert, REC_KIND_JOB, true, &job, e, "ttjitiiit", id, spec->operation,
-               spec->input, spec->priority, later ? "scheduled" : "pending", now,
-               spec->max_attempts, later ? spec->run_at : (int64_t)0, spec->idempotency_key);
+    rc = fetch(c, ST_job_insert, REC_KIND_JOB, true, &job, e, "tttitiiit", id, spec->operation,
+               input, spec->priority, later ? "scheduled" : "pending", now, spec->max_attempts,
+               later ? spec->run_at : (int64_t)0, spec->idempotency_key);
+    free(owned);
     /* Not inserted: the key is taken (by a committed job, or one of this
      * batch).  The answer is the job that holds it. */
     if (rc == 0 && spec->idempotency_key) {
@@ -1150,10 +1154,11 @@ static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n,
 static json_t *spec_item(const job_spec_t *spec, int64_t now)
 {
     bool later = spec->run_at > now;
-    char id[ID_UUID_LEN], *input = NULL;
+    char id[ID_UUID_LEN], *owned;
+    const char *input = backend_input_text(spec, &owned);
     json_t *item;
 
-    if (spec->input && !(input = json_dumps(spec->input, JSON_ENCODE_ANY | JSON_COMPACT)))
+    if (spec->input && !input)
         return NULL;
     id_uuid7(id);
     item =
@@ -1161,7 +1166,7 @@ static json_t *spec_item(const job_spec_t *spec, int64_t now)
                   "input", input, "priority", (json_int_t)spec->priority, "status",
                   later ? "scheduled" : "pending", "max_attempts", (json_int_t)spec->max_attempts,
                   "run_at", (json_int_t)(later ? spec->run_at : 0));
-    free(input);
+    free(owned);
     return item;
 }
 

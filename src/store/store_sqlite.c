@@ -1361,14 +1361,18 @@ static int create_one(sq_t *s, const job_spec_t *spec, size_t index, size_t n, b
 {
     int64_t now = clock_now_ms();
     bool later = spec->run_at > now;
-    char id[ID_UUID_LEN];
+    char id[ID_UUID_LEN], *owned;
+    const char *input = backend_input_text(spec, &owned);
     json_t *job;
     int rc;
 
+    if (spec->input && !input)
+        return err_set(e, JOBD_EINTERNAL, "jobs[%zu]: the input cannot be written as JSON", index);
     id_uuid7(id);
-    rc = run(s, ST_job_insert, e, "ttjitiiit", id, spec->operation, spec->input, spec->priority,
+    rc = run(s, ST_job_insert, e, "tttitiiit", id, spec->operation, input, spec->priority,
              later ? "scheduled" : "pending", now, spec->max_attempts,
              later ? spec->run_at : (int64_t)0, spec->idempotency_key);
+    free(owned);
     if (rc == 0 && spec->idempotency_key)
         rc = job_by_key(s, spec->idempotency_key, brief, &job, e);
     else if (rc >= 0 && brief)
