@@ -179,14 +179,19 @@ json_t *backend_brief(const char *id, const char *status)
     return job;
 }
 
+json_t *backend_brief_of(const json_t *job)
+{
+    return backend_brief(json_string_value(json_object_get(job, "id")),
+                         json_string_value(json_object_get(job, "status")));
+}
+
 void backend_report_brief(job_report_t *reports, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         json_t *job = reports[i].job;
         if (!reports[i].brief || !job)
             continue;
-        reports[i].job = backend_brief(json_string_value(json_object_get(job, "id")),
-                                       json_string_value(json_object_get(job, "status")));
+        reports[i].job = backend_brief_of(job);
         json_decref(job);
     }
 }

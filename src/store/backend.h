@@ -91,6 +91,9 @@ const char *backend_input_text(const job_spec_t *spec, char **owned);
  * ASCII.  A new reference. */
 json_t *backend_brief(const char *id, const char *status);
 
+/* The brief form of a whole job: its id and status.  A new reference. */
+json_t *backend_brief_of(const json_t *job);
+
 /* Cut the job of each report that asked to be brief down to its id and
  * status, for a backend that reads whole rows back anyway. */
 void backend_report_brief(job_report_t *reports, size_t n);

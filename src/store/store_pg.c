@@ -1238,9 +1238,7 @@ static int pg_job_create(store_t *base, const job_spec_t *specs, size_t n, bool 
         size_t i;
         json_array_foreach(*jobs, i, job)
         {
-            json_array_set_new(*jobs, i,
-                               backend_brief(json_string_value(json_object_get(job, "id")),
-                                             json_string_value(json_object_get(job, "status"))));
+            json_array_set_new(*jobs, i, backend_brief_of(job));
         }
     }
     return rc;

@@ -1345,9 +1345,7 @@ static int job_by_key(sq_t *s, const char *key, bool brief, json_t **job, err_t 
                        key);
     if (rc < 0)
         return rc;
-    *job = brief ? backend_brief(json_string_value(json_object_get(whole, "id")),
-                                 json_string_value(json_object_get(whole, "status")))
-                 : json_incref(whole);
+    *job = brief ? backend_brief_of(whole) : json_incref(whole);
     json_decref(whole);
     return JOBD_OK;
 }
