@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Connections a store opens at most: one per HTTP worker (4 by default),
@@ -94,6 +95,25 @@
  * job_finish_many likewise tests no status: a job with a lease is
  * processing (the CHECK on jobs), and a test on status would let it walk
  * every processing job (jobs_status) for each batch.
+ *
+ * Plans: every statement is an index walk by design, so jobd's sessions
+ * plan each statement once (plan_cache_mode = force_generic_plan) with
+ * sequential scans off (enable_seqscan = off; prepare_all).  Both measured
+ * on bench/run's e2e workload on a new database, whose tables are empty
+ * when the first plans are made and hold 100,000 jobs a second later:
+ * - PostgreSQL's default re-planned the CTE statements on every call
+ *   (their custom plans look cheaper than a generic one), 13 % of its CPU;
+ * - and a plan made while a table looked empty walked the whole table long
+ *   after it had grown, until autovacuum analyzed it: job_finish_many's
+ *   check of the attempt (EXISTS) and export_claim's read of the jobs
+ *   (IN) became hash joins over every attempt and every job, ~1 ms per
+ *   report and 22 ms per export batch with 10,000 jobs done.
+ * Rows picked by a subquery are then found by key, `= ANY (ARRAY(...))`,
+ * not with IN, EXISTS or a join: a key lookup stays one whatever the
+ * statistics say.  A job's own lease and bot fence a report (the lease is
+ * set while its attempt runs and cleared when the attempt ends), and
+ * job_finish_many locks the reported jobs in id order (l) before it
+ * changes them, whatever order its plan visits them in.
  */
 #define STATEMENTS(X)                                                                              \
     X(ping, "SELECT max(version) FROM schema_version")                                             \
@@ -157,14 +177,14 @@
     X(job_finish_many,                                                                             \
       "WITH v AS (SELECT r->>'id' AS r_id, r->>'lease' AS r_lease, (r->>'ok')::boolean AS r_ok,"   \
       "  r->>'result' AS r_result, r->>'error' AS r_error, (r->>'duration_ms')::bigint AS r_ms"    \
-      "  FROM jsonb_array_elements($3::jsonb) AS r ORDER BY 1),"                                   \
+      "  FROM jsonb_array_elements($3::jsonb) AS r),"                                              \
+      " l AS (SELECT id FROM jobs WHERE id = ANY (ARRAY(SELECT r_id FROM v)) AND bot_id = $1"      \
+      "  ORDER BY id FOR UPDATE),"                                                                 \
       " j AS (UPDATE jobs SET status = CASE WHEN r_ok THEN 'succeeded' ELSE 'failed' END,"         \
       "  result = r_result::jsonb, error = r_error, duration_ms = r_ms, finished_at = $2,"         \
       "  failures = failures + CASE WHEN r_ok THEN 0 ELSE 1 END, lease = NULL,"                    \
-      "  lease_expires_at = NULL FROM v WHERE id = r_id AND lease = r_lease"                       \
-      "  AND EXISTS (SELECT FROM attempts AS a WHERE a.lease = r_lease"                            \
-      "   AND a.job_id = r_id AND a.bot_id = $1 AND a.outcome = 'running')"                        \
-      "  RETURNING {job}, r_lease, r_ok, r_error),"                                                \
+      "  lease_expires_at = NULL FROM v WHERE id = ANY (ARRAY(SELECT id FROM l)) AND id = r_id"    \
+      "  AND lease = r_lease AND bot_id = $1 RETURNING {job}, r_lease, r_ok, r_error),"            \
       " a AS (UPDATE attempts SET outcome = CASE WHEN j.r_ok THEN 'succeeded' ELSE 'failed' END,"  \
       "  ended_at = $2, error = CASE WHEN j.r_ok THEN NULL ELSE j.r_error END FROM j"              \
       "  WHERE attempts.lease = j.r_lease AND attempts.outcome = 'running'),"                      \
@@ -191,8 +211,8 @@
                  " finished_at = NULL, result = NULL, error = NULL, duration_ms = NULL,"           \
                  " claimed_at = NULL, bot_id = NULL, bot_name = NULL, progress = NULL"             \
                  " WHERE id = $1 AND status IN ('failed', 'cancelled')")                           \
-    X(schedule_due, "UPDATE jobs SET status = 'pending' WHERE id IN (SELECT id FROM jobs"          \
-                    " WHERE status = 'scheduled' AND run_at <= $1 FOR UPDATE SKIP LOCKED)")        \
+    X(schedule_due, "UPDATE jobs SET status = 'pending' WHERE id = ANY (ARRAY(SELECT id FROM jobs" \
+                    " WHERE status = 'scheduled' AND run_at <= $1 FOR UPDATE SKIP LOCKED))")       \
     X(bot_done, "UPDATE bots SET jobs_succeeded = jobs_succeeded + $2,"                            \
                 " jobs_failed = jobs_failed + $3 WHERE id = $1")                                   \
     X(bot_lost, "UPDATE bots SET jobs_lost = jobs_lost + 1"                                        \
@@ -225,9 +245,9 @@
                  "  AND finished_at <= coalesce((SELECT min(finished_at) FROM export_queue), $1)"  \
                  "  AND NOT EXISTS (SELECT 1 FROM export_queue WHERE job_id = jobs.id)"            \
                  "  ORDER BY finished_at, id LIMIT $2 FOR UPDATE SKIP LOCKED),"                    \
-                 " a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM p)),"                \
-                 " v AS (DELETE FROM job_events WHERE job_id IN (SELECT id FROM p))"               \
-                 " DELETE FROM jobs WHERE id IN (SELECT id FROM p)")                               \
+                 " a AS (DELETE FROM attempts WHERE job_id = ANY (ARRAY(SELECT id FROM p))),"      \
+                 " v AS (DELETE FROM job_events WHERE job_id = ANY (ARRAY(SELECT id FROM p)))"     \
+                 " DELETE FROM jobs WHERE id = ANY (ARRAY(SELECT id FROM p))")                     \
     X(stats_jobs, "SELECT operation, status, count(*) FROM jobs GROUP BY operation, status")       \
     X(stats_bots, "SELECT state, count(*) FROM bots GROUP BY state")                               \
     X(bot_insert, "INSERT INTO bots (id, name, operations, state, registered_at, last_seen_at)"    \
@@ -236,11 +256,12 @@
     X(bot_get, "SELECT {bot} FROM bots WHERE id = $1")                                             \
     X(bot_list, "SELECT {bot} FROM bots ORDER BY registered_at, id")                               \
     X(export_claim,                                                                                \
-      "WITH c AS (UPDATE export_queue SET owner = $1, claimed_at = $3 WHERE job_id IN"             \
-      "  (SELECT job_id FROM export_queue"                                                         \
+      "WITH c AS (UPDATE export_queue SET owner = $1, claimed_at = $3 WHERE job_id = ANY (ARRAY("  \
+      "  SELECT job_id FROM export_queue"                                                          \
       "   WHERE owner IS NULL OR owner = $1 OR claimed_at < $4"                                    \
-      "   ORDER BY finished_at, job_id LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING job_id)"         \
-      " SELECT {job} FROM jobs WHERE id IN (SELECT job_id FROM c) ORDER BY finished_at, id")       \
+      "   ORDER BY finished_at, job_id LIMIT $2 FOR UPDATE SKIP LOCKED)) RETURNING job_id)"        \
+      " SELECT {job} FROM jobs WHERE id = ANY (ARRAY(SELECT job_id FROM c))"                       \
+      " ORDER BY finished_at, id")                                                                 \
     X(export_mark, "DELETE FROM export_queue WHERE job_id = ANY ($1::text[]) AND owner = $2")      \
     X(export_file_set, "INSERT INTO datalake_files (path, size) VALUES ($1, $2)"                   \
                        " ON CONFLICT (path) DO UPDATE SET size = excluded.size")                   \
@@ -280,6 +301,24 @@ typedef struct watch {
     void *arg;
 } watch_t;
 
+/* The sender of cross-server wake-ups.  A commit of jobd's that made jobs
+ * pending hands their operations here (announce()), and this thread sends
+ * one NOTIFY per operation from a connection of its own, in transactions
+ * that do not wait for their WAL flush: a notification is not durable
+ * anyway, and a NOTIFY inside the job's own transaction made PostgreSQL
+ * serialize every such commit with its flush (migration 0007).  Operations
+ * handed over while it sends go out together in its next round. */
+typedef struct announcer {
+    pthread_mutex_t mu; /* guards everything below but the inside of pg */
+    pthread_cond_t cond;
+    pthread_t thread;
+    bool running; /* the thread was started (on the first announcement) */
+    bool stop;
+    char *ops; /* operations to announce, each once and '\n'-terminated; NULL: none */
+    size_t len;
+    PGconn *pg; /* the thread's own; NULL until connected */
+} announcer_t;
+
 typedef struct pg {
     store_t base; /* first: store.c sees only this */
     char *conninfo;
@@ -290,6 +329,7 @@ typedef struct pg {
     atomic_bool sync_off; /* STORE_SYNC_NORMAL: commits do not wait for the WAL flush */
     conn_t conns[POOL_MAX];
     watch_t watch;
+    announcer_t announce;
 } pg_t;
 
 #define LATEST (store_pg_migrations_count)
@@ -696,8 +736,14 @@ static int pg_connect(const char *conninfo, PGconn **out, err_t *e)
  * that does not fit the schema (or JOBD_EDBDOWN if the database went away). */
 static int prepare_all(conn_t *c, err_t *e)
 {
-    /* Start from none: an earlier set, or the part of one that failed. */
-    int rc = exec_sql(c, "DEALLOCATE ALL", "drop prepared statements", e);
+    /* Start from none: an earlier set, or the part of one that failed.
+     * Announce new jobs after commit (transact), not inside the transaction
+     * (migration 0007); plan each statement once, on its indexes (see
+     * STATEMENTS). */
+    int rc = exec_sql(c,
+                      "DEALLOCATE ALL; SET jobd.announce = 'after-commit';"
+                      " SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off",
+                      "drop prepared statements", e);
 
     c->gen = 0;
     for (int i = 0; i < ST_COUNT && rc == JOBD_OK; i++) {
@@ -790,14 +836,202 @@ static int acquire(pg_t *s, bool statements, conn_t **out, err_t *e)
     return JOBD_OK;
 }
 
+/* ---- announcements -------------------------------------------------------- */
+
+/* Add the '\n'-terminated operation names in `lines` to a->ops, each once. */
+static void ops_merge(announcer_t *a, const char *lines)
+{
+    for (const char *p = lines; *p;) {
+        const char *end = strchr(p, '\n');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        bool seen = false;
+
+        for (const char *q = a->ops; q && *q && !seen; q = strchr(q, '\n') + 1)
+            seen = strncmp(q, p, n) == 0 && q[n] == '\n';
+        if (n > 0 && !seen) {
+            char *grown = realloc(a->ops, a->len + n + 2);
+            if (!grown)
+                abort();
+            memcpy(grown + a->len, p, n);
+            a->len += n;
+            grown[a->len++] = '\n';
+            grown[a->len] = '\0';
+            a->ops = grown;
+        }
+        p += n + (end != NULL);
+    }
+}
+
+/* Send one NOTIFY per line of `ops` on a's connection, (re)connecting it
+ * first if needed.  A failure leaves the connection to be made again. */
+static int announce_send(pg_t *s, announcer_t *a, const char *ops, err_t *e)
+{
+    const char *params[1] = {ops};
+    PGresult *r;
+    conn_t c;
+    int rc;
+
+    if (a->pg && PQstatus(a->pg) != CONNECTION_OK) {
+        PQfinish(a->pg);
+        a->pg = NULL;
+    }
+    if (!a->pg) {
+        if ((rc = pg_connect(s->conninfo, &c.pg, e)) < 0)
+            return rc;
+        /* Each NOTIFY commits on its own without waiting for the flush. */
+        if ((rc = exec_sql(&c, "SET synchronous_commit = off", "announce", e)) < 0) {
+            PQfinish(c.pg);
+            return rc;
+        }
+        a->pg = c.pg;
+    }
+    c.pg = a->pg;
+    r = PQexecParams(a->pg,
+                     "SELECT pg_notify('" CHANNEL "', o)"
+                     " FROM unnest(string_to_array(rtrim($1, E'\\n'), E'\\n')) AS o",
+                     1, NULL, params, NULL, NULL, 0);
+    rc = r && PQresultStatus(r) == PGRES_TUPLES_OK ? JOBD_OK : pgerr(&c, r, "announce", e);
+    PQclear(r);
+    if (rc < 0) {
+        PQfinish(a->pg);
+        a->pg = NULL;
+    }
+    return rc;
+}
+
+/* The announcer thread: send what was handed over, retrying with backoff
+ * while the database cannot be reached (the operations wait meanwhile). */
+static void *announcer_main(void *arg)
+{
+    pg_t *s = arg;
+    announcer_t *a = &s->announce;
+    int backoff = 100;
+    bool failing = false;
+    err_t e;
+
+    pthread_mutex_lock(&a->mu);
+    while (!a->stop) {
+        char *ops = a->ops;
+        int rc;
+
+        if (!ops) {
+            pthread_cond_wait(&a->cond, &a->mu);
+            continue;
+        }
+        a->ops = NULL;
+        a->len = 0;
+        pthread_mutex_unlock(&a->mu);
+        rc = announce_send(s, a, ops, &e);
+        pthread_mutex_lock(&a->mu);
+        if (rc == JOBD_OK) {
+            if (failing)
+                log_info("announcing new jobs to other servers again");
+            failing = false;
+            backoff = 100;
+            free(ops);
+            continue;
+        }
+        if (!failing)
+            log_warn("cannot announce new jobs to other servers (%s); retrying", e.msg);
+        failing = true;
+        ops_merge(a, ops);
+        free(ops);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += backoff / 1000;
+        until.tv_nsec += (long)(backoff % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (!a->stop)
+            pthread_cond_timedwait(&a->cond, &a->mu, &until);
+        backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* Hand the '\n'-terminated operations in `lines`, just committed as
+ * pending, to the announcer, starting it on first use. */
+static void announce(pg_t *s, const char *lines)
+{
+    announcer_t *a = &s->announce;
+
+    pthread_mutex_lock(&a->mu);
+    if (!a->running) {
+        if (pthread_create(&a->thread, NULL, announcer_main, s) != 0)
+            abort();
+        a->running = true;
+    }
+    ops_merge(a, lines);
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Stop the announcer.  What it still holds is sent once more first: jobs
+ * committed just before a shutdown are announced like any other. */
+static void announcer_stop(pg_t *s)
+{
+    announcer_t *a = &s->announce;
+    err_t e;
+
+    pthread_mutex_lock(&a->mu);
+    a->stop = true;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->mu);
+    if (a->running)
+        pthread_join(a->thread, NULL);
+    a->running = false;
+    if (a->ops && announce_send(s, a, a->ops, &e) < 0)
+        log_warn("could not announce new jobs to other servers at shutdown (%s); their claims "
+                 "find them when their waits end",
+                 e.msg);
+    free(a->ops);
+    a->ops = NULL;
+    if (a->pg)
+        PQfinish(a->pg);
+    a->pg = NULL;
+}
+
 /* ---- transactions -------------------------------------------------------- */
 
 typedef int (*tx_fn)(conn_t *c, void *arg, err_t *e);
 
-/* Run fn(c, arg, e) in one transaction opened by `begin`: commit if fn
- * returns >= 0, roll back otherwise. */
-static int transact(pg_t *s, const char *begin, tx_fn fn, void *arg, err_t *e)
+/* Commit c's transaction, reading in the same round trip which operations
+ * it made pending: migration 0007's trigger notes them in jobd.pending, for
+ * a session that set jobd.announce (prepare_all).  OUT: *pending, the
+ * '\n'-terminated names (malloc'd), or NULL for none. */
+static int commit_write(conn_t *c, char **pending, err_t *e)
 {
+    PGresult *r;
+    int rc = JOBD_OK;
+
+    *pending = NULL;
+    if (!PQsendQuery(c->pg, "SELECT current_setting('jobd.pending', true); COMMIT"))
+        return pgerr(c, NULL, "commit", e);
+    while ((r = PQgetResult(c->pg))) {
+        ExecStatusType st = PQresultStatus(r);
+
+        if (st == PGRES_TUPLES_OK && PQntuples(r) == 1 && *PQgetvalue(r, 0, 0)) {
+            free(*pending);
+            if (!(*pending = strdup(PQgetvalue(r, 0, 0))))
+                abort();
+        } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && rc == JOBD_OK) {
+            rc = pgerr(c, r, "commit", e);
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* Run fn(c, arg, e) in one transaction opened by `begin`: commit if fn
+ * returns >= 0, roll back otherwise.  A `write` transaction that made jobs
+ * pending announces them once committed (or once its commit's fate is
+ * unknown: a wake-up too many only costs a claim that finds nothing). */
+static int transact(pg_t *s, const char *begin, bool write, tx_fn fn, void *arg, err_t *e)
+{
+    char *pending = NULL;
     conn_t *c;
     int rc = acquire(s, true, &c, e);
 
@@ -816,9 +1050,13 @@ static int transact(pg_t *s, const char *begin, tx_fn fn, void *arg, err_t *e)
         goto out_release;
     rc = fn(c, arg, e);
     if (rc >= 0) {
-        rc = exec_sql(c, "COMMIT", "commit", e);
-        goto out_release;
+        int done = write ? commit_write(c, &pending, e) : exec_sql(c, "COMMIT", "commit", e);
+        if (pending && (done == JOBD_OK || done == JOBD_EDBDOWN))
+            announce(s, pending);
+        free(pending);
+        rc = done;
     }
+    /* Still open after a failure (fn's, or a failed read before COMMIT). */
     if (PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
         exec_sql(c, "ROLLBACK", "roll back", NULL);
 out_release:
@@ -835,13 +1073,13 @@ static int tx_write(pg_t *s, tx_fn fn, void *arg, err_t *e)
                     atomic_load(&s->sync_off) ? "BEGIN ISOLATION LEVEL READ COMMITTED;"
                                                 " SET LOCAL synchronous_commit = off"
                                               : "BEGIN ISOLATION LEVEL READ COMMITTED",
-                    fn, arg, e);
+                    true, fn, arg, e);
 }
 
 /* Reads see one snapshot, e.g. a job and its history together. */
 static int tx_read(pg_t *s, tx_fn fn, void *arg, err_t *e)
 {
-    return transact(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", fn, arg, e);
+    return transact(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", false, fn, arg, e);
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -861,6 +1099,8 @@ static int pg_open(const char *db, store_t **out, err_t *e)
         abort();
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->freed, NULL);
+    pthread_mutex_init(&s->announce.mu, NULL);
+    pthread_cond_init(&s->announce.cond, NULL);
     s->watch.stop[0] = s->watch.stop[1] = -1;
     /* Connect now, so that a wrong address or password stops jobd at start
      * with libpq's reason. */
@@ -879,11 +1119,14 @@ static void pg_free(store_t *base)
     if (!s)
         return;
     watch_stop(&s->watch);
+    announcer_stop(s);
     for (int i = 0; i < POOL_MAX; i++)
         if (s->conns[i].pg)
             PQfinish(s->conns[i].pg);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->freed);
+    pthread_mutex_destroy(&s->announce.mu);
+    pthread_cond_destroy(&s->announce.cond);
     free(s->conninfo);
     free(s);
 }

@@ -280,6 +280,205 @@ static void test_watch(void **state)
     store_free(a);
 }
 
+/* Wait up to ms for a notification on raw's LISTEN; its payload, or NULL. */
+static char *raw_notified(PGconn *raw, int ms)
+{
+    int64_t deadline = clock_mono_ms() + ms;
+    PGnotify *n;
+
+    while (clock_mono_ms() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        PQconsumeInput(raw);
+        if ((n = PQnotifies(raw))) {
+            char *payload = strdup(n->extra);
+            PQfreemem(n);
+            return payload;
+        }
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static const char raw_insert[] =
+    "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at,"
+    " max_attempts) VALUES (gen_random_uuid()::text, 'pg-raw', '{}', 0, 'pending', 0, 0, 1)";
+
+/* Migration 0007's trigger: a session that announces after commit (as every
+ * jobd session does) gets the operations it made pending in jobd.pending,
+ * each once, and no notification from the trigger, whose lock would hold
+ * every such commit in line behind the others' WAL flushes; any other
+ * session (psql) still notifies when it commits.  And a job submitted
+ * through the store is heard all the same, from its announcer. */
+static void test_announce_after_commit(void **state)
+{
+    store_t *s = testdb_open(db_url());
+    PGconn *listen = raw_open(), *writer = raw_open();
+    PGresult *r;
+    json_t *job;
+    char *heard;
+    err_t e;
+
+    raw_exec(listen, "LISTEN jobd_jobs");
+    raw_exec(writer, "SET jobd.announce = 'after-commit'");
+    raw_exec(writer, "BEGIN");
+    raw_exec(writer, raw_insert);
+    raw_exec(writer, raw_insert);
+    r = PQexec(writer, "SELECT current_setting('jobd.pending', true)");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "pg-raw\n");
+    PQclear(r);
+    raw_exec(writer, "COMMIT");
+    heard = raw_notified(listen, 300);
+    assert_null(heard);
+
+    raw_exec(writer, "RESET jobd.announce");
+    raw_exec(writer, raw_insert);
+    heard = raw_notified(listen, 2000);
+    assert_non_null(heard);
+    assert_string_equal(heard, "pg-raw");
+    free(heard);
+
+    assert_ok(create(s, "pg-announced", &job, &e), &e);
+    json_decref(job);
+    heard = raw_notified(listen, 2000);
+    assert_non_null(heard);
+    assert_string_equal(heard, "pg-announced");
+    free(heard);
+    raw_exec(writer, "DELETE FROM jobs WHERE operation = 'pg-raw'");
+    PQfinish(writer);
+    PQfinish(listen);
+    store_free(s);
+}
+
+/* Whole-table scans started on jobd's tables, per table, in `out`. */
+static const char *const walked_tables[] = {"jobs", "attempts", "bots", "export_queue",
+                                            "job_events"};
+#define N_WALKED (sizeof walked_tables / sizeof walked_tables[0])
+
+static void seq_scans(PGconn *raw, long long out[N_WALKED])
+{
+    PGresult *r;
+
+    raw_exec(raw, "SELECT pg_stat_clear_snapshot()");
+    for (size_t i = 0; i < N_WALKED; i++) {
+        const char *p[1] = {walked_tables[i]};
+        r = PQexecParams(raw, "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = $1", 1,
+                         NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+            fail_msg("seq_scan of %s: %s", walked_tables[i], PQerrorMessage(raw));
+        out[i] = atoll(PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+}
+
+/* Wait until no jobd session is left: a backend reports its statistics as
+ * it exits. */
+static void jobd_sessions_gone(PGconn *raw)
+{
+    for (int i = 0; i < 500; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        PGresult *r = PQexec(raw, "SELECT count(*) FROM pg_stat_activity"
+                                  " WHERE application_name = 'jobd'"
+                                  " AND datname = current_database()");
+        bool gone = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) == 0;
+        PQclear(r);
+        if (gone)
+            return;
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("jobd's sessions did not end");
+}
+
+/* The regression behind jobd's plan settings (store_pg.c, STATEMENTS): on a
+ * new database, a plan made while a table is empty scanned the whole table
+ * long after it had grown.  Through a bot's whole life on a database whose
+ * tables are still small, and whatever the statistics say, no statement
+ * starts a scan of a whole table: every one walks an index. */
+static void test_statements_walk_indexes(void **state)
+{
+    PGconn *raw = raw_open();
+    long long before[N_WALKED], after[N_WALKED];
+    const char *o[] = {"pg-walk"};
+    json_t *ops = ops1("pg-walk"), *bot, *jobs, *job, *result = json_integer(2), *v;
+    json_t *input = json_object();
+    job_spec_t specs[20];
+    job_report_t reports[4] = {{0}};
+    const char *bot_id;
+    bool repeated;
+    int n;
+    err_t e;
+    store_t *s = testdb_open(db_url());
+
+    /* Sessions of the other tests have ended: their scans are counted. */
+    store_free(s);
+    jobd_sessions_gone(raw);
+    seq_scans(raw, before);
+    s = testdb_open(db_url());
+
+    for (int i = 0; i < 20; i++)
+        specs[i] = (job_spec_t){.operation = "pg-walk", .input = input, .max_attempts = 2};
+    for (int round = 0; round < 8; round++) {
+        assert_ok(store_job_create_many(s, specs, 20, false, &jobs, &e), &e);
+        json_decref(jobs);
+        assert_ok(create(s, "pg-walk", &job, &e), &e);
+        json_decref(job);
+    }
+    assert_ok(store_bot_register(s, "pg-walker", ops, &bot, &e), &e);
+    bot_id = json_string_value(json_object_get(bot, "id"));
+    for (int round = 0; round < 8; round++) {
+        json_t *claimed;
+        assert_ok(store_job_claim(s, bot_id, o, 1, 4, 30000, &claimed, &e), &e);
+        assert_int_equal(json_array_size(claimed), 4);
+        for (int i = 0; i < 4; i++) {
+            job = json_array_get(claimed, (size_t)i);
+            reports[i] = (job_report_t){.id = json_string_value(json_object_get(job, "id")),
+                                        .lease = json_string_value(json_object_get(job, "lease")),
+                                        .ok = i != 3,
+                                        .result = result,
+                                        .error = "no"};
+        }
+        assert_ok(store_job_report_many(s, bot_id, reports, 4, NULL, &e), &e);
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(reports[i].rc, JOBD_OK);
+            json_decref(reports[i].job);
+        }
+        json_decref(claimed);
+    }
+    assert_ok(store_job_claim(s, bot_id, o, 1, 2, 30000, &jobs, &e), &e);
+    job = json_array_get(jobs, 0);
+    assert_ok(store_job_complete(s, json_string_value(json_object_get(job, "id")), bot_id,
+                                 json_string_value(json_object_get(job, "lease")), result, 1, &v,
+                                 &repeated, &e),
+              &e);
+    json_decref(v);
+    job = json_array_get(jobs, 1);
+    assert_ok(store_job_release(s, json_string_value(json_object_get(job, "id")), "walk", &v, &e),
+              &e);
+    json_decref(v);
+    assert_ok(store_job_get(s, json_string_value(json_object_get(job, "id")), &v, &e), &e);
+    json_decref(v);
+    json_decref(jobs);
+    assert_ok(store_bot_heartbeat(s, bot_id, "ready", 30000, NULL, &v, &e), &e);
+    json_decref(v);
+    assert_ok(store_lease_expire(s, clock_now_ms(), &n, &e), &e);
+    assert_ok(store_schedule_due(s, clock_now_ms(), &n, &e), &e);
+    drain(s, "server-walk");
+    assert_ok(store_job_purge(s, clock_now_ms() + 1000, 100, &n, &e), &e);
+    assert_true(n > 0);
+    store_free(s);
+    jobd_sessions_gone(raw);
+
+    seq_scans(raw, after);
+    for (size_t i = 0; i < N_WALKED; i++)
+        if (after[i] != before[i])
+            fail_msg("%lld whole-table scans of %s", after[i] - before[i], walked_tables[i]);
+    json_decref(input);
+    json_decref(result);
+    json_decref(ops);
+    json_decref(bot);
+    PQfinish(raw);
+}
+
 /* A pooled connection PostgreSQL dropped is re-made by the next call, which
  * succeeds: nothing was done on it yet. */
 static void test_reconnect(void **state)
@@ -342,6 +541,8 @@ int main(void)
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_export_claimed_per_server),
         cmocka_unit_test(test_watch),
+        cmocka_unit_test(test_announce_after_commit),
+        cmocka_unit_test(test_statements_walk_indexes),
         cmocka_unit_test(test_reconnect),
         cmocka_unit_test(test_concurrent_migrate),
     };
