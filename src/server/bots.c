@@ -7,6 +7,7 @@
 #include "log.h"
 #include "server.h"
 #include "validate.h"
+#include "waitq.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -103,8 +104,11 @@ void bots_heartbeat(server_t *srv, req_t *req, reply_t *rep)
     name = json_string_value(json_object_get(json_object_get(reply, "bot"), "name"));
     log_verdict(name, json_object_get(reply, "jobs"), "cancelled", "was cancelled");
     log_verdict(name, json_object_get(reply, "jobs"), "lost", "is no longer its own");
-    if (strcmp(state, "offline") == 0)
+    if (strcmp(state, "offline") == 0) {
         log_info("bot %s went offline", name);
+        /* What it held is pending again (store_bot_heartbeat). */
+        waitq_announce(srv->waitq, NULL, 0);
+    }
     reply_json(rep, 200, reply);
     json_decref(body);
     return;

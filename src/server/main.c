@@ -348,9 +348,7 @@ static int check_schema(server_t *srv, err_t *e)
     return JOBD_OK;
 }
 
-/* store_watch's callback: a job became pending through another server (or
- * this one: its own announcement already woke the waiters, and a second
- * wake-up only costs a claim that finds nothing). */
+/* store_watch's callback: a job became pending through another server. */
 static void on_job(void *arg, const char *operation)
 {
     waitq_announce(arg, operation, 1); /* passed on while claims fill (waitq.h) */

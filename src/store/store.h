@@ -85,10 +85,13 @@ int store_ping(store_t *s, err_t *e);
 typedef void (*store_watch_fn)(void *arg, const char *operation);
 
 /* Call fn(arg, operation) from a thread of the store's own whenever another
- * server (or this one) makes a job pending, until store_free(); arg must
- * outlive the store.  After losing and regaining the database it calls
- * fn(arg, NULL), since it may have missed some.  Once per store.  SQLite
- * (one server per database) has nothing to watch and returns JOBD_OK. */
+ * server makes a job pending, until store_free(); arg must outlive the
+ * store.  Not for this store's own changes: the caller announces those to
+ * its waiting claims itself, as each call that can make a job pending
+ * returns (submit, release, retry, the sweeps, an offline heartbeat).  After
+ * losing and regaining the database it calls fn(arg, NULL), since it may
+ * have missed some.  Once per store.  SQLite (one server per database) has
+ * nothing to watch and returns JOBD_OK. */
 int store_watch(store_t *s, store_watch_fn fn, void *arg, err_t *e);
 
 /* ---- jobs -------------------------------------------------------------- */

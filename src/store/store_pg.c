@@ -316,7 +316,9 @@ typedef struct announcer {
     bool stop;
     char *ops; /* operations to announce, each once and '\n'-terminated; NULL: none */
     size_t len;
-    PGconn *pg; /* the thread's own; NULL until connected */
+    PGconn *pg;     /* the thread's own; NULL until connected */
+    atomic_int pid; /* pg's backend process id, 0 while not connected: the listener
+                     * skips what this server announced itself (see listener()) */
 } announcer_t;
 
 typedef struct pg {
@@ -884,6 +886,7 @@ static int announce_send(pg_t *s, announcer_t *a, const char *ops, err_t *e)
             return rc;
         }
         a->pg = c.pg;
+        atomic_store(&a->pid, PQbackendPID(c.pg));
     }
     c.pg = a->pg;
     r = PQexecParams(a->pg,
@@ -893,6 +896,7 @@ static int announce_send(pg_t *s, announcer_t *a, const char *ops, err_t *e)
     rc = r && PQresultStatus(r) == PGRES_TUPLES_OK ? JOBD_OK : pgerr(&c, r, "announce", e);
     PQclear(r);
     if (rc < 0) {
+        atomic_store(&a->pid, 0);
         PQfinish(a->pg);
         a->pg = NULL;
     }
@@ -2577,8 +2581,12 @@ static void *listener(void *arg)
             w->pg = NULL;
             continue;
         }
+        /* What this server announced itself, it has already announced to
+         * its own waiting claims (store_watch): a second wake-up would only
+         * cost a claim that finds nothing. */
         while ((n = PQnotifies(w->pg))) {
-            w->fn(w->arg, n->extra[0] ? n->extra : NULL);
+            if (n->be_pid != atomic_load(&s->announce.pid))
+                w->fn(w->arg, n->extra[0] ? n->extra : NULL);
             PQfreemem(n);
         }
     }

@@ -39,6 +39,36 @@ class LongPoll(harness.E2ETestCase):
                         "the waiting claim must wake when the job arrives")
         self.assertLess(done["at"] - t0, 5.0, "well before wait_ms (10 s)")
 
+    def test_a_bot_going_offline_wakes_a_waiting_claim(self):
+        """Bug: the jobs of a bot that said "offline" went back to pending without waking
+        anyone, so a waiting bot got them only when its wait ended."""
+        jobd = self.start()
+        leaving = self.register_bot(jobd, "leaving", ["sum"])
+        waiting = self.register_bot(jobd, "waiting", ["sum"])
+        job = self.submit(jobd, "sum", 2, 3)
+        r = self.claim(jobd, leaving, ["sum"])
+        self.assertEqual([j["id"] for j in r.body["jobs"]], [job["id"]])
+        done = {}
+
+        def wait_claim():
+            done["reply"] = self.claim(jobd, waiting, ["sum"], wait_ms=10000)
+            done["at"] = time.monotonic()
+
+        waiter = threading.Thread(target=wait_claim)
+        waiter.start()
+        stats = lambda: jobd.request("GET", "/stats").body  # noqa: E731
+        self.wait_for(lambda: stats()["waiting_claims"] == 1, 5, "the claim to wait")
+        r = jobd.request("POST", f"/bots/{leaving}/heartbeat", {"state": "offline", "jobs": []})
+        self.assertEqual(r.status, 200, r.body)
+        offline = time.monotonic()
+        waiter.join(15 * harness.SLOW)
+        reply = done.get("reply")
+        self.assertIsNotNone(reply, "claim did not return")
+        self.assertEqual(reply.status, 200, reply.body)
+        self.assertEqual([j["id"] for j in reply.body["jobs"]], [job["id"]])
+        self.assertLess(done["at"] - offline, 1.0 * harness.SLOW,
+                        "the waiting claim must wake when the job is pending again")
+
     def test_idle_claim_returns_204_after_wait_ms(self):
         jobd = self.start()
         bot = self.register_bot(jobd, "idle", ["sum"])

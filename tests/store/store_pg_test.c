@@ -252,7 +252,8 @@ static bool heard(struct heard *h, const char *op, int ms)
 }
 
 /* A job submitted through one server is heard by another within 500 ms,
- * and the watch survives its connection being killed. */
+ * and the watch survives its connection being killed; a server does not
+ * hear its own. */
 static void test_watch(void **state)
 {
     store_t *a = testdb_open(db_url()), *b = testdb_open(db_url());
@@ -275,6 +276,16 @@ static void test_watch(void **state)
     assert_ok(create(a, "pg-watch-2", &job, &e), &e);
     json_decref(job);
     assert_true(heard(&h, "pg-watch-2", 500));
+
+    /* Its own jobs, b announces to its waiting claims itself: hearing them
+     * again would wake a second claim for each. */
+    assert_ok(create(b, "pg-watch-own", &job, &e), &e);
+    json_decref(job);
+    assert_false(heard(&h, "pg-watch-own", 300));
+    assert_ok(create(a, "pg-watch-3", &job, &e), &e);
+    json_decref(job);
+    assert_true(heard(&h, "pg-watch-3", 500));
+    assert_false(heard(&h, "pg-watch-own", 0));
     PQfinish(raw);
     store_free(b);
     store_free(a);
