@@ -153,17 +153,20 @@
                    " OR (created_at = $3 AND id < $4))))")                                         \
     X(job_claim,                                                                                   \
       "WITH p AS (SELECT c.id AS pick, row_number() OVER (ORDER BY c.priority DESC, c.created_at," \
-      "  c.id) AS n FROM (SELECT DISTINCT op FROM unnest($1::text[]) AS u (op)) AS o,"             \
+      "  c.id) AS n FROM (SELECT DISTINCT op FROM unnest($1::text[]) AS u (op)"                    \
+      "   WHERE EXISTS (SELECT FROM bots WHERE id = $4)) AS o,"                                    \
       "  LATERAL (SELECT id, priority, created_at FROM jobs"                                       \
       "   WHERE status = 'pending' AND operation = o.op"                                           \
       "   ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) AS c"            \
       "  ORDER BY n LIMIT $2),"                                                                    \
+      " b AS (SELECT name FROM bots WHERE id = $4),"                                               \
       " j AS (UPDATE jobs SET status = 'processing', attempts = attempts + 1, claimed_at = $3,"    \
-      "  bot_id = $4, bot_name = $5, lease_expires_at = $7, progress = NULL,"                      \
-      "  lease = ($6::text[])[(SELECT n FROM p WHERE pick = id)::integer]"                         \
+      "  bot_id = $4, bot_name = (SELECT name FROM b), lease_expires_at = $6, progress = NULL,"    \
+      "  lease = ($5::text[])[(SELECT n FROM p WHERE pick = id)::integer]"                         \
       "  WHERE id = ANY (ARRAY(SELECT pick FROM p)) RETURNING {job}, lease AS claim_lease),"       \
       " a AS (INSERT INTO attempts (job_id, attempt, lease, bot_id, bot_name, started_at,"         \
-      "  outcome) SELECT id, attempts, claim_lease, $4, $5, $3, 'running' FROM j)"                 \
+      "  outcome) SELECT id, attempts, claim_lease, $4, (SELECT name FROM b), $3, 'running'"       \
+      "  FROM j)"                                                                                  \
       " SELECT {job}, claim_lease FROM j ORDER BY priority DESC, created_at, id")                  \
     X(attempt_by_lease, "SELECT job_id, bot_id, outcome, ended_at, error FROM attempts"            \
                         " WHERE lease = $1")                                                       \
@@ -285,10 +288,16 @@ static const struct {
 
 /* One connection of the pool. */
 typedef struct conn {
-    PGconn *pg;    /* NULL until first needed */
-    unsigned gen;  /* the pool generation its statements were prepared for; 0: none */
-    unsigned want; /* the generation the current call needs; 0: no statements */
-    bool busy;     /* taken by a call */
+    PGconn *pg;       /* NULL until first needed */
+    struct pg *owner; /* the store whose pool it is in */
+    unsigned gen;     /* the pool generation its statements were prepared for; 0: none */
+    unsigned want;    /* the generation the current call needs; 0: no statements */
+    bool busy;        /* taken by a call */
+    /* The current transaction (transact()): */
+    const char *begin; /* its BEGIN, until sent with its first statements; NULL: sent */
+    bool sync_off;     /* with SET LOCAL synchronous_commit = off */
+    bool committed;    /* its last statements carried its commit (pipe_run) */
+    char *pending;     /* the operations its commit made pending (commit_write), or NULL */
 } conn_t;
 
 /* The LISTEN side of store_watch. */
@@ -483,26 +492,188 @@ static int vparams(params_t *p, enum stmt_id id, err_t *e, const char *types, va
     return JOBD_OK;
 }
 
+/* ---- pipelines ------------------------------------------------------------ */
+
+/* One statement of a pipeline (pipe_run): a prepared statement with its
+ * parameters, or SQL text without any. */
+typedef struct step {
+    enum stmt_id id;
+    const char *sql; /* instead of id, when not NULL */
+    params_t p;
+    PGresult *r; /* OUT: its result (PQclear() it), or NULL if it did not run */
+} step_t;
+
+/* Statement id with parameters from the variadic arguments (see vparams). */
+static int step_set(step_t *st, enum stmt_id id, err_t *e, const char *types, ...)
+{
+    va_list ap;
+    int rc;
+
+    *st = (step_t){.id = id};
+    va_start(ap, types);
+    rc = vparams(&st->p, id, e, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+static void steps_free(step_t *steps, int n)
+{
+    for (int i = 0; i < n; i++) {
+        params_free(&steps[i].p);
+        PQclear(steps[i].r);
+        steps[i].r = NULL;
+    }
+}
+
+/* libpq failed in the middle of a pipeline: the connection's state is
+ * unknown, so it is closed, and the next call that takes it connects again
+ * (ready()). */
+static int pipe_broken(conn_t *c, const char *what, err_t *e)
+{
+    char buf[400];
+    int rc =
+        err_set(e, JOBD_EDBDOWN, "%s: %s", what, one_line(PQerrorMessage(c->pg), buf, sizeof buf));
+
+    PQfinish(c->pg);
+    c->pg = NULL;
+    c->gen = 0;
+    return rc;
+}
+
+/* Send one query of a pipeline. */
+static bool pipe_send(conn_t *c, const char *sql, const step_t *st)
+{
+    if (sql)
+        return PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+    return PQsendQueryPrepared(c->pg, stmts[st->id].name, st->p.n, st->p.v, NULL, NULL, 0);
+}
+
+/* Read the result of the next query of a pipeline: *r, the first one (NULL
+ * if libpq had none: the connection failed), read up to the NULL that ends
+ * the query. */
+static void pipe_result(conn_t *c, PGresult **r)
+{
+    PGresult *more;
+
+    *r = PQgetResult(c->pg);
+    if (*r)
+        while ((more = PQgetResult(c->pg)))
+            PQclear(more);
+}
+
+/* The query of a commit that also reads which operations the transaction
+ * made pending: migration 0007's trigger notes them in jobd.pending, for a
+ * session that set jobd.announce (prepare_all). */
+static const char read_pending[] = "SELECT current_setting('jobd.pending', true)";
+
+/* Run the n steps on c in one round trip, preceded by the transaction's
+ * BEGIN if it is not sent yet (c->begin), and followed with `commit` by its
+ * commit (then c->committed, and c->pending).  Returns JOBD_OK, or the
+ * failure of the first step that failed; the steps after it did not run,
+ * and the transaction is then aborted: transact() rolls it back.
+ *
+ * A pooled connection PostgreSQL dropped (a restart) fails the first round
+ * trip of a transaction, when nothing is done yet: it is made again and the
+ * round trip sent once more, so that the first call after a restart does
+ * not fail. */
+static int ready(pg_t *s, conn_t *c, err_t *e);
+
+static int pipe_run(conn_t *c, step_t *steps, int n, bool commit, err_t *e)
+{
+    const char *begin = c->begin;
+    int rc = JOBD_OK, first = 1;
+    PGresult *r;
+
+again:
+    if (!PQenterPipelineMode(c->pg))
+        return pipe_broken(c, "pipeline", e);
+    if (begin && (!pipe_send(c, begin, NULL) ||
+                  (c->sync_off && !pipe_send(c, "SET LOCAL synchronous_commit = off", NULL))))
+        goto out_broken;
+    for (int i = 0; i < n; i++)
+        if (!pipe_send(c, steps[i].sql, &steps[i]))
+            goto out_broken;
+    if (commit && (!pipe_send(c, read_pending, NULL) || !pipe_send(c, "COMMIT", NULL)))
+        goto out_broken;
+    if (!PQpipelineSync(c->pg))
+        goto out_broken;
+
+    for (int i = 0; begin && i < 1 + c->sync_off; i++) {
+        pipe_result(c, &r);
+        if (!r)
+            goto out_broken;
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == JOBD_OK)
+            rc = pgerr(c, r, "begin", e);
+        PQclear(r);
+    }
+    for (int i = 0; i < n; i++) {
+        ExecStatusType st;
+        pipe_result(c, &steps[i].r);
+        if (!steps[i].r)
+            goto out_broken;
+        st = PQresultStatus(steps[i].r);
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+            if (rc == JOBD_OK)
+                rc = pgerr(c, steps[i].r, steps[i].sql ? steps[i].sql : stmts[steps[i].id].name, e);
+            PQclear(steps[i].r);
+            steps[i].r = NULL;
+        }
+    }
+    for (int i = 0; commit && i < 2; i++) {
+        pipe_result(c, &r);
+        if (!r)
+            goto out_broken;
+        if (i == 0 && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+            *PQgetvalue(r, 0, 0) && !(c->pending = strdup(PQgetvalue(r, 0, 0))))
+            abort();
+        if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK &&
+            rc == JOBD_OK)
+            rc = pgerr(c, r, "commit", e);
+        PQclear(r);
+    }
+    r = PQgetResult(c->pg);
+    if (!r || PQresultStatus(r) != PGRES_PIPELINE_SYNC || !PQexitPipelineMode(c->pg)) {
+        PQclear(r);
+        goto out_broken;
+    }
+    PQclear(r);
+    c->begin = NULL;
+    c->committed = commit && rc == JOBD_OK;
+    return rc;
+
+out_broken:
+    rc = pipe_broken(c, "round trip", e);
+    for (int i = 0; i < n; i++) {
+        PQclear(steps[i].r);
+        steps[i].r = NULL;
+    }
+    free(c->pending);
+    c->pending = NULL;
+    /* Not with the commit on board: PostgreSQL may have committed before
+     * the connection failed (ready() drops a connection it closed first). */
+    if (begin && !commit && first-- > 0 && ready(c->owner, c, e) == JOBD_OK) {
+        rc = JOBD_OK;
+        goto again;
+    }
+    return rc;
+}
+
 /* Run prepared statement id on c with parameters from the variadic
  * arguments (see vparams).  On success *r is its result, which the caller
  * PQclear()s; returns JOBD_OK or a JOBD_E* code. */
 static int vquery(conn_t *c, enum stmt_id id, PGresult **r, err_t *e, const char *types, va_list ap)
 {
-    params_t p;
-    PGresult *res;
-    int rc = vparams(&p, id, e, types, ap);
+    step_t st = {.id = id};
+    int rc = vparams(&st.p, id, e, types, ap);
 
     if (rc < 0)
         return rc;
-    res = PQexecPrepared(c->pg, stmts[id].name, p.n, p.v, NULL, NULL, 0);
-    params_free(&p);
-    if (res &&
-        (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)) {
-        *r = res;
-        return JOBD_OK;
-    }
-    rc = pgerr(c, res, stmts[id].name, e);
-    PQclear(res);
+    rc = pipe_run(c, &st, 1, false, e);
+    params_free(&st.p);
+    if (rc == JOBD_OK)
+        *r = st.r;
+    else
+        PQclear(st.r);
     return rc;
 }
 
@@ -574,10 +745,26 @@ static int row_record(const PGresult *r, int row, enum stmt_id id, enum rec_kind
  * with `one` the first row as an object, otherwise every row into an array.
  * Returns how many rows it read or a JOBD_E* code; *out is written unless
  * `one` found no row. */
+/* Every row of r as records of kind k (see row_record), in a new array. */
+static int rows_record(const PGresult *r, enum stmt_id id, enum rec_kind k, json_t **out, err_t *e)
+{
+    json_t *rows = json_array(), *row;
+    int rc = JOBD_OK;
+
+    for (int i = 0; i < PQntuples(r) && rc >= 0; i++)
+        if ((rc = row_record(r, i, id, k, &row, e)) == JOBD_OK)
+            json_array_append_new(rows, row);
+    if (rc < 0) {
+        json_decref(rows);
+        return rc;
+    }
+    *out = rows;
+    return JOBD_OK;
+}
+
 static int fetch(conn_t *c, enum stmt_id id, enum rec_kind k, bool one, json_t **out, err_t *e,
                  const char *types, ...)
 {
-    json_t *rows, *row;
     PGresult *r;
     va_list ap;
     int rc, n;
@@ -591,20 +778,11 @@ static int fetch(conn_t *c, enum stmt_id id, enum rec_kind k, bool one, json_t *
     if (one) {
         if (n)
             rc = row_record(r, 0, id, k, out, e);
-        PQclear(r);
-        return rc < 0 ? rc : (n > 0);
+    } else {
+        rc = rows_record(r, id, k, out, e);
     }
-    rows = json_array();
-    for (int i = 0; i < n && rc >= 0; i++)
-        if ((rc = row_record(r, i, id, k, &row, e)) == JOBD_OK)
-            json_array_append_new(rows, row);
     PQclear(r);
-    if (rc < 0) {
-        json_decref(rows);
-        return rc;
-    }
-    *out = rows;
-    return n;
+    return rc < 0 ? rc : one ? (n > 0) : n;
 }
 
 static int get_job(conn_t *c, const char *id, json_t **job, err_t *e)
@@ -687,8 +865,12 @@ static int get_job_full(conn_t *c, const char *id, json_t **out, err_t *e)
 /* Run SQL text `sql` (any number of statements, no parameters) on c. */
 static int exec_sql(conn_t *c, const char *sql, const char *what, err_t *e)
 {
-    PGresult *r = PQexec(c->pg, sql);
-    int rc = JOBD_OK;
+    PGresult *r;
+    int rc = c->begin ? pipe_run(c, NULL, 0, false, e) : JOBD_OK;
+
+    if (rc < 0)
+        return rc;
+    r = PQexec(c->pg, sql);
 
     if (!r || (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK))
         rc = pgerr(c, r, what, e);
@@ -770,9 +952,16 @@ static int prepare_all(conn_t *c, err_t *e)
  * every statement prepared for generation c->want if that is not 0. */
 static int ready(pg_t *s, conn_t *c, err_t *e)
 {
+    struct pollfd idle = {c->pg ? PQsocket(c->pg) : -1, POLLIN, 0};
     char buf[400];
     int rc;
 
+    /* A connection idle in the pool has nothing to read unless PostgreSQL
+     * closed it (a restart, an admin's pg_terminate_backend): read that
+     * now, so that it is made again before a call sends anything on it. */
+    for (int i = 0; c->pg && idle.fd >= 0 && i < 3 && poll(&idle, 1, 0) > 0; i++)
+        if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)
+            break; /* the second read sees the end of a connection whose last words came first */
     if (c->pg && PQstatus(c->pg) != CONNECTION_OK) {
         PQreset(c->pg);
         c->gen = 0; /* a new session has no prepared statements */
@@ -828,6 +1017,7 @@ static int acquire(pg_t *s, bool statements, conn_t **out, err_t *e)
         pthread_cond_wait(&s->freed, &s->mu);
     }
     c->busy = true;
+    c->owner = s;
     c->want = statements ? s->gen : 0;
     pthread_mutex_unlock(&s->mu);
     if ((rc = ready(s, c, e)) < 0) {
@@ -870,7 +1060,7 @@ static int announce_send(pg_t *s, announcer_t *a, const char *ops, err_t *e)
 {
     const char *params[1] = {ops};
     PGresult *r;
-    conn_t c;
+    conn_t c = {0};
     int rc;
 
     if (a->pg && PQstatus(a->pg) != CONNECTION_OK) {
@@ -1002,24 +1192,22 @@ static void announcer_stop(pg_t *s)
 
 typedef int (*tx_fn)(conn_t *c, void *arg, err_t *e);
 
-/* Commit c's transaction, reading in the same round trip which operations
- * it made pending: migration 0007's trigger notes them in jobd.pending, for
- * a session that set jobd.announce (prepare_all).  OUT: *pending, the
- * '\n'-terminated names (malloc'd), or NULL for none. */
-static int commit_write(conn_t *c, char **pending, err_t *e)
+/* Commit c's write transaction (a round trip of its own: the last
+ * statements did not carry it), reading which operations it made pending
+ * (c->pending; see read_pending). */
+static int commit_write(conn_t *c, err_t *e)
 {
     PGresult *r;
     int rc = JOBD_OK;
 
-    *pending = NULL;
     if (!PQsendQuery(c->pg, "SELECT current_setting('jobd.pending', true); COMMIT"))
         return pgerr(c, NULL, "commit", e);
     while ((r = PQgetResult(c->pg))) {
         ExecStatusType st = PQresultStatus(r);
 
         if (st == PGRES_TUPLES_OK && PQntuples(r) == 1 && *PQgetvalue(r, 0, 0)) {
-            free(*pending);
-            if (!(*pending = strdup(PQgetvalue(r, 0, 0))))
+            free(c->pending);
+            if (!(c->pending = strdup(PQgetvalue(r, 0, 0))))
                 abort();
         } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && rc == JOBD_OK) {
             rc = pgerr(c, r, "commit", e);
@@ -1029,41 +1217,37 @@ static int commit_write(conn_t *c, char **pending, err_t *e)
     return rc;
 }
 
-/* Run fn(c, arg, e) in one transaction opened by `begin`: commit if fn
- * returns >= 0, roll back otherwise.  A `write` transaction that made jobs
- * pending announces them once committed (or once its commit's fate is
- * unknown: a wake-up too many only costs a claim that finds nothing). */
-static int transact(pg_t *s, const char *begin, bool write, tx_fn fn, void *arg, err_t *e)
+/* Run fn(c, arg, e) in one transaction opened by `begin` (sync_off: with
+ * synchronous_commit off): commit if fn returns >= 0, roll back otherwise.
+ *
+ * Round trips: the BEGIN goes with fn's first statements (pipe_run), and
+ * fn may send its last ones with the commit; a transaction of one
+ * statement is then one round trip, as an autocommit would be.  A `write`
+ * transaction that made jobs pending announces them once committed (or
+ * once its commit's fate is unknown: a wake-up too many only costs a claim
+ * that finds nothing). */
+static int transact(pg_t *s, const char *begin, bool sync_off, bool write, tx_fn fn, void *arg,
+                    err_t *e)
 {
-    char *pending = NULL;
     conn_t *c;
     int rc = acquire(s, true, &c, e);
 
     if (rc < 0)
         return rc;
-    rc = exec_sql(c, begin, "begin", e);
-    if (rc == JOBD_EDBDOWN) {
-        /* PostgreSQL may have dropped the connection while it sat in the
-         * pool (a restart).  Nothing is done yet: reconnect and begin
-         * again, so that the first call after a restart does not fail. */
-        rc = ready(s, c, e);
-        if (rc == JOBD_OK)
-            rc = exec_sql(c, begin, "begin", e);
-    }
-    if (rc < 0)
-        goto out_release;
+    c->begin = begin;
+    c->sync_off = sync_off;
+    c->committed = false;
     rc = fn(c, arg, e);
-    if (rc >= 0) {
-        int done = write ? commit_write(c, &pending, e) : exec_sql(c, "COMMIT", "commit", e);
-        if (pending && (done == JOBD_OK || done == JOBD_EDBDOWN))
-            announce(s, pending);
-        free(pending);
-        rc = done;
-    }
+    if (rc >= 0 && !c->begin && !c->committed)
+        rc = write ? commit_write(c, e) : exec_sql(c, "COMMIT", "commit", e);
+    if (c->pending && (rc >= 0 || rc == JOBD_EDBDOWN))
+        announce(s, c->pending);
+    free(c->pending);
+    c->pending = NULL;
+    c->begin = NULL;
     /* Still open after a failure (fn's, or a failed read before COMMIT). */
     if (PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
         exec_sql(c, "ROLLBACK", "roll back", NULL);
-out_release:
     release(s, c);
     return rc < 0 ? rc : JOBD_OK;
 }
@@ -1072,18 +1256,14 @@ out_release:
  * STATEMENTS), which is what keeps two servers apart. */
 static int tx_write(pg_t *s, tx_fn fn, void *arg, err_t *e)
 {
-    /* One round trip either way: PQexec sends both statements at once. */
-    return transact(s,
-                    atomic_load(&s->sync_off) ? "BEGIN ISOLATION LEVEL READ COMMITTED;"
-                                                " SET LOCAL synchronous_commit = off"
-                                              : "BEGIN ISOLATION LEVEL READ COMMITTED",
-                    true, fn, arg, e);
+    return transact(s, "BEGIN ISOLATION LEVEL READ COMMITTED", atomic_load(&s->sync_off), true, fn,
+                    arg, e);
 }
 
 /* Reads see one snapshot, e.g. a job and its history together. */
 static int tx_read(pg_t *s, tx_fn fn, void *arg, err_t *e)
 {
-    return transact(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", false, fn, arg, e);
+    return transact(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", false, false, fn, arg, e);
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -1373,9 +1553,25 @@ static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n,
     if (spec->input && !input)
         return err_set(e, JOBD_EINTERNAL, "jobs[%zu]: the input cannot be written as JSON", index);
     id_uuid7(id);
-    rc = fetch(c, ST_job_insert, REC_KIND_JOB, true, &job, e, "tttitiiit", id, spec->operation,
-               input, spec->priority, later ? "scheduled" : "pending", now, spec->max_attempts,
-               later ? spec->run_at : (int64_t)0, spec->idempotency_key);
+    if (n == 1 && !spec->idempotency_key) {
+        /* The whole transaction: one statement that cannot conflict, sent
+         * with the BEGIN and the commit in one round trip. */
+        step_t st;
+        rc = step_set(&st, ST_job_insert, e, "tttitiiit", id, spec->operation, input,
+                      spec->priority, later ? "scheduled" : "pending", now, spec->max_attempts,
+                      later ? spec->run_at : (int64_t)0, NULL);
+        if (rc == JOBD_OK)
+            rc = pipe_run(c, &st, 1, true, e);
+        if (rc == JOBD_OK && PQntuples(st.r) != 1)
+            rc = err_set(e, JOBD_EINTERNAL, "job_insert returned %d rows", PQntuples(st.r));
+        if (rc == JOBD_OK && (rc = row_record(st.r, 0, ST_job_insert, REC_KIND_JOB, &job, e)) == 0)
+            rc = 1;
+        steps_free(&st, 1);
+    } else {
+        rc = fetch(c, ST_job_insert, REC_KIND_JOB, true, &job, e, "tttitiiit", id, spec->operation,
+                   input, spec->priority, later ? "scheduled" : "pending", now, spec->max_attempts,
+                   later ? spec->run_at : (int64_t)0, spec->idempotency_key);
+    }
     free(owned);
     /* Not inserted: the key is taken (by a committed job, or one of this
      * batch).  The answer is the job that holds it. */
@@ -1439,11 +1635,15 @@ static int create_many(conn_t *c, struct create_args *a, err_t *e)
             json_array_append_new(batch, item);
         else
             rc = 1;
-    if (rc == JOBD_OK)
-        rc = exec_sql(c, "SAVEPOINT create_many", "savepoint", e);
     if (rc == JOBD_OK) {
-        rc =
-            fetch(c, ST_job_insert_many, REC_KIND_JOB, false, &a->jobs, &refused, "ji", batch, now);
+        /* One round trip: BEGIN, the savepoint, the statement and the
+         * commit, which does not happen if the statement fails. */
+        step_t st[2] = {{.sql = "SAVEPOINT create_many"}};
+        if ((rc = step_set(&st[1], ST_job_insert_many, e, "ji", batch, now)) == JOBD_OK)
+            rc = pipe_run(c, st, 2, true, &refused);
+        if (rc == JOBD_OK)
+            rc = rows_record(st[1].r, ST_job_insert_many, REC_KIND_JOB, &a->jobs, &refused);
+        steps_free(st, 2);
         if (rc == JOBD_EDB) {
             rc = exec_sql(c, "ROLLBACK TO SAVEPOINT create_many", "roll back to savepoint", e);
             if (rc == JOBD_OK)
@@ -1564,28 +1764,22 @@ static int claimed(const PGresult *r, struct claim_args *a, int64_t expires, err
     return JOBD_OK;
 }
 
-static int do_claim(conn_t *c, void *arg, err_t *e)
+/* The claim's two statements, bot_seen then job_claim, as steps of a
+ * pipeline: job_claim needs nothing bot_seen answers (it reads the bot's
+ * name itself, and claims nothing for a bot that does not exist), so both
+ * go in one round trip.  Nothing to send for an empty claim but bot_seen. */
+static int claim_steps(struct claim_args *a, int64_t now, step_t steps[2], int *n, err_t *e)
 {
-    struct claim_args *a = arg;
-    int64_t now = clock_now_ms();
     char lease[2 * LEASE_BYTES + 1];
     json_t *ops, *leases;
-    PGresult *bot, *r;
     int rc;
 
-    /* A claim, even an empty one, shows that the bot is alive, to the
-     * second: a bot row written at most once a second keeps frequent empty
-     * claims from costing a WAL flush each, and claims of one bot's loops
-     * (jobd-bot --concurrency) from queueing on its row lock. */
-    if ((rc = query(c, ST_bot_seen, &bot, e, "ti", a->bot_id, now)) < 0)
-        return rc;
-    if (PQntuples(bot) == 0) {
-        PQclear(bot);
-        return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(a->bot_id));
-    }
     a->jobs = json_array();
+    if ((rc = step_set(&steps[0], ST_bot_seen, e, "ti", a->bot_id, now)) < 0)
+        return rc;
+    *n = 1;
     if (a->max <= 0 || a->nops == 0)
-        goto out_clear_bot;
+        return JOBD_OK;
     ops = json_array();
     for (size_t i = 0; i < a->nops; i++)
         if (a->ops[i])
@@ -1597,16 +1791,42 @@ static int do_claim(conn_t *c, void *arg, err_t *e)
         id_hex(lease, LEASE_BYTES);
         json_array_append_new(leases, json_string(lease));
     }
-    rc = query(c, ST_job_claim, &r, e, "aiittai", ops, (int64_t)a->max, now, a->bot_id,
-               PQgetvalue(bot, 0, 0), leases, now + a->lease_ms);
+    rc = step_set(&steps[1], ST_job_claim, e, "aiitai", ops, (int64_t)a->max, now, a->bot_id,
+                  leases, now + a->lease_ms);
     json_decref(leases);
     json_decref(ops);
-    if (rc < 0)
-        goto out_clear_bot;
-    rc = claimed(r, a, now + a->lease_ms, e);
-    PQclear(r);
-out_clear_bot:
-    PQclear(bot);
+    if (rc == JOBD_OK)
+        *n = 2;
+    return rc;
+}
+
+/* What the claim's steps answered: the leased jobs in a->jobs. */
+static int claim_result(struct claim_args *a, int64_t now, step_t steps[2], int n, err_t *e)
+{
+    /* A claim, even an empty one, shows that the bot is alive, to the
+     * second: a bot row written at most once a second keeps frequent empty
+     * claims from costing a WAL flush each, and claims of one bot's loops
+     * (jobd-bot --concurrency) from queueing on its row lock. */
+    if (PQntuples(steps[0].r) == 0)
+        return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(a->bot_id));
+    return n > 1 ? claimed(steps[1].r, a, now + a->lease_ms, e) : JOBD_OK;
+}
+
+/* A claim in a transaction of its own: one round trip with its BEGIN and
+ * its commit.  Committing before looking at the answers is safe: for a bot
+ * that does not exist the statements change nothing. */
+static int do_claim(conn_t *c, void *arg, err_t *e)
+{
+    struct claim_args *a = arg;
+    int64_t now = clock_now_ms();
+    step_t steps[2] = {{0}};
+    int n = 0, rc = claim_steps(a, now, steps, &n, e);
+
+    if (rc == JOBD_OK)
+        rc = pipe_run(c, steps, n, true, e);
+    if (rc == JOBD_OK)
+        rc = claim_result(a, now, steps, n, e);
+    steps_free(steps, n);
     return rc;
 }
 
