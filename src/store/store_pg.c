@@ -956,12 +956,15 @@ static int ready(pg_t *s, conn_t *c, err_t *e)
     char buf[400];
     int rc;
 
-    /* A connection idle in the pool has nothing to read unless PostgreSQL
-     * closed it (a restart, an admin's pg_terminate_backend): read that
-     * now, so that it is made again before a call sends anything on it. */
-    for (int i = 0; c->pg && idle.fd >= 0 && i < 3 && poll(&idle, 1, 0) > 0; i++)
-        if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)
-            break; /* the second read sees the end of a connection whose last words came first */
+    /* A connection idle in the pool receives nothing but its end (a
+     * restart, an admin's pg_terminate_backend: a last message, then the
+     * close, which may not have come yet) or, rarely, a changed setting
+     * after a reload: make it again before a call sends anything on it,
+     * as a transaction sent whole with its commit cannot be sent twice. */
+    if (c->pg && idle.fd >= 0 && poll(&idle, 1, 0) > 0) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
     if (c->pg && PQstatus(c->pg) != CONNECTION_OK) {
         PQreset(c->pg);
         c->gen = 0; /* a new session has no prepared statements */

@@ -496,7 +496,7 @@ static void test_reconnect(void **state)
 {
     store_t *s = testdb_open(db_url());
     PGconn *raw = raw_open();
-    json_t *bots;
+    json_t *bots, *job;
     err_t e;
 
     assert_ok(store_ping(s, &e), &e);
@@ -505,6 +505,14 @@ static void test_reconnect(void **state)
     assert_ok(store_bot_list(s, &bots, &e), &e);
     json_decref(bots);
     assert_ok(store_ping(s, &e), &e);
+
+    /* A submit is one round trip with its commit, which is never sent
+     * twice: the closed connection is noticed before it is used. */
+    raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  " WHERE application_name = 'jobd' AND datname = current_database()");
+    jobd_sessions_gone(raw);
+    assert_ok(create(s, "pg-reconnect", &job, &e), &e);
+    json_decref(job);
     PQfinish(raw);
     store_free(s);
 }
