@@ -115,6 +115,28 @@
  * job_finish_many locks the reported jobs in id order (l) before it
  * changes them, whatever order its plan visits them in.
  */
+/* job_finish_many's statement, answering `out` for each job it finished. */
+#define FINISH_MANY(out)                                                                           \
+    "WITH v AS (SELECT r->>'id' AS r_id, r->>'lease' AS r_lease, (r->>'ok')::boolean AS r_ok,"     \
+    "  r->>'result' AS r_result, r->>'error' AS r_error, (r->>'duration_ms')::bigint AS r_ms"      \
+    "  FROM jsonb_array_elements($3::jsonb) AS r),"                                                \
+    " l AS (SELECT id FROM jobs WHERE id = ANY (ARRAY(SELECT r_id FROM v)) AND bot_id = $1"        \
+    "  ORDER BY id FOR UPDATE),"                                                                   \
+    " j AS (UPDATE jobs SET status = CASE WHEN r_ok THEN 'succeeded' ELSE 'failed' END,"           \
+    "  result = r_result::jsonb, error = r_error, duration_ms = r_ms, finished_at = $2,"           \
+    "  failures = failures + CASE WHEN r_ok THEN 0 ELSE 1 END, lease = NULL,"                      \
+    "  lease_expires_at = NULL FROM v WHERE id = ANY (ARRAY(SELECT id FROM l)) AND id = r_id"      \
+    "  AND lease = r_lease AND bot_id = $1 RETURNING {job}, r_lease, r_ok, r_error),"              \
+    " a AS (UPDATE attempts SET outcome = CASE WHEN j.r_ok THEN 'succeeded' ELSE 'failed' END,"    \
+    "  ended_at = $2, error = CASE WHEN j.r_ok THEN NULL ELSE j.r_error END FROM j"                \
+    "  WHERE attempts.lease = j.r_lease AND attempts.outcome = 'running'),"                        \
+    " q AS (INSERT INTO export_queue (job_id, finished_at) SELECT id, $2 FROM j),"                 \
+    " b AS (UPDATE bots SET jobs_succeeded = jobs_succeeded + s.ok,"                               \
+    "  jobs_failed = jobs_failed + s.failed FROM (SELECT count(*) FILTER (WHERE r_ok) AS ok,"      \
+    "  count(*) FILTER (WHERE NOT r_ok) AS failed FROM j) AS s"                                    \
+    "  WHERE bots.id = $1 AND s.ok + s.failed > 0)"                                                \
+    " SELECT " out " FROM j"
+
 #define STATEMENTS(X)                                                                              \
     X(ping, "SELECT max(version) FROM schema_version")                                             \
     X(job_get, "SELECT {job} FROM jobs WHERE id = $1")                                             \
@@ -177,26 +199,8 @@
       "  finished_at = $7, failures = failures + $8, lease = NULL, lease_expires_at = NULL"        \
       "  WHERE id = $1 AND lease = $2 AND status = 'processing' RETURNING id, finished_at)"        \
       " INSERT INTO export_queue (job_id, finished_at) SELECT id, finished_at FROM j")             \
-    X(job_finish_many,                                                                             \
-      "WITH v AS (SELECT r->>'id' AS r_id, r->>'lease' AS r_lease, (r->>'ok')::boolean AS r_ok,"   \
-      "  r->>'result' AS r_result, r->>'error' AS r_error, (r->>'duration_ms')::bigint AS r_ms"    \
-      "  FROM jsonb_array_elements($3::jsonb) AS r),"                                              \
-      " l AS (SELECT id FROM jobs WHERE id = ANY (ARRAY(SELECT r_id FROM v)) AND bot_id = $1"      \
-      "  ORDER BY id FOR UPDATE),"                                                                 \
-      " j AS (UPDATE jobs SET status = CASE WHEN r_ok THEN 'succeeded' ELSE 'failed' END,"         \
-      "  result = r_result::jsonb, error = r_error, duration_ms = r_ms, finished_at = $2,"         \
-      "  failures = failures + CASE WHEN r_ok THEN 0 ELSE 1 END, lease = NULL,"                    \
-      "  lease_expires_at = NULL FROM v WHERE id = ANY (ARRAY(SELECT id FROM l)) AND id = r_id"    \
-      "  AND lease = r_lease AND bot_id = $1 RETURNING {job}, r_lease, r_ok, r_error),"            \
-      " a AS (UPDATE attempts SET outcome = CASE WHEN j.r_ok THEN 'succeeded' ELSE 'failed' END,"  \
-      "  ended_at = $2, error = CASE WHEN j.r_ok THEN NULL ELSE j.r_error END FROM j"              \
-      "  WHERE attempts.lease = j.r_lease AND attempts.outcome = 'running'),"                      \
-      " q AS (INSERT INTO export_queue (job_id, finished_at) SELECT id, $2 FROM j),"               \
-      " b AS (UPDATE bots SET jobs_succeeded = jobs_succeeded + s.ok,"                             \
-      "  jobs_failed = jobs_failed + s.failed FROM (SELECT count(*) FILTER (WHERE r_ok) AS ok,"    \
-      "  count(*) FILTER (WHERE NOT r_ok) AS failed FROM j) AS s"                                  \
-      "  WHERE bots.id = $1 AND s.ok + s.failed > 0)"                                              \
-      " SELECT {job} FROM j")                                                                      \
+    X(job_finish_many, FINISH_MANY("{job}"))                                                       \
+    X(job_finish_many_brief, FINISH_MANY("id, status"))                                            \
     X(job_reschedule, "UPDATE jobs SET status = 'scheduled', run_at = $3, error = $4,"             \
                       " duration_ms = $5, failures = failures + 1, claimed_at = NULL,"             \
                       " bot_id = NULL, bot_name = NULL, lease = NULL, lease_expires_at = NULL,"    \
@@ -2022,6 +2026,7 @@ static int finish_many(conn_t *c, struct report_args *a, bool *answered, err_t *
      * reports without sending it to the database, which would refuse it. */
     json_t *bot = json_string(str(a->bot_id));
     PGresult *r = NULL;
+    bool brief = true; /* every report of the batch wants {id, status} only */
     int rc = JOBD_OK;
 
     for (size_t i = 0; bot && i < a->n; i++) {
@@ -2029,13 +2034,18 @@ static int finish_many(conn_t *c, struct report_args *a, bool *answered, err_t *
         if (json_object_get(first, str(rep->id)))
             continue;
         json_object_set_new(first, str(rep->id), json_integer((json_int_t)i));
-        if ((rep->ok || !rep->retry) && (item = report_item(rep)))
+        if ((rep->ok || !rep->retry) && (item = report_item(rep))) {
             json_array_append_new(batch, item);
+            brief = brief && rep->brief;
+        }
     }
     if (json_array_size(batch) > 0)
-        rc = query(c, ST_job_finish_many, &r, e, "tij", str(a->bot_id), clock_now_ms(), batch);
+        rc = query(c, brief ? ST_job_finish_many_brief : ST_job_finish_many, &r, e, "tij",
+                   str(a->bot_id), clock_now_ms(), batch);
     for (int row = 0; r && row < PQntuples(r) && rc >= 0; row++) {
-        if ((rc = row_record(r, row, ST_job_finish_many, REC_KIND_JOB, &job, e)) == JOBD_OK) {
+        if (brief)
+            job = backend_brief(PQgetvalue(r, row, 0), PQgetvalue(r, row, 1));
+        if (brief || (rc = row_record(r, row, ST_job_finish_many, REC_KIND_JOB, &job, e)) == 0) {
             json_int_t i = json_integer_value(json_object_get(first, PQgetvalue(r, row, 0)));
             a->reports[i].rc = JOBD_OK;
             a->reports[i].job = job;
