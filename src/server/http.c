@@ -308,7 +308,9 @@ static void stay_suspended(waiter_t *w)
 static bool dispatch(conn_t *cn, reply_t *rep, void (*suspend)(waiter_t *w))
 {
     server_t *srv = cn->srv;
+    bool parked = false;
 
+    log_batch_begin(); /* the records of one request: one write (log.h) */
     for (;;) {
         req_t req = cn->req;
         memset(rep, 0, sizeof *rep);
@@ -322,7 +324,7 @@ static bool dispatch(conn_t *cn, reply_t *rep, void (*suspend)(waiter_t *w))
             rep->carry = NULL;
         }
         if (rep->wait_until == 0)
-            return false;
+            break;
 
         /* The handler found nothing and wants to wait: park the connection
          * until a job is announced or the deadline passes, then run the
@@ -337,9 +339,13 @@ static bool dispatch(conn_t *cn, reply_t *rep, void (*suspend)(waiter_t *w))
         cn->waiter.data = cn;
         cn->waiter.wake = resume_conn;
         cn->phase = CONN_PARKED; /* before: the wake may come at once */
-        if (waitq_park(srv->waitq, &cn->waiter, rep->wait_seq, suspend))
-            return true;
+        if (waitq_park(srv->waitq, &cn->waiter, rep->wait_seq, suspend)) {
+            parked = true;
+            break;
+        }
     }
+    log_batch_end();
+    return parked;
 }
 
 /* A request thread's part: run the handler, then resume the connection so
