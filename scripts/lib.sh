@@ -4,8 +4,8 @@
 
 JOBD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JOBD_PACKAGES=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev
-               libsqlite3-dev libcurl4-openssl-dev libcmocka-dev libpq-dev python3 sqlite3 curl
-               postgresql)
+               libsqlite3-dev libcurl4-openssl-dev libcmocka-dev libpq-dev libjemalloc-dev python3
+               sqlite3 curl postgresql)
 
 say() { printf '==> %s\n' "$*"; }
 
