@@ -15,6 +15,12 @@
  * until the database answers, calls fail with JOBD_EDBDOWN and libpq's
  * reason.  The connection string is never logged or put in a message: it may
  * hold a password.
+ *
+ * Round trips: a transaction's statements go in libpq pipelines (pipe_run),
+ * its BEGIN with the first and, where the caller knows them to be the last,
+ * its COMMIT with the last; a claim or a submit is one round trip.  New
+ * pending jobs are announced to the other servers after the commit, from a
+ * connection of the announcer's own (announce(); migration 0007).
  */
 #include "store_int.h"
 #include "backend.h"
@@ -39,7 +45,7 @@
 
 /* Connections a store opens at most: one per HTTP worker (4 by default),
  * the ticker, the datalake writer and spares.  store_watch's LISTEN
- * connection comes on top. */
+ * connection and the announcer's come on top. */
 #define POOL_MAX 8
 
 /* Random bytes in a lease token (shown as twice as many hex digits). */
