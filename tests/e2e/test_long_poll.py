@@ -14,30 +14,40 @@ class LongPoll(harness.E2ETestCase):
     def start(self):
         return self.start_jobd(args=["--threads", "2"])
 
-    def test_waiting_claim_gets_a_later_job_promptly(self):
-        jobd = self.start()
-        bot = self.register_bot(jobd, "waiter", ["sum"])
-        t0 = time.monotonic()
+    def claim_in_background(self, jobd, bot, wait_ms=10000):
+        """A long-poll claim on a thread of its own; join() returns its reply and the
+        monotonic time it came."""
         done = {}
 
         def wait_claim():
-            done["reply"] = self.claim(jobd, bot, ["sum"], wait_ms=10000)
+            done["reply"] = self.claim(jobd, bot, ["sum"], wait_ms=wait_ms)
             done["at"] = time.monotonic()
 
         waiter = threading.Thread(target=wait_claim)
         waiter.start()
+
+        def join():
+            waiter.join(15 * harness.SLOW)
+            self.assertIsNotNone(done.get("reply"), "claim did not return")
+            return done["reply"], done["at"]
+
+        return join
+
+    def test_waiting_claim_gets_a_later_job_promptly(self):
+        jobd = self.start()
+        bot = self.register_bot(jobd, "waiter", ["sum"])
+        t0 = time.monotonic()
+        join = self.claim_in_background(jobd, bot)
         time.sleep(0.5)  # the scenario: the job arrives while the bot is already waiting
         job = self.submit(jobd, "sum", 613, 342)
         submitted = time.monotonic()
-        waiter.join(15 * harness.SLOW)
-        reply = done.get("reply")
-        self.assertIsNotNone(reply, "claim did not return")
+        reply, at = join()
         self.assertEqual(reply.status, 200, reply.body)
         self.assertEqual([j["id"] for j in reply.body["jobs"]], [job["id"]])
         self.assertTrue(reply.body["jobs"][0]["lease"])
-        self.assertLess(done["at"] - submitted, 1.0 * harness.SLOW,
+        self.assertLess(at - submitted, 1.0 * harness.SLOW,
                         "the waiting claim must wake when the job arrives")
-        self.assertLess(done["at"] - t0, 5.0, "well before wait_ms (10 s)")
+        self.assertLess(at - t0, 5.0, "well before wait_ms (10 s)")
 
     def test_a_bot_going_offline_wakes_a_waiting_claim(self):
         """Bug: the jobs of a bot that said "offline" went back to pending without waking
@@ -48,25 +58,16 @@ class LongPoll(harness.E2ETestCase):
         job = self.submit(jobd, "sum", 2, 3)
         r = self.claim(jobd, leaving, ["sum"])
         self.assertEqual([j["id"] for j in r.body["jobs"]], [job["id"]])
-        done = {}
-
-        def wait_claim():
-            done["reply"] = self.claim(jobd, waiting, ["sum"], wait_ms=10000)
-            done["at"] = time.monotonic()
-
-        waiter = threading.Thread(target=wait_claim)
-        waiter.start()
+        join = self.claim_in_background(jobd, waiting)
         stats = lambda: jobd.request("GET", "/stats").body  # noqa: E731
         self.wait_for(lambda: stats()["waiting_claims"] == 1, 5, "the claim to wait")
         r = jobd.request("POST", f"/bots/{leaving}/heartbeat", {"state": "offline", "jobs": []})
         self.assertEqual(r.status, 200, r.body)
         offline = time.monotonic()
-        waiter.join(15 * harness.SLOW)
-        reply = done.get("reply")
-        self.assertIsNotNone(reply, "claim did not return")
+        reply, at = join()
         self.assertEqual(reply.status, 200, reply.body)
         self.assertEqual([j["id"] for j in reply.body["jobs"]], [job["id"]])
-        self.assertLess(done["at"] - offline, 1.0 * harness.SLOW,
+        self.assertLess(at - offline, 1.0 * harness.SLOW,
                         "the waiting claim must wake when the job is pending again")
 
     def test_idle_claim_returns_204_after_wait_ms(self):
