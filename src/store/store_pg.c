@@ -1253,7 +1253,9 @@ static int transact(pg_t *s, const char *begin, bool sync_off, bool write, tx_fn
     rc = fn(c, arg, e);
     if (rc >= 0 && !c->begin && !c->committed)
         rc = write ? commit_write(c, e) : exec_sql(c, "COMMIT", "commit", e);
-    if (c->pending && (rc >= 0 || rc == JOBD_EDBDOWN))
+    /* Committed, even if fn then failed reading the answers, or maybe
+     * committed (the connection failed during the commit). */
+    if (c->pending && (rc >= 0 || c->committed || rc == JOBD_EDBDOWN))
         announce(s, c->pending);
     free(c->pending);
     c->pending = NULL;
