@@ -114,6 +114,8 @@
  *   check of the attempt (EXISTS) and export_claim's read of the jobs
  *   (IN) became hash joins over every attempt and every job, ~1 ms per
  *   report and 22 ms per export batch with 10,000 jobs done.
+ * stats_jobs, which counts every job, is the exception: do_stats runs it
+ * with sequential scans on.
  * Rows picked by a subquery are then found by key, `= ANY (ARRAY(...))`,
  * not with IN, EXISTS or a join: a key lookup stays one whatever the
  * statistics say.  A job's own lease and bot fence a report (the lease is
@@ -2368,22 +2370,22 @@ struct stats_args {
 static int do_stats(conn_t *c, void *arg, err_t *e)
 {
     struct stats_args *a = arg;
-    PGresult *r;
-    int rc;
+    /* The one statement that reads whole tables: with sequential scans on
+     * for it (see STATEMENTS), its plan, made the first time it runs here,
+     * counts in parallel with a hash; off, a million jobs took 949 ms
+     * against 264. */
+    step_t st[3] = {
+        {.sql = "SET LOCAL enable_seqscan = on"}, {.id = ST_stats_jobs}, {.id = ST_stats_bots}};
+    int rc = pipe_run(c, st, 3, false, e);
 
     a->stats = backend_stats_new();
-    if ((rc = query(c, ST_stats_jobs, &r, e, "")) < 0)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++)
-        backend_stats_add_jobs(a->stats, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-                               col_int(r, i, 2));
-    PQclear(r);
-    if ((rc = query(c, ST_stats_bots, &r, e, "")) < 0)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++)
-        backend_stats_add_bots(a->stats, PQgetvalue(r, i, 0), col_int(r, i, 1));
-    PQclear(r);
-    return JOBD_OK;
+    for (int i = 0; rc == JOBD_OK && i < PQntuples(st[1].r); i++)
+        backend_stats_add_jobs(a->stats, PQgetvalue(st[1].r, i, 0), PQgetvalue(st[1].r, i, 1),
+                               col_int(st[1].r, i, 2));
+    for (int i = 0; rc == JOBD_OK && i < PQntuples(st[2].r); i++)
+        backend_stats_add_bots(a->stats, PQgetvalue(st[2].r, i, 0), col_int(st[2].r, i, 1));
+    steps_free(st, 3);
+    return rc;
 }
 
 static int pg_stats(store_t *base, json_t **stats, err_t *e)
