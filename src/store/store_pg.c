@@ -309,7 +309,7 @@ typedef struct conn {
     const char *begin; /* its BEGIN, until sent with its first statements; NULL: sent */
     bool sync_off;     /* with SET LOCAL synchronous_commit = off */
     bool committed;    /* its last statements carried its commit (pipe_run) */
-    char *pending;     /* the operations its commit made pending (commit_write), or NULL */
+    char *pending;     /* the operations its commit made pending (pipe_run), or NULL */
 } conn_t;
 
 /* The LISTEN side of store_watch. */
@@ -431,6 +431,7 @@ static void params_free(params_t *p)
 {
     for (int i = 0; i < p->n; i++)
         free(p->owned[i]);
+    p->n = 0; /* freed: a second call frees nothing */
 }
 
 /* The array of strings `arr` as a PostgreSQL array literal, {"a","b"}: each
@@ -1207,31 +1208,6 @@ static void announcer_stop(pg_t *s)
 
 typedef int (*tx_fn)(conn_t *c, void *arg, err_t *e);
 
-/* Commit c's write transaction (a round trip of its own: the last
- * statements did not carry it), reading which operations it made pending
- * (c->pending; see read_pending). */
-static int commit_write(conn_t *c, err_t *e)
-{
-    PGresult *r;
-    int rc = JOBD_OK;
-
-    if (!PQsendQuery(c->pg, "SELECT current_setting('jobd.pending', true); COMMIT"))
-        return pgerr(c, NULL, "commit", e);
-    while ((r = PQgetResult(c->pg))) {
-        ExecStatusType st = PQresultStatus(r);
-
-        if (st == PGRES_TUPLES_OK && PQntuples(r) == 1 && *PQgetvalue(r, 0, 0)) {
-            free(c->pending);
-            if (!(c->pending = strdup(PQgetvalue(r, 0, 0))))
-                abort();
-        } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && rc == JOBD_OK) {
-            rc = pgerr(c, r, "commit", e);
-        }
-        PQclear(r);
-    }
-    return rc;
-}
-
 /* Run fn(c, arg, e) in one transaction opened by `begin` (sync_off: with
  * synchronous_commit off): commit if fn returns >= 0, roll back otherwise.
  *
@@ -1253,8 +1229,10 @@ static int transact(pg_t *s, const char *begin, bool sync_off, bool write, tx_fn
     c->sync_off = sync_off;
     c->committed = false;
     rc = fn(c, arg, e);
+    /* Not sent with fn's last statements: the commit alone (for a write,
+     * with its read of jobd.pending), one round trip. */
     if (rc >= 0 && !c->begin && !c->committed)
-        rc = write ? commit_write(c, e) : exec_sql(c, "COMMIT", "commit", e);
+        rc = write ? pipe_run(c, NULL, 0, true, e) : exec_sql(c, "COMMIT", "commit", e);
     /* Committed, even if fn then failed reading the answers, or maybe
      * committed (the connection failed during the commit). */
     if (c->pending && (rc >= 0 || c->committed || rc == JOBD_EDBDOWN))
@@ -1565,30 +1543,24 @@ static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n,
     char id[ID_UUID_LEN], *owned;
     const char *input = backend_input_text(spec, &owned);
     json_t *job;
+    step_t st;
     int rc;
 
     if (spec->input && !input)
         return err_set(e, JOBD_EINTERNAL, "jobs[%zu]: the input cannot be written as JSON", index);
     id_uuid7(id);
-    if (n == 1 && !spec->idempotency_key) {
-        /* The whole transaction: one statement that cannot conflict, sent
-         * with the BEGIN and the commit in one round trip. */
-        step_t st;
-        rc = step_set(&st, ST_job_insert, e, "tttitiiit", id, spec->operation, input,
-                      spec->priority, later ? "scheduled" : "pending", now, spec->max_attempts,
-                      later ? spec->run_at : (int64_t)0, NULL);
-        if (rc == JOBD_OK)
-            rc = pipe_run(c, &st, 1, true, e);
-        if (rc == JOBD_OK && PQntuples(st.r) != 1)
-            rc = err_set(e, JOBD_EINTERNAL, "job_insert returned %d rows", PQntuples(st.r));
-        if (rc == JOBD_OK && (rc = row_record(st.r, 0, ST_job_insert, REC_KIND_JOB, &job, e)) == 0)
-            rc = 1;
-        steps_free(&st, 1);
-    } else {
-        rc = fetch(c, ST_job_insert, REC_KIND_JOB, true, &job, e, "tttitiiit", id, spec->operation,
-                   input, spec->priority, later ? "scheduled" : "pending", now, spec->max_attempts,
-                   later ? spec->run_at : (int64_t)0, spec->idempotency_key);
-    }
+    rc = step_set(&st, ST_job_insert, e, "tttitiiit", id, spec->operation, input, spec->priority,
+                  later ? "scheduled" : "pending", now, spec->max_attempts,
+                  later ? spec->run_at : (int64_t)0, spec->idempotency_key);
+    /* A job alone without a key is the whole transaction, a statement that
+     * cannot conflict: sent with the BEGIN and the commit, one round trip. */
+    if (rc == JOBD_OK)
+        rc = pipe_run(c, &st, 1, n == 1 && !spec->idempotency_key, e);
+    /* 1 inserted, 0 not (see below). */
+    if (rc == JOBD_OK && (rc = PQntuples(st.r)) == 1 &&
+        (rc = row_record(st.r, 0, ST_job_insert, REC_KIND_JOB, &job, e)) == JOBD_OK)
+        rc = 1;
+    steps_free(&st, 1);
     free(owned);
     /* Not inserted: the key is taken (by a committed job, or one of this
      * batch).  The answer is the job that holds it. */
