@@ -322,6 +322,8 @@ struct loop {
 static void *loop_thread(void *arg)
 {
     struct loop *l = arg;
+
+    pthread_setname_np(pthread_self(), "bot-claim");
     claim_loop(l->b, l->client);
     return NULL;
 }

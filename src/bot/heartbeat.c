@@ -72,6 +72,7 @@ static void *heartbeat_main(void *arg)
     struct outage o = {.what = "heartbeat"};
     struct bot *b = h->bot;
 
+    pthread_setname_np(pthread_self(), "bot-heartbeat");
     pthread_mutex_lock(&b->lock);
     while (!h->quit) {
         struct timespec until;

@@ -366,6 +366,7 @@ static void *request_thread(void *arg)
     http_t *h = arg;
     conn_t *cn;
 
+    pthread_setname_np(pthread_self(), "jobd-request");
     pthread_mutex_lock(&h->mu);
     for (;;) {
         while (!h->head && !h->stop)

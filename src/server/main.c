@@ -487,6 +487,7 @@ static void *ticker(void *arg)
     int64_t next_sweep = 0;
     char errors[4][JOBD_ERR_MSG_MAX] = {"", "", "", ""};
 
+    pthread_setname_np(pthread_self(), "jobd-ticker");
     pthread_mutex_lock(&tick_lock);
     while (!tick_stop) {
         struct timespec until;

@@ -1119,6 +1119,7 @@ static void *announcer_main(void *arg)
     bool failing = false;
     err_t e;
 
+    pthread_setname_np(pthread_self(), "jobd-announce");
     pthread_mutex_lock(&a->mu);
     while (!a->stop) {
         char *ops = a->ops;
@@ -2766,6 +2767,7 @@ static void *listener(void *arg)
     int backoff = 100;
     err_t e;
 
+    pthread_setname_np(pthread_self(), "jobd-listen");
     for (;;) {
         struct pollfd p[2];
         PGnotify *n;

@@ -880,6 +880,8 @@ static void *checkpointer(void *arg)
     sq_t *s = arg;
     int64_t warned_at = 0;
     int restarts = 0;
+
+    pthread_setname_np(pthread_self(), "jobd-checkpoint");
     pthread_mutex_lock(&s->ckpt_mu);
     for (;;) {
         int log = 0, copied = 0;
