@@ -29,11 +29,14 @@ struct datalake {
     char last_dir[PATH_MAX]; /* the directory part_write last made sure of */
     json_t *sizes;           /* {"date=.../part-x.jsonl": recorded size} */
     pthread_t thread;
-    pthread_mutex_t lock; /* dirty, stop */
+    pthread_mutex_t lock; /* stop, and the waits on cond */
     pthread_cond_t cond;
     pthread_mutex_t flush_lock; /* one flush at a time: two would both read the same
                                    unexported jobs and write them twice */
-    bool dirty, stop;
+    bool stop;
+    /* A job finished since the writer's last flush began.  Only the notice
+     * that sets it wakes the writer (datalake_notify). */
+    atomic_bool dirty;
     atomic_llong appends, records; /* datalake_stats() */
 };
 
@@ -322,13 +325,14 @@ static void *writer(void *arg)
     err_t e;
     int n;
 
+    pthread_setname_np(pthread_self(), "jobd-datalake");
     for (;;) {
         struct timespec until;
         bool stop;
 
         pthread_mutex_lock(&d->lock);
         until = clock_deadline(CLOCK_REALTIME, 1000 * 1000000LL);
-        while (!d->dirty && !d->stop)
+        while (!atomic_load(&d->dirty) && !d->stop)
             if (pthread_cond_timedwait(&d->cond, &d->lock, &until) != 0)
                 break;
         /* Hold off (longer after a failure: the backoff), whatever more
@@ -337,7 +341,7 @@ static void *writer(void *arg)
         while (!d->stop)
             if (pthread_cond_timedwait(&d->cond, &d->lock, &until) != 0)
                 break;
-        d->dirty = false;
+        atomic_store(&d->dirty, false);
         stop = d->stop;
         pthread_mutex_unlock(&d->lock);
         if (stop)
@@ -377,7 +381,7 @@ int datalake_open(const char *data_dir, const char *server_id, store_t *store, d
     if ((rc = mkdirs(d->root, e)) != JOBD_OK || (rc = store_export_files(store, &d->sizes, e)) ||
         (rc = repair(d, e)) != JOBD_OK)
         goto out_free;
-    d->dirty = true; /* export what a previous run left */
+    atomic_init(&d->dirty, true); /* export what a previous run left */
     if (pthread_create(&d->thread, NULL, writer, d) != 0) {
         rc = err_set(e, JOBD_EINTERNAL, "cannot start the datalake thread");
         goto out_free;
@@ -398,8 +402,15 @@ void datalake_notify(datalake_t *d)
 {
     if (!d)
         return;
+    /* The first notice after a flush began wakes the writer; later ones,
+     * which arrive while it holds off (COALESCE_MS) or flushes, are covered
+     * by that flush or the next one and would each cost it a context switch
+     * for nothing: with bots finishing one job at a time that was a switch
+     * per job.  The lock orders the signal after the writer's check of
+     * dirty, so that the wake-up cannot be lost. */
+    if (atomic_exchange(&d->dirty, true))
+        return;
     pthread_mutex_lock(&d->lock);
-    d->dirty = true;
     pthread_cond_signal(&d->cond);
     pthread_mutex_unlock(&d->lock);
 }
