@@ -61,12 +61,14 @@ typedef struct jobd_client_options {
     long timeout_ms;         /* per request, excluding a claim's wait; 0 means 10000 */
     int minimal;             /* non-zero: send "Prefer: return=minimal", so that the jobs
                               * in the replies of submits and reports are only their id and
-                              * status (docs/api.md); claims and reads stay whole */
+                              * status, and leased jobs only what a bot needs (id, status,
+                              * operation, input, attempts, lease, lease_expires_at;
+                              * docs/api.md); reads stay whole */
 } jobd_client_options_t;
 
-/* One job leased by jobd_client_claim().  `job` is the whole object as the
- * server sent it (owned by this struct); the other pointers borrow from it
- * and live as long as it does. */
+/* One job leased by jobd_client_claim().  `job` is the object as the
+ * server sent it (whole, or lean with `minimal`; owned by this struct); the other pointers borrow
+ * from it and live as long as it does. */
 typedef struct jobd_job {
     json_t *job;
     const char *id;

@@ -387,6 +387,7 @@ static void reply_claim(server_t *srv, const req_t *req, reply_t *rep, const cla
      * may be pending (waitq.h). */
     if (req->woken && json_array_size(jobs) == (size_t)c->max)
         waitq_pass(srv->waitq, c->ops);
+    jobs = reply_claimed(req, rep, jobs);
     if (results)
         reply_json(rep, 200, json_pack("{s:o,s:o}", "results", results, "jobs", jobs));
     else if (json_array_size(jobs) > 0)

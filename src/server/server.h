@@ -100,6 +100,12 @@ int reply_json(reply_t *rep, int status, json_t *body);
  * preference was applied).  Takes the reference to job; returns a new one. */
 json_t *reply_job(const req_t *req, reply_t *rep, json_t *job);
 
+/* What a reply shows of the jobs a claim leased (an array): whole jobs, or,
+ * for a request that prefers a minimal reply, only what a bot needs to run
+ * and report each one (CLAIMED_FIELDS in router.c).  Takes the reference to
+ * jobs; returns a new one. */
+json_t *reply_claimed(const req_t *req, reply_t *rep, json_t *jobs);
+
 /* Fill rep with the error in e.  Returns e->rc. */
 int reply_err(reply_t *rep, const err_t *e);
 

@@ -160,7 +160,8 @@ class Batch(harness.E2ETestCase):
 
     def test_prefer_return_minimal(self):
         """Prefer: return=minimal (RFC 7240) cuts the job objects of a change's reply to
-        their id and status; without it, replies are whole."""
+        their id and status, and claimed jobs to what a bot needs to run and report them;
+        without it, replies are whole."""
         jobd = self.start_jobd()
         minimal = {"Prefer": "wait=5, return=minimal"}
         r = jobd.request("POST", "/jobs", [job("sum", i, 1) for i in range(3)]
@@ -194,7 +195,24 @@ class Batch(harness.E2ETestCase):
                          [{"id": j["id"], "status": "succeeded"} for j in claimed[:2]])
         self.assertEqual(body["results"][2]["error"]["code"], "lease_mismatch")
         self.assertEqual(len(body["jobs"]), 1)
-        self.assertIn("input", body["jobs"][0], "claimed jobs stay whole: the bot needs them")
+        lean = ["attempts", "id", "input", "lease", "lease_expires_at", "operation", "status"]
+        leased = body["jobs"][0]
+        self.assertEqual(sorted(leased), lean, "claimed jobs carry what a bot needs, no more")
+        stored = self.get_job(jobd, leased["id"])  # without the lease: that is the holder's
+        same = ["attempts", "id", "input", "operation", "status"]
+        self.assertEqual({k: leased[k] for k in same}, {k: stored[k] for k in same})
+        self.assertEqual(leased["status"], "processing")
+
+        # A plain claim: lean jobs with the header, whole ones without it.
+        r = jobd.request("POST", "/jobs/claim", {"bot_id": bot, "operations": ["sum"]},
+                         headers=minimal)
+        self.assertEqual(r.headers.get("Preference-Applied"), "return=minimal")
+        self.assertEqual([sorted(j) for j in self.expect(r, 200, "minimal claim")["jobs"]], [lean])
+        r = jobd.request("POST", "/jobs/claim", {"bot_id": bot, "operations": ["sum"]})
+        self.assertIsNone(r.headers.get("Preference-Applied"))
+        whole = self.expect(r, 200, "whole claim")["jobs"][0]
+        self.assertEqual(whole["bot_name"], "brief")
+        self.assertIn("lease", whole)
         r = jobd.request("POST", f"/jobs/{claimed[2]['id']}/complete", {
             "bot_id": bot, "lease": claimed[2]["lease"], "result": 3, "duration_ms": 1},
             headers=minimal)
