@@ -137,7 +137,8 @@
     "  AND lease = r_lease AND bot_id = $1 RETURNING {job}, r_lease, r_ok, r_error),"              \
     " a AS (UPDATE attempts SET outcome = CASE WHEN j.r_ok THEN 'succeeded' ELSE 'failed' END,"    \
     "  ended_at = $2, error = CASE WHEN j.r_ok THEN NULL ELSE j.r_error END FROM j"                \
-    "  WHERE attempts.lease = j.r_lease AND attempts.outcome = 'running'),"                        \
+    "  WHERE attempts.job_id = j.id AND attempts.lease = j.r_lease"                                \
+    "  AND attempts.outcome = 'running'),"                                                         \
     " q AS (INSERT INTO export_queue (job_id, finished_at) SELECT id, $2 FROM j),"                 \
     " b AS (UPDATE bots SET jobs_succeeded = jobs_succeeded + s.ok,"                               \
     "  jobs_failed = jobs_failed + s.failed FROM (SELECT count(*) FILTER (WHERE r_ok) AS ok,"      \
@@ -199,9 +200,9 @@
       "  FROM j)"                                                                                  \
       " SELECT {job}, claim_lease FROM j ORDER BY priority DESC, created_at, id")                  \
     X(attempt_by_lease, "SELECT job_id, bot_id, outcome, ended_at, error FROM attempts"            \
-                        " WHERE lease = $1")                                                       \
-    X(attempt_end, "UPDATE attempts SET outcome = $2, ended_at = $3, error = $4"                   \
-                   " WHERE lease = $1 AND outcome = 'running'")                                    \
+                        " WHERE job_id = $1 AND lease = $2")                                       \
+    X(attempt_end, "UPDATE attempts SET outcome = $3, ended_at = $4, error = $5"                   \
+                   " WHERE job_id = $1 AND lease = $2 AND outcome = 'running'")                    \
     X(job_finish,                                                                                  \
       "WITH j AS (UPDATE jobs SET status = $3, result = $4::jsonb, error = $5, duration_ms = $6,"  \
       "  finished_at = $7, failures = failures + $8, lease = NULL, lease_expires_at = NULL"        \
@@ -231,7 +232,7 @@
     X(bot_done, "UPDATE bots SET jobs_succeeded = jobs_succeeded + $2,"                            \
                 " jobs_failed = jobs_failed + $3 WHERE id = $1")                                   \
     X(bot_lost, "UPDATE bots SET jobs_lost = jobs_lost + 1"                                        \
-                " WHERE id = (SELECT bot_id FROM attempts WHERE lease = $1)")                      \
+                " WHERE id = (SELECT bot_id FROM attempts WHERE job_id = $1 AND lease = $2)")      \
     X(lease_expired, "SELECT id, lease, lease_expires_at FROM jobs"                                \
                      " WHERE status = 'processing' AND lease_expires_at < $1"                      \
                      " FOR UPDATE SKIP LOCKED")                                                    \
@@ -1829,11 +1830,13 @@ static int pg_job_claim(store_t *base, const char *bot_id, const char *const *op
 
 /* ---- complete, fail, release, expire -------------------------------------- */
 
-/* The attempt that holds `lease`: 1 if found, 0 if not, or a JOBD_E* code. */
-static int read_attempt(conn_t *c, const char *lease, struct backend_attempt *r, err_t *e)
+/* The attempt of job `id` that holds `lease`: 1 if found, 0 if not, or a
+ * JOBD_E* code. */
+static int read_attempt(conn_t *c, const char *id, const char *lease, struct backend_attempt *r,
+                        err_t *e)
 {
     PGresult *res;
-    int rc = query(c, ST_attempt_by_lease, &res, e, "t", lease);
+    int rc = query(c, ST_attempt_by_lease, &res, e, "tt", id, lease);
 
     if (rc < 0)
         return rc;
@@ -1922,7 +1925,7 @@ static int do_finish(conn_t *c, void *arg, err_t *e)
 
     if ((rc = lock_job(c, a->id, status, lease, e)) < 0)
         return rc;
-    if ((rc = read_attempt(c, a->lease, &r, e)) < 0)
+    if ((rc = read_attempt(c, a->id, a->lease, &r, e)) < 0)
         return rc;
     if (rc == 0 || strcmp(r.job_id, a->id) != 0)
         return err_set(e, JOBD_EMISMATCH, "job %s was never leased under lease %s", a->id,
@@ -1943,7 +1946,8 @@ static int do_finish(conn_t *c, void *arg, err_t *e)
                        "still running",
                        a->id, status, a->lease);
     if (rc >= 0)
-        rc = run(c, ST_attempt_end, e, "ttit", a->lease, outcome, now, a->ok ? NULL : a->error);
+        rc = run(c, ST_attempt_end, e, "tttit", a->id, a->lease, outcome, now,
+                 a->ok ? NULL : a->error);
     if (rc >= 0)
         rc = run(c, ST_bot_done, e, "tii", a->bot_id, (int64_t)a->ok, (int64_t)!a->ok);
     return rc < 0 ? rc : get_job(c, a->id, &a->job, e);
@@ -2103,9 +2107,9 @@ static int pg_job_fail(store_t *base, const char *id, const char *bot_id, const 
 static int takeback(conn_t *c, const char *id, const char *lease, const char *outcome, int64_t at,
                     const char *why, err_t *e)
 {
-    int rc = run(c, ST_attempt_end, e, "ttit", lease, outcome, at, why);
+    int rc = run(c, ST_attempt_end, e, "tttit", id, lease, outcome, at, why);
     if (rc >= 0)
-        rc = run(c, ST_bot_lost, e, "t", lease);
+        rc = run(c, ST_bot_lost, e, "tt", id, lease);
     return rc < 0 ? rc : run(c, ST_job_takeback, e, "t", id);
 }
 
@@ -2184,7 +2188,7 @@ static int do_cancel(conn_t *c, void *arg, err_t *e)
                        status);
     snprintf(why, sizeof why, "cancelled by an admin: %s", a->reason);
     if (strcmp(status, "processing") == 0)
-        rc = run(c, ST_attempt_end, e, "ttit", lease, "cancelled", now, a->reason);
+        rc = run(c, ST_attempt_end, e, "tttit", a->id, lease, "cancelled", now, a->reason);
     if (rc >= 0)
         rc = run(c, ST_job_cancel, e, "tit", a->id, now, why);
     if (rc >= 0)

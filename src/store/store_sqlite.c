@@ -116,9 +116,9 @@
                      " outcome) SELECT id, attempts, lease, bot_id, bot_name, claimed_at,"         \
                      " 'running' FROM jobs WHERE id = ?1")                                         \
     X(attempt_by_lease, "SELECT job_id, bot_id, outcome, ended_at, error FROM attempts"            \
-                        " WHERE lease = ?1")                                                       \
-    X(attempt_end, "UPDATE attempts SET outcome = ?2, ended_at = ?3, error = ?4"                   \
-                   " WHERE lease = ?1 AND outcome = 'running'")                                    \
+                        " WHERE job_id = ?1 AND lease = ?2")                                       \
+    X(attempt_end, "UPDATE attempts SET outcome = ?3, ended_at = ?4, error = ?5"                   \
+                   " WHERE job_id = ?1 AND lease = ?2 AND outcome = 'running'")                    \
     X(job_finish,                                                                                  \
       "UPDATE jobs SET status = ?3, result = ?4, error = ?5, duration_ms = ?6,"                    \
       " finished_at = ?7, failures = failures + ?8, lease = NULL,"                                 \
@@ -142,7 +142,7 @@
     X(bot_done, "UPDATE bots SET jobs_succeeded = jobs_succeeded + ?2,"                            \
                 " jobs_failed = jobs_failed + ?3 WHERE id = ?1")                                   \
     X(bot_lost, "UPDATE bots SET jobs_lost = jobs_lost + 1"                                        \
-                " WHERE id = (SELECT bot_id FROM attempts WHERE lease = ?1)")                      \
+                " WHERE id = (SELECT bot_id FROM attempts WHERE job_id = ?1 AND lease = ?2)")      \
     X(lease_expired, "SELECT id, lease, lease_expires_at FROM jobs"                                \
                      " WHERE status = 'processing' AND lease_expires_at < ?1")                     \
     X(lease_renew, "UPDATE jobs SET lease_expires_at = ?2"                                         \
@@ -1617,10 +1617,12 @@ static int sq_job_claim(store_t *base, const char *bot_id, const char *const *op
 
 /* ---- complete, fail, release, expire -------------------------------------- */
 
-/* The attempt that holds `lease`: 1 if found, 0 if not, or a JOBD_E* code. */
-static int read_attempt(sq_t *s, const char *lease, struct backend_attempt *r, err_t *e)
+/* The attempt of job `id` that holds `lease`: 1 if found, 0 if not, or a
+ * JOBD_E* code. */
+static int read_attempt(sq_t *s, const char *id, const char *lease, struct backend_attempt *r,
+                        err_t *e)
 {
-    int rc = query(s, ST_attempt_by_lease, e, "t", lease);
+    int rc = query(s, ST_attempt_by_lease, e, "tt", id, lease);
 
     if (rc >= 0)
         rc = step(s, ST_attempt_by_lease, e);
@@ -1738,7 +1740,7 @@ static int finished_job(sq_t *s, struct backend_finish *a, const char *status, e
 static int settle_by_attempt(sq_t *s, struct backend_finish *a, const char *status, err_t *e)
 {
     struct backend_attempt r;
-    int rc = read_attempt(s, a->lease, &r, e);
+    int rc = read_attempt(s, a->id, a->lease, &r, e);
 
     if (rc < 0)
         return rc;
@@ -1786,7 +1788,8 @@ static int do_finish(sq_t *s, void *arg, err_t *e)
                        "still running",
                        a->id, status, a->lease);
     if (rc >= 0)
-        rc = run(s, ST_attempt_end, e, "ttit", a->lease, outcome, now, a->ok ? NULL : a->error);
+        rc = run(s, ST_attempt_end, e, "tttit", a->id, a->lease, outcome, now,
+                 a->ok ? NULL : a->error);
     if (rc >= 0 && s->batch_counts) {
         s->batch_ok += a->ok;
         s->batch_failed += !a->ok;
@@ -1878,9 +1881,9 @@ static int sq_job_fail(store_t *base, const char *id, const char *bot_id, const 
 static int takeback(sq_t *s, const char *id, const char *lease, const char *outcome, int64_t at,
                     const char *why, err_t *e)
 {
-    int rc = run(s, ST_attempt_end, e, "ttit", lease, outcome, at, why);
+    int rc = run(s, ST_attempt_end, e, "tttit", id, lease, outcome, at, why);
     if (rc >= 0)
-        rc = run(s, ST_bot_lost, e, "t", lease);
+        rc = run(s, ST_bot_lost, e, "tt", id, lease);
     return rc < 0 ? rc : run(s, ST_job_takeback, e, "t", id);
 }
 
@@ -1965,7 +1968,7 @@ static int do_cancel(sq_t *s, void *arg, err_t *e)
                        status);
     snprintf(why, sizeof why, "cancelled by an admin: %s", a->reason);
     if (strcmp(status, "processing") == 0)
-        rc = run(s, ST_attempt_end, e, "ttit", lease, "cancelled", now, a->reason);
+        rc = run(s, ST_attempt_end, e, "tttit", a->id, lease, "cancelled", now, a->reason);
     if (rc >= 0)
         rc = export_enqueue(s, a->id, now, run(s, ST_job_cancel, e, "tit", a->id, now, why), e);
     if (rc >= 0)

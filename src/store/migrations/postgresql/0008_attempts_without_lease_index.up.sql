@@ -1,0 +1,12 @@
+-- 0008 attempts without a lease index: an attempt is found by its job and
+-- lease, through the key (job_id, attempt), no longer by the lease alone.
+--
+-- Why: every claim inserted its lease, 32 random hex digits, into a unique
+-- index of its own, each at a random place of a b-tree as large as the
+-- history: the one index of a claim's that had no locality, and one more per
+-- job for each report to walk.  Every statement that looks an attempt up by
+-- its lease (a report's, a takeback's, a cancel's) knows the job, and a job
+-- has a few attempts, so the key finds it as well.  The lease stays a
+-- fencing token: a job's own lease and bot fence its reports, and 128 random
+-- bits do not repeat.
+ALTER TABLE attempts DROP CONSTRAINT attempts_lease_key;
