@@ -1893,8 +1893,9 @@ static void test_purge(void **state)
     json_decref(scheduled);
 }
 
-/* Rolling migration 0004 (the export queue) back and applying it again
- * keeps what the datalake still waits for, and what it already has. */
+/* Rolling the latest migration back and applying it again keeps what the
+ * datalake still waits for, and what it already has (written when 0004,
+ * the export queue, was the latest; it holds for each since). */
 static void test_migrate_keeps_export_queue(void **state)
 {
     struct fixture *f = *state;
@@ -1923,6 +1924,46 @@ static void test_migrate_keeps_export_queue(void **state)
 
     json_decref(written);
     json_decref(waiting);
+}
+
+/* Rolling the latest migration back and applying it again keeps every
+ * attempt, and the leases still fence: 0008 rebuilt attempts on SQLite and
+ * took the index of their leases away on both engines. */
+static void test_migrate_keeps_attempts(void **state)
+{
+    struct fixture *f = *state;
+    json_t *first = create_claimed(f, f->bot), *second, *jobs, *job, *history;
+    const char *id = sget(first, "id");
+    bool repeated;
+    err_t e;
+
+    assert_ok(store_job_release(f->s, id, "before the migration", &job, &e), &e);
+    json_decref(job);
+    jobs = claim(f, f->bot2, 1, 30000);
+    second = json_incref(json_array_get(jobs, 0));
+    json_decref(jobs);
+    assert_string_equal(sget(second, "id"), id);
+
+    assert_ok(store_migrate_down(f->s, &e), &e);
+    assert_ok(store_migrate_up(f->s, &e), &e);
+    assert_ok(store_prepare(f->s, &e), &e);
+
+    assert_rc(complete(f, first, f->bot, &repeated, &e), JOBD_ERELEASED, &e);
+    assert_contains(e.msg, "before the migration");
+    assert_rc(complete(f, second, f->bot, &repeated, &e), JOBD_EMISMATCH, &e);
+    assert_ok(complete(f, second, f->bot2, &repeated, &e), &e);
+    assert_false(repeated);
+    assert_ok(complete(f, second, f->bot2, &repeated, &e), &e);
+    assert_true(repeated);
+    job = get(f, id);
+    history = json_object_get(job, "history");
+    assert_int_equal(json_array_size(history), 2);
+    assert_string_equal(sget(json_array_get(history, 0), "outcome"), "released");
+    assert_string_equal(sget(json_array_get(history, 1), "outcome"), "succeeded");
+    assert_string_equal(sget(job, "status"), "succeeded");
+    json_decref(job);
+    json_decref(second);
+    json_decref(first);
 }
 
 int main(void)
@@ -1964,6 +2005,7 @@ int main(void)
         T(test_purge),
         T(test_migrate_keeps_export_queue),
         T(test_migrate_down_up),
+        T(test_migrate_keeps_attempts),
     };
 #undef T
     return cmocka_run_group_tests_name("store contract", tests, NULL, NULL);
