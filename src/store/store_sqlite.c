@@ -99,8 +99,12 @@
                  " WHERE bots.state IN ('ready', 'processing') AND json_each.value = ?1")          \
     X(job_list, "SELECT {job} FROM jobs WHERE id > ?1 AND (?2 IS NULL OR operation = ?2)"          \
                 " ORDER BY id LIMIT ?3")                                                           \
-    X(job_list_status, "SELECT {job} FROM jobs WHERE status = ?4 AND id > ?1"                      \
+    X(job_list_status, "SELECT {job} FROM jobs INDEXED BY jobs_status"                             \
+                       " WHERE status = ?4 AND status <> 'processing' AND id > ?1"                 \
                        " AND (?2 IS NULL OR operation = ?2) ORDER BY id LIMIT ?3")                 \
+    X(job_list_processing, "SELECT {job} FROM jobs INDEXED BY jobs_processing_bot"                 \
+                           " WHERE status = 'processing' AND id > ?1"                              \
+                           " AND (?2 IS NULL OR operation = ?2) ORDER BY id LIMIT ?3")             \
     X(job_state, "SELECT status, lease, bot_id FROM jobs WHERE id = ?1")                           \
     X(claim_candidates, "SELECT id, priority, created_at FROM jobs INDEXED BY jobs_claim"          \
                         " WHERE status = 'pending' AND operation = ?1"                             \
@@ -1457,9 +1461,14 @@ static int do_list(sq_t *s, void *arg, err_t *e)
     struct list_args *a = arg;
     const job_filter_t *f = a->f;
     /* "" sorts before every id, so the first page needs no statement of
-     * its own; a status filter has its own so that it uses jobs_status. */
+     * its own; a status filter has its own so that it uses jobs_status, or
+     * for the jobs in flight, which jobs_status leaves out (0009),
+     * jobs_processing_bot. */
     const char *after = f->after ? f->after : "";
 
+    if (f->status && strcmp(f->status, "processing") == 0)
+        return fetch(s, ST_job_list_processing, REC_KIND_JOB, false, &a->jobs, e, "tti", after,
+                     f->operation, (int64_t)f->limit);
     if (f->status)
         return fetch(s, ST_job_list_status, REC_KIND_JOB, false, &a->jobs, e, "ttit", after,
                      f->operation, (int64_t)f->limit, f->status);

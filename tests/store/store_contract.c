@@ -340,6 +340,21 @@ static void test_job_list_pagination(void **state)
     assert_string_equal(sget(json_array_get(page, 0), "id"), ids[3]);
     json_decref(page);
 
+    /* The jobs in flight page by id too (through jobs_processing_bot since
+     * 0009 left them out of jobs_status). */
+    json_decref(claim(f, f->bot, 2, 30000));
+    flt = (job_filter_t){.status = "processing", .operation = f->op, .limit = 2};
+    assert_ok(store_job_list(f->s, &flt, &page, &e), &e);
+    assert_int_equal(json_array_size(page), 2);
+    assert_string_equal(sget(json_array_get(page, 0), "id"), ids[0]);
+    assert_string_equal(sget(json_array_get(page, 1), "id"), ids[1]);
+    json_decref(page);
+    flt.after = ids[1];
+    assert_ok(store_job_list(f->s, &flt, &page, &e), &e);
+    assert_int_equal(json_array_size(page), 1);
+    assert_string_equal(sget(json_array_get(page, 0), "id"), ids[2]);
+    json_decref(page);
+
     json_decref(claimed);
     for (int i = 0; i < 5; i++)
         json_decref(made[i]);
