@@ -62,12 +62,14 @@
  * names, e.g. "statement job_get does not fit the database schema".
  *
  * Checklist: claim_candidates, queue_ahead, schedule_due, bots_stale,
- * export_pending and the purge_* statements (PURGE_IDS) name their indexes
- * (INDEXED BY) so that their cost cannot silently grow with finished jobs;
- * the other statements that read by status, bot or lease rely on the
- * indexes of migrations/sqlite too.  Change them together.  PURGE_IDS and
- * bots_stale repeat their partial index's condition word for word, as a
- * chain of ORs, not an IN list (migration 0005 says why).
+ * export_pending, job_list_status, job_list_processing and the purge_*
+ * statements (PURGE_IDS) name their indexes (INDEXED BY) so that their cost
+ * cannot silently grow with finished jobs; the other statements that read
+ * by status, bot or lease rely on the indexes of migrations/sqlite too.
+ * Change them together.  PURGE_IDS and bots_stale repeat their partial
+ * index's condition word for word, as a chain of ORs, not an IN list
+ * (migration 0005 says why), and job_list_status repeats jobs_status's
+ * (0009).
  *
  * A job is in export_queue exactly while it is finished and not yet in the
  * datalake: every statement that finishes a job (job_finish, job_cancel) is
