@@ -134,20 +134,8 @@ int reply_json(reply_t *rep, int status, json_t *body)
     return JOBD_OK;
 }
 
-json_t *reply_job(const req_t *req, reply_t *rep, json_t *job)
-{
-    json_t *brief;
-
-    if (!req->minimal)
-        return job;
-    /* id and status are strings the store wrote: UTF-8 already. */
-    brief = json_object();
-    json_object_set_nocheck(brief, "id", json_object_get(job, "id"));
-    json_object_set_nocheck(brief, "status", json_object_get(job, "status"));
-    json_decref(job);
-    rep->minimal = true;
-    return brief;
-}
+/* What a minimal reply shows of a changed job. */
+static const char *const BRIEF_FIELDS[] = {"id", "status"};
 
 /* A leased job as a bot needs it: what to run, the lease that fences its
  * report, and when the lease ends.  The rest (its timestamps, the bot's own
@@ -156,6 +144,31 @@ json_t *reply_job(const req_t *req, reply_t *rep, json_t *job)
 static const char *const CLAIMED_FIELDS[] = {
     "id", "status", "operation", "input", "attempts", "lease", "lease_expires_at",
 };
+
+/* A new object with the fields `names` of job (those it has).  The keys
+ * are ASCII literals, so they need no UTF-8 check. */
+static json_t *pick(const json_t *job, const char *const *names, size_t n)
+{
+    json_t *out = json_object();
+    for (size_t k = 0; k < n; k++) {
+        json_t *v = json_object_get(job, names[k]);
+        if (v)
+            json_object_set_nocheck(out, names[k], v);
+    }
+    return out;
+}
+
+json_t *reply_job(const req_t *req, reply_t *rep, json_t *job)
+{
+    json_t *brief;
+
+    if (!req->minimal)
+        return job;
+    brief = pick(job, BRIEF_FIELDS, sizeof BRIEF_FIELDS / sizeof *BRIEF_FIELDS);
+    json_decref(job);
+    rep->minimal = true;
+    return brief;
+}
 
 json_t *reply_claimed(const req_t *req, reply_t *rep, json_t *jobs)
 {
@@ -167,13 +180,8 @@ json_t *reply_claimed(const req_t *req, reply_t *rep, json_t *jobs)
     lean = json_array();
     json_array_foreach(jobs, i, job)
     {
-        json_t *brief = json_object();
-        for (size_t k = 0; k < sizeof CLAIMED_FIELDS / sizeof *CLAIMED_FIELDS; k++) {
-            json_t *v = json_object_get(job, CLAIMED_FIELDS[k]);
-            if (v) /* keys are ASCII literals */
-                json_object_set_nocheck(brief, CLAIMED_FIELDS[k], v);
-        }
-        json_array_append_new(lean, brief);
+        json_array_append_new(
+            lean, pick(job, CLAIMED_FIELDS, sizeof CLAIMED_FIELDS / sizeof *CLAIMED_FIELDS));
     }
     json_decref(jobs);
     rep->minimal = true;
