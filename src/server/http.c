@@ -94,6 +94,7 @@ struct conn {
     waiter_t waiter; /* parked long-poll */
     int64_t wait_deadline;
     json_t *wait_ops;
+    char *wait_bot;
     json_t *carry; /* the handler's state across wake-ups (reply.carry) */
 };
 
@@ -130,7 +131,9 @@ static conn_t *conn_new(http_t *h, struct MHD_Connection *mc, const char *method
 static void conn_free(conn_t *cn)
 {
     waitq_cancel(cn->srv->waitq, &cn->waiter);
+    json_decref(cn->waiter.handed);
     json_decref(cn->wait_ops);
+    free(cn->wait_bot);
     json_decref(cn->carry);
     json_decref(cn->reply.body);
     free(cn->body);
@@ -316,8 +319,11 @@ static bool dispatch(conn_t *cn, reply_t *rep, void (*suspend)(waiter_t *w))
         memset(rep, 0, sizeof *rep);
         req.wait_deadline = cn->wait_deadline;
         req.woken = cn->wait_deadline && waitq_rerun(srv->waitq, &cn->waiter);
+        req.handed = cn->waiter.handed;
+        cn->waiter.handed = NULL;
         req.carry = cn->carry;
         router_dispatch(srv, &req, rep);
+        json_decref(req.handed);
         if (rep->carry) {
             json_decref(cn->carry);
             cn->carry = rep->carry;
@@ -334,7 +340,13 @@ static bool dispatch(conn_t *cn, reply_t *rep, void (*suspend)(waiter_t *w))
             cn->wait_ops = rep->wait_ops;
         else
             json_decref(rep->wait_ops);
+        if (!cn->wait_bot)
+            cn->wait_bot = rep->wait_bot;
+        else
+            free(rep->wait_bot);
         cn->waiter.ops = cn->wait_ops;
+        cn->waiter.bot_id = cn->wait_bot;
+        cn->waiter.lease_ms = rep->wait_lease_ms;
         cn->waiter.deadline = cn->wait_deadline;
         cn->waiter.data = cn;
         cn->waiter.wake = resume_conn;

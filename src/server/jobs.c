@@ -174,6 +174,38 @@ static void specs_free(job_spec_t *specs, size_t n)
     free(specs);
 }
 
+/* The hand-off (waitq.h): a job submitted alone, to run now, while a bot
+ * waits for its operation is inserted and claimed for that bot in one
+ * transaction.  Returns JOBD_OK with *jobs (the array of the one job the
+ * reply shows) and *pending (whether the job is left pending for another
+ * claim: another job came first, or the bot went away); 1 if no bot waits
+ * (nothing done); or a JOBD_E* code. */
+static int hand_off(server_t *srv, const req_t *req, const job_spec_t *spec, json_t **jobs,
+                    bool *pending, err_t *e)
+{
+    json_t *job, *claimed;
+    const char *got;
+    waiter_t *w;
+
+    if (spec->run_at > clock_now_ms() || !(w = waitq_take(srv->waitq, spec->operation)))
+        return 1;
+    if (store_job_create_claim(srv->store, spec, req->minimal, w->bot_id, w->lease_ms, &job,
+                               &claimed, e) != JOBD_OK) {
+        waitq_give(srv->waitq, w, NULL);
+        return e->rc;
+    }
+    got = json_string_value(json_object_get(json_array_get(claimed, 0), "id"));
+    *pending = !got || strcmp(got, str_field(job, "id")) != 0;
+    if (json_array_size(claimed) == 0) {
+        json_decref(claimed);
+        claimed = NULL;
+    }
+    waitq_give(srv->waitq, w, claimed);
+    *jobs = json_array();
+    json_array_append_new(*jobs, job);
+    return JOBD_OK;
+}
+
 /* POST /jobs takes one job (an object) or a batch (an array of up to
  * MAX_BATCH objects), which is inserted in one transaction, all or nothing;
  * an error names the first bad item as "jobs[i]". */
@@ -182,8 +214,9 @@ void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
     json_t *body = NULL, *jobs = NULL, *item;
     job_spec_t *specs = NULL;
     size_t n = 0, i, run_end;
-    bool batch;
+    bool batch, pending = true;
     err_t e;
+    int rc;
 
     if (validate_json(req->body, req->body_len, &body, &e) != JOBD_OK)
         goto out_error;
@@ -207,13 +240,15 @@ void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
             goto out_error;
         }
     }
-    if (store_job_create_many(srv->store, specs, n, req->minimal, &jobs, &e) != JOBD_OK)
+    rc = batch ? 1 : hand_off(srv, req, &specs[0], &jobs, &pending, &e);
+    if (rc < 0 || (rc == 1 &&
+                   store_job_create_many(srv->store, specs, n, req->minimal, &jobs, &e) != JOBD_OK))
         goto out_error;
     rep->minimal = req->minimal;
 
     json_array_foreach(jobs, i, item) log_created(item, &specs[i]);
-    /* One wake per job, a run of one operation at a time. */
-    for (i = 0; i < n; i = run_end) {
+    /* One wake per job left pending, a run of one operation at a time. */
+    for (i = 0; pending && i < n; i = run_end) {
         for (run_end = i + 1;
              run_end < n && strcmp(specs[run_end].operation, specs[i].operation) == 0; run_end++)
             ;
@@ -357,14 +392,15 @@ static bool claim_over(const server_t *srv, const req_t *req)
     return srv->stopping || (req->wait_deadline && clock_mono_ms() >= req->wait_deadline);
 }
 
-/* Answer a claim that leased `jobs` (stolen).  `results` (stolen) are the
- * answers to the reports made with it, NULL for a plain claim, which answers
- * 204 where a claim with reports answers 200 with no jobs.  With nothing
- * leased and wait_ms, the request waits instead, from the waitq sequence
- * `seq` read before the store looked, and keeps `results` for its next run
- * (reply.carry). */
+/* Answer a claim of bot_id that leased `jobs` (stolen).  `results`
+ * (stolen) are the answers to the reports made with it, NULL for a plain
+ * claim, which answers 204 where a claim with reports answers 200 with no
+ * jobs.  With nothing leased and wait_ms, the request waits instead, from
+ * the waitq sequence `seq` read before the store looked, and keeps
+ * `results` for its next run (reply.carry); a submit may hand it a job
+ * meanwhile (req.handed). */
 static void reply_claim(server_t *srv, const req_t *req, reply_t *rep, const claim_req_t *c,
-                        json_t *jobs, json_t *results, uint64_t seq)
+                        const char *bot_id, json_t *jobs, json_t *results, uint64_t seq)
 {
     json_t *job;
     size_t i;
@@ -373,6 +409,10 @@ static void reply_claim(server_t *srv, const req_t *req, reply_t *rep, const cla
         json_decref(jobs);
         rep->wait_until = req->wait_deadline ? req->wait_deadline : clock_mono_ms() + c->wait_ms;
         rep->wait_ops = json_deep_copy(c->ops);
+        rep->wait_bot = strdup(bot_id);
+        if (!rep->wait_bot)
+            abort();
+        rep->wait_lease_ms = c->lease_ms;
         rep->wait_seq = seq;
         rep->carry = results;
         return;
@@ -406,7 +446,8 @@ void jobs_claim(server_t *srv, req_t *req, reply_t *rep)
     uint64_t seq;
     err_t e;
 
-    if (claim_over(srv, req)) {
+    /* A job handed over is leased already: it goes to the bot even now. */
+    if (claim_over(srv, req) && !req->handed) {
         reply_json(rep, 204, NULL);
         return;
     }
@@ -418,10 +459,12 @@ void jobs_claim(server_t *srv, req_t *req, reply_t *rep)
     /* Read the sequence before looking, so that a job submitted between the
      * look and the park wakes us (waitq.h). */
     seq = waitq_seq(srv->waitq);
-    if (store_job_claim(srv->store, bot_id, c.names, json_array_size(c.ops), (int)c.max, c.lease_ms,
-                        &jobs, &e) != JOBD_OK)
+    if (req->handed)
+        jobs = json_incref(req->handed);
+    else if (store_job_claim(srv->store, bot_id, c.names, json_array_size(c.ops), (int)c.max,
+                             c.lease_ms, &jobs, &e) != JOBD_OK)
         goto out_error;
-    reply_claim(srv, req, rep, &c, jobs, NULL, seq);
+    reply_claim(srv, req, rep, &c, bot_id, jobs, NULL, seq);
     json_decref(body);
     return;
 
@@ -535,13 +578,15 @@ static void claim_after_reports(server_t *srv, const req_t *req, reply_t *rep, c
     /* The body was read whole by the first run. */
     if (parse_claim(srv, json_object_get(body, "claim"), &c, &e) != JOBD_OK)
         goto out_error;
+    if (req->handed)
+        jobs = json_incref(req->handed);
     /* Past the deadline (or stopping): the reports and no job, no look. */
-    if (claim_over(srv, req))
+    else if (claim_over(srv, req))
         jobs = json_array();
     else if (store_job_claim(srv->store, bot_id, c.names, json_array_size(c.ops), (int)c.max,
                              c.lease_ms, &jobs, &e) != JOBD_OK)
         goto out_error;
-    reply_claim(srv, req, rep, &c, jobs, results, seq);
+    reply_claim(srv, req, rep, &c, bot_id, jobs, results, seq);
     return;
 
 out_error:
@@ -634,7 +679,7 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
     if (finished)
         datalake_notify(srv->datalake);
     if (claim_obj)
-        reply_claim(srv, req, rep, &c, claim.jobs, results, seq);
+        reply_claim(srv, req, rep, &c, bot_id, claim.jobs, results, seq);
     else
         reply_json(rep, 200, json_pack("{s:o}", "results", results));
     free(r);

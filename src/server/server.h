@@ -69,6 +69,8 @@ typedef struct req {
     const char *request_id;
     int64_t wait_deadline; /* long-poll deadline (mono ms) kept across wake-ups; 0 at first */
     bool woken;            /* this run follows a wake by an announcement (waitq_rerun) */
+    json_t *handed;        /* the jobs a submit handed this waiting claim (waitq_give), or
+                            * NULL; owned by the caller: a handler keeps a reference */
     const json_t *carry;   /* what the handler's previous run kept (reply.carry), or NULL */
 } req_t;
 
@@ -80,12 +82,14 @@ typedef struct reply {
     json_t *body; /* owned; NULL for no body (204) */
     err_t err;    /* err.rc != 0: an error reply */
     int64_t wait_until;
-    json_t *wait_ops;  /* owned; array of operation names */
-    uint64_t wait_seq; /* waitq sequence seen before the handler looked */
-    json_t *carry;     /* owned: a waiting handler's state for its next run (req.carry);
-                        * NULL keeps what the last run kept */
-    char allow[64];    /* Allow header of a 405 */
-    bool minimal;      /* the reply honours req.minimal (Preference-Applied) */
+    json_t *wait_ops;      /* owned; array of operation names */
+    char *wait_bot;        /* owned: the waiting bot, to whom a submit may hand a job */
+    int64_t wait_lease_ms; /* the lease such a job gets */
+    uint64_t wait_seq;     /* waitq sequence seen before the handler looked */
+    json_t *carry;         /* owned: a waiting handler's state for its next run (req.carry);
+                            * NULL keeps what the last run kept */
+    char allow[64];        /* Allow header of a 405 */
+    bool minimal;          /* the reply honours req.minimal (Preference-Applied) */
 } reply_t;
 
 /* Query argument `name` of req, or NULL. */

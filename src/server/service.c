@@ -33,6 +33,7 @@ void service_stats(server_t *srv, req_t *req, reply_t *rep)
     }
     json_object_set_new(stats, "waiting_claims", json_integer(waitq_count(srv->waitq)));
     json_object_set_new(stats, "woken_claims", json_integer(waitq_wakes(srv->waitq)));
+    json_object_set_new(stats, "handed_claims", json_integer(waitq_handoffs(srv->waitq)));
     if (srv->datalake) {
         long long appends, records;
         datalake_stats(srv->datalake, &appends, &records);

@@ -14,8 +14,9 @@ struct waitq {
     uint64_t seq;
     waiter_t head; /* sentinel */
     int count;
-    long long wakes; /* waiters woken by announcements, since the start */
-    bool closed;     /* stopping: nothing parks any more */
+    long long wakes;    /* waiters woken by announcements, since the start */
+    long long handoffs; /* waiters handed a job, since the start */
+    bool closed;        /* stopping: nothing parks any more */
 };
 
 waitq_t *waitq_new(void)
@@ -129,6 +130,35 @@ void waitq_pass(waitq_t *q, const json_t *ops)
     pthread_mutex_unlock(&q->lock);
 }
 
+waiter_t *waitq_take(waitq_t *q, const char *operation)
+{
+    waiter_t *w;
+
+    pthread_mutex_lock(&q->lock);
+    for (w = q->head.next; w != &q->head; w = w->next)
+        if (w->bot_id && wants(w, operation))
+            break;
+    if (w == &q->head)
+        w = NULL;
+    else
+        unlink_waiter(q, w);
+    pthread_mutex_unlock(&q->lock);
+    return w;
+}
+
+void waitq_give(waitq_t *q, waiter_t *w, json_t *jobs)
+{
+    pthread_mutex_lock(&q->lock);
+    w->handed = jobs;
+    w->announced = jobs == NULL;
+    if (jobs)
+        q->handoffs++;
+    else
+        q->wakes++;
+    w->wake(w);
+    pthread_mutex_unlock(&q->lock);
+}
+
 bool waitq_rerun(waitq_t *q, waiter_t *w)
 {
     bool announced;
@@ -181,6 +211,15 @@ long long waitq_wakes(waitq_t *q)
     long long n;
     pthread_mutex_lock(&q->lock);
     n = q->wakes;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+long long waitq_handoffs(waitq_t *q)
+{
+    long long n;
+    pthread_mutex_lock(&q->lock);
+    n = q->handoffs;
     pthread_mutex_unlock(&q->lock);
     return n;
 }

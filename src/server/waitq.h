@@ -16,6 +16,12 @@
  * (waitq_pass), and so does a woken connection that closes before its claim
  * ran again (waitq_cancel).
  *
+ * A submit can do better than a wake when a bot waits for its operation:
+ * it takes the waiter out of the queue (waitq_take), claims the new job for
+ * that bot in the transaction that inserts it, and gives the waiter the
+ * job (waitq_give): the bot has it after one commit instead of two, and no
+ * other waiter is woken for it (the hand-off).
+ *
  * The waiter is caller-allocated (it lives in the connection's state); the
  * queue only links it.  All functions are thread-safe.
  */
@@ -34,6 +40,9 @@ typedef struct waiter {
     int64_t deadline;  /* mono ms */
     bool parked;
     bool announced;                 /* woken by an announcement; its claim has not run again yet */
+    const char *bot_id;             /* the bot that waits (borrowed), NULL: no hand-off */
+    int64_t lease_ms;               /* the lease its claim asks for */
+    json_t *handed;                 /* owned: the jobs a hand-off gave it, until its rerun */
     void *data;                     /* the caller's (the connection) */
     void (*wake)(struct waiter *w); /* called once, under the queue lock, after unlinking */
 } waiter_t;
@@ -59,6 +68,17 @@ void waitq_announce(waitq_t *q, const char *operation, int n);
  * wake one more waiter for each of `ops` (an array of names). */
 void waitq_pass(waitq_t *q, const json_t *ops);
 
+/* Take the oldest parked waiter that wants `operation` and has a bot_id
+ * out of the queue without waking it, for a hand-off; NULL if there is
+ * none.  The caller must give it back with waitq_give, soon: its
+ * connection stays suspended until then, and nothing else can wake it. */
+waiter_t *waitq_take(waitq_t *q, const char *operation);
+
+/* Wake w, taken by waitq_take, with `jobs` (stolen), the array its bot was
+ * handed; with NULL (the hand-off failed, or claimed nothing) w is woken as
+ * by an announcement, and its claim runs again. */
+void waitq_give(waitq_t *q, waiter_t *w, json_t *jobs);
+
 /* Called by w's connection before its claim runs again after a wake:
  * returns whether an announcement woke it, and forgets it. */
 bool waitq_rerun(waitq_t *q, waiter_t *w);
@@ -83,5 +103,8 @@ int waitq_count(waitq_t *q);
 /* How many waiters announcements have woken since waitq_new (not counting
  * deadlines and shutdown): about one per job when claims wait. */
 long long waitq_wakes(waitq_t *q);
+
+/* How many waiters were handed a job since waitq_new. */
+long long waitq_handoffs(waitq_t *q);
 
 #endif

@@ -92,6 +92,12 @@ int store_job_create(store_t *s, const job_spec_t *spec, json_t **job, err_t *e)
     return rc;
 }
 
+int store_job_create_claim(store_t *s, const job_spec_t *spec, bool brief, const char *bot_id,
+                           int64_t lease_ms, json_t **job, json_t **claimed, err_t *e)
+{
+    return s->backend->job_create_claim(s, spec, brief, bot_id, lease_ms, job, claimed, e);
+}
+
 int store_job_get(store_t *s, const char *id, json_t **job, err_t *e)
 {
     return s->backend->job_get(s, id, job, e);

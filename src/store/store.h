@@ -148,6 +148,20 @@ int store_job_list(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e);
 int store_job_claim(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,
                     int64_t lease_ms, json_t **jobs, err_t *e);
 
+/* A submit that meets a bot waiting for its operation (the hand-off):
+ * insert one job as store_job_create_many does and, in the same
+ * transaction, claim for bot `bot_id` as store_job_claim does with
+ * operations {spec->operation} and max 1, so that the job reaches the bot
+ * with one commit, not two.  The claim takes the job any claim would take
+ * first: the new one, unless another pending job of the operation comes
+ * before it (higher priority, or as high and older), which it then takes
+ * instead, leaving the new one pending.  A bot that is not registered
+ * claims nothing; the job is created all the same.
+ * OUT: *job, as store_job_create_many's one item (brief or whole);
+ * *claimed, an array of 0 or 1 jobs as store_job_claim's. */
+int store_job_create_claim(store_t *s, const job_spec_t *spec, bool brief, const char *bot_id,
+                           int64_t lease_ms, json_t **job, json_t **claimed, err_t *e);
+
 /* The backoff of a retryable failure: the k-th failure of a job waits
  * min(max_ms, base_ms * 2^(k-1)), less a random part of up to half of it
  * (jitter, so that jobs failed together do not come back together). */

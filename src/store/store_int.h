@@ -33,6 +33,8 @@ struct store_backend {
     int (*watch)(store_t *s, store_watch_fn fn, void *arg, err_t *e);
     int (*job_create)(store_t *s, const job_spec_t *specs, size_t n, bool brief, json_t **jobs,
                       err_t *e);
+    int (*job_create_claim)(store_t *s, const job_spec_t *spec, bool brief, const char *bot_id,
+                            int64_t lease_ms, json_t **job, json_t **claimed, err_t *e);
     int (*job_get)(store_t *s, const char *id, json_t **job, err_t *e);
     int (*job_list)(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e);
     int (*job_claim)(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,

@@ -1536,24 +1536,33 @@ struct create_args {
     json_t *jobs;
 };
 
-/* Insert one job of a batch; index names it in errors of a batch. */
-static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n, json_t *jobs,
-                      err_t *e)
+/* The insert of job spec under a new id as a step, whose parameters
+ * borrow id and *owned (the input's text, if the store wrote it: free it
+ * once the step ran); index names the job in errors of a batch. */
+static int insert_step(const job_spec_t *spec, size_t index, char id[ID_UUID_LEN], char **owned,
+                       step_t *st, err_t *e)
 {
     int64_t now = clock_now_ms();
     bool later = spec->run_at > now;
-    char id[ID_UUID_LEN], *owned;
-    const char *input = backend_input_text(spec, &owned);
-    json_t *job;
-    step_t st;
-    int rc;
+    const char *input = backend_input_text(spec, owned);
 
     if (spec->input && !input)
         return err_set(e, JOBD_EINTERNAL, "jobs[%zu]: the input cannot be written as JSON", index);
     id_uuid7(id);
-    rc = step_set(&st, ST_job_insert, e, "tttitiiit", id, spec->operation, input, spec->priority,
-                  later ? "scheduled" : "pending", now, spec->max_attempts,
-                  later ? spec->run_at : (int64_t)0, spec->idempotency_key);
+    return step_set(st, ST_job_insert, e, "tttitiiit", id, spec->operation, input, spec->priority,
+                    later ? "scheduled" : "pending", now, spec->max_attempts,
+                    later ? spec->run_at : (int64_t)0, spec->idempotency_key);
+}
+
+/* Insert one job of a batch; index names it in errors of a batch. */
+static int create_one(conn_t *c, const job_spec_t *spec, size_t index, size_t n, json_t *jobs,
+                      err_t *e)
+{
+    char id[ID_UUID_LEN], *owned = NULL;
+    json_t *job;
+    step_t st = {0};
+    int rc = insert_step(spec, index, id, &owned, &st, e);
+
     /* A job alone without a key is the whole transaction, a statement that
      * cannot conflict: sent with the BEGIN and the commit, one round trip. */
     if (rc == JOBD_OK)
@@ -1826,6 +1835,80 @@ static int pg_job_claim(store_t *base, const char *bot_id, const char *const *op
 {
     struct claim_args a = {bot_id, ops, ops ? nops : 0, max, lease_ms, NULL};
     return backend_deliver(tx_write((pg_t *)base, do_claim, &a, e), &a.jobs, jobs);
+}
+
+struct create_claim_args {
+    const job_spec_t *spec;
+    struct claim_args claim;
+    json_t *job;
+};
+
+/* The hand-off: the insert, then the claim's steps, in one round trip with
+ * the BEGIN and the commit.  A keyed job may be answered with the key's
+ * holder instead (create_one), which costs a round trip of its own first. */
+static int do_create_claim(conn_t *c, void *arg, err_t *e)
+{
+    struct create_claim_args *a = arg;
+    int64_t now = clock_now_ms();
+    char id[ID_UUID_LEN], *owned = NULL;
+    step_t steps[3] = {{0}};
+    const char *got;
+    json_t *jobs;
+    int n = 0, rc;
+
+    if (a->spec->idempotency_key) {
+        jobs = json_array();
+        rc = create_one(c, a->spec, 0, 1, jobs, e);
+        a->job = json_incref(json_array_get(jobs, 0));
+        json_decref(jobs);
+        if (rc >= 0)
+            rc = do_claim(c, &a->claim, e);
+    } else {
+        rc = insert_step(a->spec, 0, id, &owned, &steps[0], e);
+        if (rc == JOBD_OK)
+            rc = claim_steps(&a->claim, now, steps + 1, &n, e);
+        if (rc == JOBD_OK)
+            rc = pipe_run(c, steps, 1 + n, true, e);
+        if (rc == JOBD_OK && PQntuples(steps[0].r) != 1)
+            rc = err_set(e, JOBD_EINTERNAL, "job_insert inserted no job");
+        if (rc == JOBD_OK)
+            rc = row_record(steps[0].r, 0, ST_job_insert, REC_KIND_JOB, &a->job, e);
+        if (rc == JOBD_OK)
+            rc = claim_result(&a->claim, now, steps + 1, n, e);
+        steps_free(steps, 1 + n);
+        free(owned);
+    }
+    /* Committed: a bot that went away while it waited claims nothing, and
+     * the job stays pending. */
+    if (rc == JOBD_EUNKNOWNBOT)
+        rc = JOBD_OK;
+    /* Handed over, the job was never pending for the other servers: no
+     * wake-up for them. */
+    got = json_string_value(json_object_get(json_array_get(a->claim.jobs, 0), "id"));
+    if (rc == JOBD_OK && got &&
+        strcmp(got, json_string_value(json_object_get(a->job, "id"))) == 0) {
+        free(c->pending);
+        c->pending = NULL;
+    }
+    return rc;
+}
+
+static int pg_job_create_claim(store_t *base, const job_spec_t *spec, bool brief,
+                               const char *bot_id, int64_t lease_ms, json_t **job, json_t **claimed,
+                               err_t *e)
+{
+    struct create_claim_args a = {spec, {bot_id, &spec->operation, 1, 1, lease_ms, NULL}, NULL};
+    int rc = tx_write((pg_t *)base, do_create_claim, &a, e);
+
+    if (rc < 0 || !a.job || !a.claim.jobs) {
+        json_decref(a.job);
+        json_decref(a.claim.jobs);
+        return rc < 0 ? rc : err_set(e, JOBD_EINTERNAL, "the hand-off made no job");
+    }
+    *job = brief ? backend_brief_of(a.job) : json_incref(a.job);
+    json_decref(a.job);
+    *claimed = a.claim.jobs;
+    return JOBD_OK;
 }
 
 /* ---- complete, fail, release, expire -------------------------------------- */
@@ -2868,6 +2951,7 @@ const store_backend_t store_pg_backend = {
     .job_get = pg_job_get,
     .job_list = pg_job_list,
     .job_claim = pg_job_claim,
+    .job_create_claim = pg_job_create_claim,
     .job_complete = pg_job_complete,
     .job_fail = pg_job_fail,
     .job_report_many = pg_job_report_many,

@@ -1618,6 +1618,47 @@ static int do_claim(sq_t *s, void *arg, err_t *e)
     return rc;
 }
 
+struct create_claim_args {
+    struct create_args create;
+    struct claim_args claim;
+};
+
+/* The hand-off: the job's insert and the bot's claim in one write call. */
+static int do_create_claim(sq_t *s, void *arg, err_t *e)
+{
+    struct create_claim_args *a = arg;
+    int rc = do_create(s, &a->create, e);
+
+    if (rc >= 0)
+        rc = do_claim(s, &a->claim, e);
+    /* The bot went away while it waited: the job stays, pending. */
+    if (rc == JOBD_EUNKNOWNBOT) {
+        a->claim.jobs = json_array();
+        rc = JOBD_OK;
+    }
+    return rc;
+}
+
+static int sq_job_create_claim(store_t *base, const job_spec_t *spec, bool brief,
+                               const char *bot_id, int64_t lease_ms, json_t **job, json_t **claimed,
+                               err_t *e)
+{
+    sq_t *s = (sq_t *)base;
+    struct create_claim_args a = {{spec, 1, brief, NULL},
+                                  {bot_id, &spec->operation, 1, 1, lease_ms, NULL}};
+    int rc = tx_write(s, do_create_claim, &a, e);
+
+    if (rc < 0) {
+        json_decref(a.create.jobs);
+        json_decref(a.claim.jobs);
+        return rc;
+    }
+    *job = json_incref(json_array_get(a.create.jobs, 0));
+    json_decref(a.create.jobs);
+    *claimed = a.claim.jobs;
+    return JOBD_OK;
+}
+
 static int sq_job_claim(store_t *base, const char *bot_id, const char *const *ops, size_t nops,
                         int max, int64_t lease_ms, json_t **jobs, err_t *e)
 {
@@ -2539,6 +2580,7 @@ const store_backend_t store_sqlite_backend = {
     .job_get = sq_job_get,
     .job_list = sq_job_list,
     .job_claim = sq_job_claim,
+    .job_create_claim = sq_job_create_claim,
     .job_complete = sq_job_complete,
     .job_fail = sq_job_fail,
     .job_report_many = sq_job_report_many,

@@ -2,7 +2,9 @@
 later at once, an idle wait ends in 204 after about wait_ms, and many waiting bots hold
 no server threads (the server runs with --threads 2 while 20 bots wait, and /health and
 POST /jobs stay fast); a job goes to exactly one of them, and wakes one or two of them, not
-all; a wake taken by other work is passed on."""
+all; a wake taken by other work is passed on.  A job submitted while a bot waits is
+handed to it: claimed for it in the transaction that inserts it, with no wake and no claim
+of its own (GET /stats counts handed_claims)."""
 
 import threading
 import time
@@ -48,6 +50,63 @@ class LongPoll(harness.E2ETestCase):
         self.assertLess(at - submitted, 1.0 * harness.SLOW,
                         "the waiting claim must wake when the job arrives")
         self.assertLess(at - t0, 5.0, "well before wait_ms (10 s)")
+
+    def test_a_job_submitted_to_a_waiting_bot_is_handed_to_it(self):
+        jobd = self.start()
+        bot = self.register_bot(jobd, "handed", ["sum"])
+        stats = lambda: jobd.request("GET", "/stats").body  # noqa: E731
+        join = self.claim_in_background(jobd, bot)
+        self.wait_for(lambda: stats()["waiting_claims"] == 1, 5, "the claim to wait")
+        before = stats()
+        job = self.submit(jobd, "sum", 613, 342)
+        reply, _ = join()
+        self.assertEqual(reply.status, 200, reply.body)
+        [got] = reply.body["jobs"]
+        self.assertEqual(got["id"], job["id"])
+        self.assertEqual(got["status"], "processing")
+        self.assertEqual(got["bot_id"], bot)
+        self.assertEqual(len(got["lease"]), 32)
+        after = stats()
+        self.assertEqual(after["handed_claims"] - before["handed_claims"], 1, after)
+        self.assertEqual(after["woken_claims"], before["woken_claims"], "no wake was needed")
+        self.assertEqual(after["waiting_claims"], 0)
+        held = self.get_job(jobd, job["id"])
+        self.assertEqual((held["status"], held["bot_id"]), ("processing", bot))
+        self.assertEqual([a["outcome"] for a in held["history"]], ["running"])
+        # The lease it was handed finishes it, as any claim's would.
+        r = jobd.request("POST", f"/jobs/{job['id']}/complete",
+                         {"bot_id": bot, "lease": got["lease"], "result": 955, "duration_ms": 1})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(self.get_job(jobd, job["id"])["result"], 955)
+
+    def test_a_report_waiting_for_its_next_job_is_handed_one(self):
+        """jobd-bot's loop: it reports its job and waits for the next in one request."""
+        jobd = self.start()
+        bot = self.register_bot(jobd, "chained", ["sum"])
+        first = self.submit(jobd, "sum", 1, 2)
+        lease = self.claim_one(jobd, bot, ["sum"])["lease"]
+        stats = lambda: jobd.request("GET", "/stats").body  # noqa: E731
+        done = {}
+
+        def report_and_wait():
+            done["reply"] = jobd.request(
+                "POST", "/jobs/complete",
+                {"bot_id": bot,
+                 "results": [{"id": first["id"], "lease": lease, "result": 3, "duration_ms": 1}],
+                 "claim": {"operations": ["sum"], "max": 5, "wait_ms": 10000}},
+                timeout=15 * harness.SLOW)
+
+        t = threading.Thread(target=report_and_wait)
+        t.start()
+        self.wait_for(lambda: stats()["waiting_claims"] == 1, 5, "the report's claim to wait")
+        handed = stats()["handed_claims"]
+        second = self.submit(jobd, "sum", 3, 4)
+        t.join(15 * harness.SLOW)
+        reply = done["reply"]
+        self.assertEqual(reply.status, 200, reply.body)
+        self.assertEqual(reply.body["results"][0]["job"]["status"], "succeeded")
+        self.assertEqual([j["id"] for j in reply.body["jobs"]], [second["id"]])
+        self.assertEqual(stats()["handed_claims"], handed + 1)
 
     def test_a_bot_going_offline_wakes_a_waiting_claim(self):
         """Bug: the jobs of a bot that said "offline" went back to pending without waking
@@ -125,8 +184,8 @@ class LongPoll(harness.E2ETestCase):
 
     def test_a_job_wakes_one_waiting_bot_not_all(self):
         """The thundering herd: a job used to wake every waiting claim, so with N idle
-        bots each job cost N claims (N-1 of them finding nothing).  Now it wakes one,
-        which (claiming max 1 and getting it) passes one wake on."""
+        bots each job cost N claims (N-1 of them finding nothing).  Now it goes to one,
+        handed over, and wakes none."""
         jobd = self.start()
         bots = [self.register_bot(jobd, f"idle{i}", ["sum"]) for i in range(8)]
         replies = {}
@@ -147,6 +206,7 @@ class LongPoll(harness.E2ETestCase):
         after = stats()
         self.assertLessEqual(after["woken_claims"] - before, 2,
                              "one job woke more than two of eight waiting claims")
+        self.assertEqual(after["handed_claims"], 1)
         self.assertEqual(after["waiting_claims"], 7, "the other seven wait on")
         for t in threads:
             t.join(10 * harness.SLOW)

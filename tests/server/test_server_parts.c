@@ -177,6 +177,46 @@ static void test_waitq_wakes_matching_waiters(void **state)
     json_decref(prod);
 }
 
+/* The hand-off: a submit takes the oldest waiter of its operation that
+ * has a bot (not woken: its deadline and a close no longer see it), and
+ * gives it the jobs, or, with none, wakes it as an announcement would. */
+static void test_waitq_take_and_give(void **state)
+{
+    waitq_t *q = waitq_new();
+    json_t *sum = json_pack("[s]", "sum"), *jobs = json_pack("[{s:s}]", "id", "j1");
+    waiter_t nobot = {.ops = sum, .deadline = 100, .wake = wake};
+    waiter_t a = {.ops = sum, .deadline = 100, .bot_id = "bot-a", .lease_ms = 5000, .wake = wake};
+    waiter_t b = {.ops = sum, .deadline = 100, .bot_id = "bot-b", .wake = wake};
+    (void)state;
+
+    woken = 0;
+    assert_true(waitq_park(q, &nobot, waitq_seq(q), suspend));
+    assert_true(waitq_park(q, &a, waitq_seq(q), suspend));
+    assert_true(waitq_park(q, &b, waitq_seq(q), suspend));
+    assert_null(waitq_take(q, "product"));
+    assert_ptr_equal(waitq_take(q, "sum"), &a);
+    assert_int_equal(woken, 0);
+    assert_false(a.parked);
+    assert_int_equal(waitq_count(q), 2);
+    assert_int_equal(waitq_expire(q, 100, false), 2); /* not a: it is taken */
+    waitq_give(q, &a, jobs);
+    assert_int_equal(woken, 3);
+    assert_ptr_equal(a.handed, jobs);
+    assert_false(waitq_rerun(q, &a)); /* handed, not announced */
+    assert_int_equal(waitq_handoffs(q), 1);
+
+    a.handed = NULL;
+    assert_true(waitq_park(q, &a, waitq_seq(q), suspend));
+    assert_ptr_equal(waitq_take(q, "sum"), &a);
+    waitq_give(q, &a, NULL);
+    assert_null(a.handed);
+    assert_true(waitq_rerun(q, &a)); /* claims again, as if announced */
+    assert_int_equal(waitq_handoffs(q), 1);
+    waitq_free(q);
+    json_decref(jobs);
+    json_decref(sum);
+}
+
 static void test_record_values(void **state)
 {
     json_t *v;
@@ -302,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_error_table),
         cmocka_unit_test(test_routes_unknown_and_wrong_method),
         cmocka_unit_test(test_waitq_wakes_matching_waiters),
+        cmocka_unit_test(test_waitq_take_and_give),
         cmocka_unit_test(test_waitq_wakes_one_per_job),
         cmocka_unit_test(test_record_values),
         cmocka_unit_test(test_ids),

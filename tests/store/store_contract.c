@@ -522,6 +522,105 @@ static void test_claim_unknown_bot(void **state)
     json_decref(job);
 }
 
+/* store_job_create_claim of a job of f->op for bot, with priority and key;
+ * returns the array of claimed jobs, and the created job in *job. */
+static json_t *create_claim(struct fixture *f, const char *bot, int64_t priority, const char *key,
+                            bool brief, json_t **job)
+{
+    json_t *claimed = NULL, *input = json_pack("{s:i,s:i}", "a", 1, "b", 2);
+    job_spec_t spec = {.operation = f->op,
+                       .input = input,
+                       .priority = priority,
+                       .max_attempts = 3,
+                       .idempotency_key = key};
+    err_t e;
+
+    assert_ok(store_job_create_claim(f->s, &spec, brief, bot, 30000, job, &claimed, &e), &e);
+    json_decref(input);
+    assert_true(json_is_array(claimed));
+    return claimed;
+}
+
+/* The hand-off: a job submitted while a bot waits is claimed for it in
+ * the transaction that inserts it, unless the queue has a job to give
+ * first; a bot gone away claims nothing, and the job stays. */
+static void test_create_claim(void **state)
+{
+    struct fixture *f = *state;
+    json_t *job, *claimed, *got, *history, *older, *done;
+    bool repeated;
+    err_t e;
+
+    /* Nothing pending: the new job is the one claimed, leased, with its
+     * attempt, and its lease completes it. */
+    claimed = create_claim(f, f->bot, 0, NULL, false, &job);
+    assert_fields(job, record_job_fields, record_job_nfields, NULL);
+    assert_int_equal(json_array_size(claimed), 1);
+    got = json_array_get(claimed, 0);
+    assert_string_equal(sget(got, "id"), sget(job, "id"));
+    assert_string_equal(sget(got, "status"), "processing");
+    assert_string_equal(sget(got, "bot_id"), f->bot);
+    assert_int_equal(iget(got, "attempts"), 1);
+    assert_int_equal(strlen(sget(got, "lease")), 32);
+    assert_true(json_is_string(json_object_get(got, "lease_expires_at")));
+    done = get(f, sget(job, "id"));
+    assert_string_equal(sget(done, "status"), "processing");
+    history = json_object_get(done, "history");
+    assert_int_equal(json_array_size(history), 1);
+    assert_string_equal(sget(json_array_get(history, 0), "outcome"), "running");
+    json_decref(done);
+    assert_int_equal(complete(f, got, f->bot, &repeated, &e), JOBD_OK);
+    assert_false(repeated);
+    json_decref(claimed);
+    json_decref(job);
+
+    /* An older pending job of the same priority goes first; the new one
+     * stays pending.  A new one of higher priority goes before it. */
+    older = create(f, f->op, 0);
+    tick();
+    claimed = create_claim(f, f->bot, 0, NULL, false, &job);
+    assert_int_equal(json_array_size(claimed), 1);
+    assert_string_equal(sget(json_array_get(claimed, 0), "id"), sget(older, "id"));
+    got = get(f, sget(job, "id"));
+    assert_string_equal(sget(got, "status"), "pending");
+    json_decref(got);
+    json_decref(claimed);
+    json_decref(older);
+    older = job;
+    claimed = create_claim(f, f->bot, 5, NULL, true, &job);
+    assert_int_equal(json_object_size(job), 2); /* brief: id and status */
+    assert_int_equal(json_array_size(claimed), 1);
+    assert_string_equal(sget(json_array_get(claimed, 0), "id"), sget(job, "id"));
+    json_decref(claimed);
+    json_decref(job);
+
+    /* A bot that is gone: the job is made all the same, and stays pending
+     * with the one before it. */
+    claimed = create_claim(f, "01937000-0000-7000-8000-000000000000", 0, NULL, false, &job);
+    assert_int_equal(json_array_size(claimed), 0);
+    got = get(f, sget(job, "id"));
+    assert_string_equal(sget(got, "status"), "pending");
+    json_decref(got);
+    json_decref(claimed);
+    json_decref(job);
+    json_decref(older);
+
+    /* A key already taken makes no job: the answer is the key's job, and
+     * the claim takes the queue's first. */
+    claimed = create_claim(f, f->bot, 9, "handoff-key", false, &job);
+    assert_int_equal(json_array_size(claimed), 1);
+    assert_string_equal(sget(json_array_get(claimed, 0), "id"), sget(job, "id"));
+    json_decref(claimed);
+    older = job;
+    claimed = create_claim(f, f->bot, 9, "handoff-key", false, &job);
+    assert_string_equal(sget(job, "id"), sget(older, "id"));
+    assert_int_equal(json_array_size(claimed), 1);
+    assert_string_not_equal(sget(json_array_get(claimed, 0), "id"), sget(job, "id"));
+    json_decref(claimed);
+    json_decref(job);
+    json_decref(older);
+}
+
 struct racer {
     store_t *s;
     const char *bot, *op;
@@ -1993,6 +2092,7 @@ int main(void)
         T(test_claim_filter_and_max),
         T(test_claim_batch),
         T(test_claim_unknown_bot),
+        T(test_create_claim),
         T(test_claim_concurrent),
         T(test_concurrent_writes_stand_alone),
         T(test_sync_modes),

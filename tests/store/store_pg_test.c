@@ -291,6 +291,42 @@ static void test_watch(void **state)
     store_free(a);
 }
 
+/* A job handed to a bot that waits on server a (store_job_create_claim) was
+ * never pending for anyone else: server b hears nothing, where a wake-up
+ * would cost one of its bots a claim that finds nothing.  A job the
+ * hand-off leaves pending (its bot is gone) is heard as any other. */
+static void test_handoff_not_announced(void **state)
+{
+    store_t *a = testdb_open(db_url()), *b = testdb_open(db_url());
+    struct heard h = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    json_t *ops = ops1("pg-handoff"), *input = json_object(), *bot, *job, *claimed;
+    job_spec_t spec = {.operation = "pg-handoff", .input = input, .max_attempts = 3};
+    err_t e;
+
+    assert_ok(store_watch(b, on_job, &h, &e), &e);
+    assert_ok(store_bot_register(a, "pg-waiter", ops, &bot, &e), &e);
+    assert_ok(store_job_create_claim(a, &spec, false, json_string_value(json_object_get(bot, "id")),
+                                     30000, &job, &claimed, &e),
+              &e);
+    assert_int_equal(json_array_size(claimed), 1);
+    json_decref(claimed);
+    json_decref(job);
+    assert_false(heard(&h, "pg-handoff", 500));
+
+    assert_ok(store_job_create_claim(a, &spec, false, "01937000-0000-7000-8000-000000000000", 30000,
+                                     &job, &claimed, &e),
+              &e);
+    assert_int_equal(json_array_size(claimed), 0);
+    json_decref(claimed);
+    json_decref(job);
+    assert_true(heard(&h, "pg-handoff", 500));
+    json_decref(bot);
+    json_decref(input);
+    json_decref(ops);
+    store_free(b);
+    store_free(a);
+}
+
 /* Wait up to ms for a notification on raw's LISTEN; its payload, or NULL. */
 static char *raw_notified(PGconn *raw, int ms)
 {
@@ -560,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_export_claimed_per_server),
         cmocka_unit_test(test_watch),
+        cmocka_unit_test(test_handoff_not_announced),
         cmocka_unit_test(test_announce_after_commit),
         cmocka_unit_test(test_statements_walk_indexes),
         cmocka_unit_test(test_reconnect),
