@@ -462,7 +462,7 @@ void jobs_claim(server_t *srv, req_t *req, reply_t *rep)
     if (req->handed)
         jobs = json_incref(req->handed);
     else if (store_job_claim(srv->store, bot_id, c.names, json_array_size(c.ops), (int)c.max,
-                             c.lease_ms, &jobs, &e) != JOBD_OK)
+                             c.lease_ms, req->minimal, &jobs, &e) != JOBD_OK)
         goto out_error;
     reply_claim(srv, req, rep, &c, bot_id, jobs, NULL, seq);
     json_decref(body);
@@ -505,11 +505,13 @@ static int parse_report(const server_t *srv, const json_t *obj, int ok, job_repo
     return JOBD_OK;
 }
 
-/* Whether the store may answer reports with brief jobs: the reply shows
- * only their ids and statuses, and no log line of info needs the rest. */
-static bool brief_reports(const req_t *req)
+/* How much of its job the store answers a report with: a minimal reply
+ * shows only the job's id and status, and a log line of info its summary
+ * (record.h): neither needs the whole job read back. */
+static void report_shape(const req_t *req, job_report_t *r)
 {
-    return req->minimal && !log_enabled(LOG_INFO);
+    r->brief = req->minimal;
+    r->summary = req->minimal && log_enabled(LOG_INFO);
 }
 
 /* Log what a report did; true if it finished the job (for the datalake). */
@@ -544,9 +546,10 @@ static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
 {
     json_t *body = NULL;
     const char *bot_id;
-    job_report_t r = {.id = req->params[0], .brief = brief_reports(req)};
+    job_report_t r = {.id = req->params[0]};
     err_t e;
 
+    report_shape(req, &r);
     if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK ||
         validate_string(body, "bot_id", true, MAX_ID, &bot_id, &e) != JOBD_OK ||
         parse_report(srv, body, ok, &r, &e) != JOBD_OK ||
@@ -584,7 +587,7 @@ static void claim_after_reports(server_t *srv, const req_t *req, reply_t *rep, c
     else if (claim_over(srv, req))
         jobs = json_array();
     else if (store_job_claim(srv->store, bot_id, c.names, json_array_size(c.ops), (int)c.max,
-                             c.lease_ms, &jobs, &e) != JOBD_OK)
+                             c.lease_ms, req->minimal, &jobs, &e) != JOBD_OK)
         goto out_error;
     reply_claim(srv, req, rep, &c, bot_id, jobs, results, seq);
     return;
@@ -643,6 +646,7 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
         claim.nops = json_array_size(c.ops);
         claim.max = (int)c.max;
         claim.lease_ms = c.lease_ms;
+        claim.brief = req->minimal;
     }
     r = calloc(n, sizeof *r);
     if (!r)
@@ -658,7 +662,7 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
             err_prefix(&e, "results[%zu]: ", i);
             goto out_error;
         }
-        r[i].brief = brief_reports(req);
+        report_shape(req, &r[i]);
     }
     /* Read before the claim looks, as jobs_claim does. */
     seq = waitq_seq(srv->waitq);

@@ -18,6 +18,9 @@ static const char *const bot_states[] = {"ready", "processing", "unhealthy", "of
 const record_field_t *backend_fields(enum rec_kind k, size_t *n)
 {
     switch (k) {
+    case REC_KIND_JOB_SUMMARY:
+        *n = record_job_summary_nfields;
+        return record_job_summary_fields;
     case REC_KIND_BOT:
         *n = record_bot_nfields;
         return record_bot_fields;
@@ -40,9 +43,8 @@ char *backend_sql(const char *sql)
         const char *key;
         const char *(*cols)(void);
     } subst[] = {
-        {"{job}", record_job_columns},
-        {"{bot}", record_bot_columns},
-        {"{attempt}", record_attempt_columns},
+        {"{job}", record_job_columns},     {"{summary}", record_job_summary_columns},
+        {"{bot}", record_bot_columns},     {"{attempt}", record_attempt_columns},
         {"{event}", record_event_columns},
     };
     char *out = NULL;
@@ -138,7 +140,8 @@ int backend_report_each(void *conn, int (*finish)(void *conn, struct backend_fin
                                    NULL,
                                    false,
                                    r->retry,
-                                   r->brief};
+                                   r->brief,
+                                   r->summary};
         r->rc = finish(conn, &f, &r->err);
         r->job = f.job;
         r->repeated = f.repeated;
@@ -185,13 +188,25 @@ json_t *backend_brief_of(const json_t *job)
                          json_string_value(json_object_get(job, "status")));
 }
 
+json_t *backend_summary_of(const json_t *job)
+{
+    json_t *out = json_object(), *v;
+
+    for (size_t i = 0; i < record_job_summary_nfields; i++) {
+        const char *name = record_job_summary_fields[i].name;
+        v = json_object_get(job, name);
+        json_object_set_new_nocheck(out, name, v ? json_incref(v) : json_null());
+    }
+    return out;
+}
+
 void backend_report_brief(job_report_t *reports, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         json_t *job = reports[i].job;
         if (!reports[i].brief || !job)
             continue;
-        reports[i].job = backend_brief_of(job);
+        reports[i].job = reports[i].summary ? backend_summary_of(job) : backend_brief_of(job);
         json_decref(job);
     }
 }

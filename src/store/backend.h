@@ -16,7 +16,13 @@
 #include <stdint.h>
 
 /* The records a row can be read as. */
-enum rec_kind { REC_KIND_JOB, REC_KIND_BOT, REC_KIND_ATTEMPT, REC_KIND_EVENT };
+enum rec_kind {
+    REC_KIND_JOB,
+    REC_KIND_JOB_SUMMARY,
+    REC_KIND_BOT,
+    REC_KIND_ATTEMPT,
+    REC_KIND_EVENT
+};
 
 /* The fields of kind k, in column order.  OUT: *n, how many. */
 const record_field_t *backend_fields(enum rec_kind k, size_t *n);
@@ -55,6 +61,7 @@ struct backend_finish {
     bool repeated;              /* OUT: the call repeated the one that finished the job */
     const store_retry_t *retry; /* fail: retryable with this backoff; NULL: not */
     bool brief;                 /* job is only {"id", "status"} (job_report_t.brief) */
+    bool summary;               /* with brief, job is its summary (job_report_t.summary) */
 };
 
 /* Why finish call a, under attempt r which is no longer running, of a job
@@ -94,7 +101,12 @@ json_t *backend_brief(const char *id, const char *status);
 /* The brief form of a whole job: its id and status.  A new reference. */
 json_t *backend_brief_of(const json_t *job);
 
-/* Cut the job of each report that asked to be brief down to its id and
+/* The summary of a whole job (record.h JOB_SUMMARY_FIELDS).  A new
+ * reference. */
+json_t *backend_summary_of(const json_t *job);
+
+/* Cut the job of each report that asked to be brief down to its summary
+ * if it asked for that (job_report_t.summary), else to its id and
  * status, for a backend that reads whole rows back anyway. */
 void backend_report_brief(job_report_t *reports, size_t n);
 

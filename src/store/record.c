@@ -16,6 +16,9 @@
 #define REC_ENTRY(name, type) {#name, type},
 const record_field_t record_job_fields[] = {JOB_FIELDS(REC_ENTRY)};
 const size_t record_job_nfields = sizeof record_job_fields / sizeof record_job_fields[0];
+const record_field_t record_job_summary_fields[] = {JOB_SUMMARY_FIELDS(REC_ENTRY)};
+const size_t record_job_summary_nfields =
+    sizeof record_job_summary_fields / sizeof record_job_summary_fields[0];
 const record_field_t record_bot_fields[] = {BOT_FIELDS(REC_ENTRY)};
 const size_t record_bot_nfields = sizeof record_bot_fields / sizeof record_bot_fields[0];
 const record_field_t record_attempt_fields[] = {ATTEMPT_FIELDS(REC_ENTRY)};
@@ -25,7 +28,7 @@ const record_field_t record_event_fields[] = {EVENT_FIELDS(REC_ENTRY)};
 const size_t record_event_nfields = sizeof record_event_fields / sizeof record_event_fields[0];
 #undef REC_ENTRY
 
-static char job_cols[1024], bot_cols[512], attempt_cols[512], event_cols[256];
+static char job_cols[1024], summary_cols[512], bot_cols[512], attempt_cols[512], event_cols[256];
 static pthread_once_t cols_once = PTHREAD_ONCE_INIT;
 
 static void join(char *out, size_t len, const record_field_t *f, size_t n)
@@ -38,6 +41,7 @@ static void join(char *out, size_t len, const record_field_t *f, size_t n)
 static void build_cols(void)
 {
     join(job_cols, sizeof job_cols, record_job_fields, record_job_nfields);
+    join(summary_cols, sizeof summary_cols, record_job_summary_fields, record_job_summary_nfields);
     join(bot_cols, sizeof bot_cols, record_bot_fields, record_bot_nfields);
     join(attempt_cols, sizeof attempt_cols, record_attempt_fields, record_attempt_nfields);
     join(event_cols, sizeof event_cols, record_event_fields, record_event_nfields);
@@ -47,6 +51,12 @@ const char *record_job_columns(void)
 {
     pthread_once(&cols_once, build_cols);
     return job_cols;
+}
+
+const char *record_job_summary_columns(void)
+{
+    pthread_once(&cols_once, build_cols);
+    return summary_cols;
 }
 
 const char *record_bot_columns(void)

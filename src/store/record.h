@@ -47,6 +47,23 @@ enum record_type {
     X(progress, REC_JSON)                                                                          \
     X(idempotency_key, REC_TEXT)
 
+/* A job's summary: the fields of JOB_FIELDS (with the same types; a unit
+ * test holds them to it) that a bot needs of a job it claimed, and that the
+ * server's log lines of a claim or a finish show.  A store call for a
+ * client that asked for a minimal reply reads only these (store.h
+ * `brief`), and the reply is cut from them. */
+#define JOB_SUMMARY_FIELDS(X)                                                                      \
+    X(id, REC_TEXT)                                                                                \
+    X(operation, REC_TEXT)                                                                         \
+    X(input, REC_JSON)                                                                             \
+    X(status, REC_TEXT)                                                                            \
+    X(attempts, REC_INT)                                                                           \
+    X(bot_name, REC_TEXT)                                                                          \
+    X(result, REC_JSON)                                                                            \
+    X(error, REC_TEXT)                                                                             \
+    X(duration_ms, REC_INT)                                                                        \
+    X(run_at, REC_TIME)
+
 #define BOT_FIELDS(X)                                                                              \
     X(id, REC_TEXT)                                                                                \
     X(name, REC_TEXT)                                                                              \
@@ -81,6 +98,8 @@ typedef struct record_field {
 
 extern const record_field_t record_job_fields[];
 extern const size_t record_job_nfields;
+extern const record_field_t record_job_summary_fields[];
+extern const size_t record_job_summary_nfields;
 extern const record_field_t record_bot_fields[];
 extern const size_t record_bot_nfields;
 extern const record_field_t record_attempt_fields[];
@@ -91,6 +110,7 @@ extern const size_t record_event_nfields;
 /* Comma-separated column list of the fields, e.g. "id, operation, ...".
  * Returns a static string built on first use; thread-safe. */
 const char *record_job_columns(void);
+const char *record_job_summary_columns(void);
 const char *record_bot_columns(void);
 const char *record_attempt_columns(void);
 const char *record_event_columns(void);

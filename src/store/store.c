@@ -109,9 +109,9 @@ int store_job_list(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e)
 }
 
 int store_job_claim(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,
-                    int64_t lease_ms, json_t **jobs, err_t *e)
+                    int64_t lease_ms, bool brief, json_t **jobs, err_t *e)
 {
-    return s->backend->job_claim(s, bot_id, ops, nops, max, lease_ms, jobs, e);
+    return s->backend->job_claim(s, bot_id, ops, nops, max, lease_ms, brief, jobs, e);
 }
 
 int store_job_complete(store_t *s, const char *id, const char *bot_id, const char *lease,

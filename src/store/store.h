@@ -142,11 +142,12 @@ int store_job_list(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e);
 /* Lease up to `max` pending jobs whose operation is one of ops[0..nops),
  * highest priority first, then oldest, to bot `bot_id` for lease_ms.  Each
  * returned job carries two extra fields, "lease" (the fencing token to
- * present on complete/fail) and "lease_expires_at".  An empty array when
- * nothing is pending.  JOBD_EUNKNOWNBOT if the bot is not registered.
- * OUT: *jobs. */
+ * present on complete/fail) and "lease_expires_at"; with `brief`, its other
+ * fields are only its summary (record.h JOB_SUMMARY_FIELDS).  An empty
+ * array when nothing is pending.  JOBD_EUNKNOWNBOT if the bot is not
+ * registered.  OUT: *jobs. */
 int store_job_claim(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,
-                    int64_t lease_ms, json_t **jobs, err_t *e);
+                    int64_t lease_ms, bool brief, json_t **jobs, err_t *e);
 
 /* A submit that meets a bot waiting for its operation (the hand-off):
  * insert one job as store_job_create_many does and, in the same
@@ -195,6 +196,8 @@ typedef struct job_report {
     const store_retry_t *retry; /* fail: retryable with this backoff; NULL: not */
     int64_t duration_ms;
     bool brief;    /* the job OUT is only {"id", "status"}: nothing else is read back */
+    bool summary;  /* with brief, the job OUT is its summary (record.h JOB_SUMMARY_FIELDS),
+                    * for a log line: what is read back is no more than that */
     int rc;        /* OUT: JOBD_OK, or why this one was refused (fencing, not found) */
     err_t err;     /* OUT: when rc != JOBD_OK */
     json_t *job;   /* OUT: when rc == JOBD_OK, the job as it now is; the caller owns it */
@@ -208,6 +211,7 @@ typedef struct job_claim {
     size_t nops;
     int max;
     int64_t lease_ms;
+    bool brief;   /* as store_job_claim's */
     json_t *jobs; /* OUT: when the call returns JOBD_OK, as store_job_claim's; the caller owns it */
 } job_claim_t;
 

@@ -38,7 +38,7 @@ struct store_backend {
     int (*job_get)(store_t *s, const char *id, json_t **job, err_t *e);
     int (*job_list)(store_t *s, const job_filter_t *f, json_t **jobs, err_t *e);
     int (*job_claim)(store_t *s, const char *bot_id, const char *const *ops, size_t nops, int max,
-                     int64_t lease_ms, json_t **jobs, err_t *e);
+                     int64_t lease_ms, bool brief, json_t **jobs, err_t *e);
     int (*job_complete)(store_t *s, const char *id, const char *bot_id, const char *lease,
                         const json_t *result, int64_t duration_ms, json_t **job, bool *repeated,
                         err_t *e);

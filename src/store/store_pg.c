@@ -146,6 +146,26 @@
     "  WHERE bots.id = $1 AND s.ok + s.failed > 0)"                                                \
     " SELECT " out " FROM j"
 
+/* The claim: see STATEMENTS' comment on locking.  `out` is the columns it
+ * answers with for each job, before the job's lease. */
+#define CLAIM(out)                                                                                 \
+    "WITH p AS (SELECT c.id AS pick, row_number() OVER (ORDER BY c.priority DESC, c.created_at,"   \
+    "  c.id) AS n FROM (SELECT DISTINCT op FROM unnest($1::text[]) AS u (op)"                      \
+    "   WHERE EXISTS (SELECT FROM bots WHERE id = $4)) AS o,"                                      \
+    "  LATERAL (SELECT id, priority, created_at FROM jobs"                                         \
+    "   WHERE status = 'pending' AND operation = o.op"                                             \
+    "   ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) AS c"              \
+    "  ORDER BY n LIMIT $2),"                                                                      \
+    " b AS (SELECT name FROM bots WHERE id = $4),"                                                 \
+    " j AS (UPDATE jobs SET status = 'processing', attempts = attempts + 1, claimed_at = $3,"      \
+    "  bot_id = $4, bot_name = (SELECT name FROM b), lease_expires_at = $6, progress = NULL,"      \
+    "  lease = ($5::text[])[(SELECT n FROM p WHERE pick = id)::integer]"                           \
+    "  WHERE id = ANY (ARRAY(SELECT pick FROM p)) RETURNING {job}, lease AS claim_lease),"         \
+    " a AS (INSERT INTO attempts (job_id, attempt, lease, bot_id, bot_name, started_at,"           \
+    "  outcome) SELECT id, attempts, claim_lease, $4, (SELECT name FROM b), $3, 'running'"         \
+    "  FROM j)"                                                                                    \
+    " SELECT " out ", claim_lease FROM j ORDER BY priority DESC, created_at, id"
+
 #define STATEMENTS(X)                                                                              \
     X(ping, "SELECT max(version) FROM schema_version")                                             \
     X(job_get, "SELECT {job} FROM jobs WHERE id = $1")                                             \
@@ -182,23 +202,8 @@
     X(queue_ahead, "SELECT count(*) FROM jobs WHERE status = 'pending' AND operation = $1"         \
                    " AND (priority > $2 OR (priority = $2 AND (created_at < $3"                    \
                    " OR (created_at = $3 AND id < $4))))")                                         \
-    X(job_claim,                                                                                   \
-      "WITH p AS (SELECT c.id AS pick, row_number() OVER (ORDER BY c.priority DESC, c.created_at," \
-      "  c.id) AS n FROM (SELECT DISTINCT op FROM unnest($1::text[]) AS u (op)"                    \
-      "   WHERE EXISTS (SELECT FROM bots WHERE id = $4)) AS o,"                                    \
-      "  LATERAL (SELECT id, priority, created_at FROM jobs"                                       \
-      "   WHERE status = 'pending' AND operation = o.op"                                           \
-      "   ORDER BY priority DESC, created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) AS c"            \
-      "  ORDER BY n LIMIT $2),"                                                                    \
-      " b AS (SELECT name FROM bots WHERE id = $4),"                                               \
-      " j AS (UPDATE jobs SET status = 'processing', attempts = attempts + 1, claimed_at = $3,"    \
-      "  bot_id = $4, bot_name = (SELECT name FROM b), lease_expires_at = $6, progress = NULL,"    \
-      "  lease = ($5::text[])[(SELECT n FROM p WHERE pick = id)::integer]"                         \
-      "  WHERE id = ANY (ARRAY(SELECT pick FROM p)) RETURNING {job}, lease AS claim_lease),"       \
-      " a AS (INSERT INTO attempts (job_id, attempt, lease, bot_id, bot_name, started_at,"         \
-      "  outcome) SELECT id, attempts, claim_lease, $4, (SELECT name FROM b), $3, 'running'"       \
-      "  FROM j)"                                                                                  \
-      " SELECT {job}, claim_lease FROM j ORDER BY priority DESC, created_at, id")                  \
+    X(job_claim, CLAIM("{job}"))                                                                   \
+    X(job_claim_brief, CLAIM("{summary}"))                                                         \
     X(attempt_by_lease, "SELECT job_id, bot_id, outcome, ended_at, error FROM attempts"            \
                         " WHERE job_id = $1 AND lease = $2")                                       \
     X(attempt_end, "UPDATE attempts SET outcome = $3, ended_at = $4, error = $5"                   \
@@ -210,6 +215,7 @@
       " INSERT INTO export_queue (job_id, finished_at) SELECT id, finished_at FROM j")             \
     X(job_finish_many, FINISH_MANY("{job}"))                                                       \
     X(job_finish_many_brief, FINISH_MANY("id, status"))                                            \
+    X(job_finish_many_summary, FINISH_MANY("{summary}"))                                           \
     X(job_reschedule, "UPDATE jobs SET status = 'scheduled', run_at = $3, error = $4,"             \
                       " duration_ms = $5, failures = failures + 1, claimed_at = NULL,"             \
                       " bot_id = NULL, bot_name = NULL, lease = NULL, lease_expires_at = NULL,"    \
@@ -1742,6 +1748,7 @@ struct claim_args {
     size_t nops;
     int max;
     int64_t lease_ms;
+    bool brief; /* each job is its summary (job_claim_brief) */
     json_t *jobs;
 };
 
@@ -1749,13 +1756,15 @@ struct claim_args {
  * of its row, and append them in claim order to a->jobs. */
 static int claimed(const PGresult *r, struct claim_args *a, int64_t expires, err_t *e)
 {
+    enum rec_kind kind = a->brief ? REC_KIND_JOB_SUMMARY : REC_KIND_JOB;
     size_t nfields;
     json_t *job;
     int rc;
 
-    backend_fields(REC_KIND_JOB, &nfields);
+    backend_fields(kind, &nfields);
     for (int i = 0; i < PQntuples(r); i++) {
-        if ((rc = row_record(r, i, ST_job_claim, REC_KIND_JOB, &job, e)) < 0)
+        if ((rc = row_record(r, i, a->brief ? ST_job_claim_brief : ST_job_claim, kind, &job, e)) <
+            0)
             return rc;
         json_object_set_new(job, "lease", json_string(PQgetvalue(r, i, (int)nfields)));
         json_object_set_new(job, "lease_expires_at", backend_time_json(expires));
@@ -1791,8 +1800,8 @@ static int claim_steps(struct claim_args *a, int64_t now, step_t steps[2], int *
         id_hex(lease, LEASE_BYTES);
         json_array_append_new(leases, json_string(lease));
     }
-    rc = step_set(&steps[1], ST_job_claim, e, "aiitai", ops, (int64_t)a->max, now, a->bot_id,
-                  leases, now + a->lease_ms);
+    rc = step_set(&steps[1], a->brief ? ST_job_claim_brief : ST_job_claim, e, "aiitai", ops,
+                  (int64_t)a->max, now, a->bot_id, leases, now + a->lease_ms);
     json_decref(leases);
     json_decref(ops);
     if (rc == JOBD_OK)
@@ -1831,9 +1840,9 @@ static int do_claim(conn_t *c, void *arg, err_t *e)
 }
 
 static int pg_job_claim(store_t *base, const char *bot_id, const char *const *ops, size_t nops,
-                        int max, int64_t lease_ms, json_t **jobs, err_t *e)
+                        int max, int64_t lease_ms, bool brief, json_t **jobs, err_t *e)
 {
-    struct claim_args a = {bot_id, ops, ops ? nops : 0, max, lease_ms, NULL};
+    struct claim_args a = {bot_id, ops, ops ? nops : 0, max, lease_ms, brief, NULL};
     return backend_deliver(tx_write((pg_t *)base, do_claim, &a, e), &a.jobs, jobs);
 }
 
@@ -1897,7 +1906,8 @@ static int pg_job_create_claim(store_t *base, const job_spec_t *spec, bool brief
                                const char *bot_id, int64_t lease_ms, json_t **job, json_t **claimed,
                                err_t *e)
 {
-    struct create_claim_args a = {spec, {bot_id, &spec->operation, 1, 1, lease_ms, NULL}, NULL};
+    struct create_claim_args a = {
+        spec, {bot_id, &spec->operation, 1, 1, lease_ms, false, NULL}, NULL};
     int rc = tx_write((pg_t *)base, do_create_claim, &a, e);
 
     if (rc < 0 || !a.job || !a.claim.jobs) {
@@ -2096,7 +2106,9 @@ static int finish_many(conn_t *c, struct report_args *a, bool *answered, err_t *
      * reports without sending it to the database, which would refuse it. */
     json_t *bot = json_string(str(a->bot_id));
     PGresult *r = NULL;
-    bool brief = true; /* every report of the batch wants {id, status} only */
+    bool brief = true;    /* every report of the batch wants {id, status} at most */
+    bool summary = false; /* ... or its summary */
+    enum stmt_id st;
     int rc = JOBD_OK;
 
     for (size_t i = 0; bot && i < a->n; i++) {
@@ -2107,15 +2119,23 @@ static int finish_many(conn_t *c, struct report_args *a, bool *answered, err_t *
         if ((rep->ok || !rep->retry) && (item = report_item(rep))) {
             json_array_append_new(batch, item);
             brief = brief && rep->brief;
+            summary = summary || rep->summary;
         }
     }
+    /* The least every report of the batch needs; backend_report_brief cuts
+     * each one's down to what it asked for. */
+    st = !brief    ? ST_job_finish_many
+         : summary ? ST_job_finish_many_summary
+                   : ST_job_finish_many_brief;
     if (json_array_size(batch) > 0)
-        rc = query(c, brief ? ST_job_finish_many_brief : ST_job_finish_many, &r, e, "tij",
-                   str(a->bot_id), clock_now_ms(), batch);
+        rc = query(c, st, &r, e, "tij", str(a->bot_id), clock_now_ms(), batch);
     for (int row = 0; r && row < PQntuples(r) && rc >= 0; row++) {
-        if (brief)
+        if (st == ST_job_finish_many_brief)
             job = backend_brief(PQgetvalue(r, row, 0), PQgetvalue(r, row, 1));
-        if (brief || (rc = row_record(r, row, ST_job_finish_many, REC_KIND_JOB, &job, e)) == 0) {
+        if (st == ST_job_finish_many_brief ||
+            (rc = row_record(r, row, st,
+                             st == ST_job_finish_many ? REC_KIND_JOB : REC_KIND_JOB_SUMMARY, &job,
+                             e)) == 0) {
             json_int_t i = json_integer_value(json_object_get(first, PQgetvalue(r, row, 0)));
             a->reports[i].rc = JOBD_OK;
             a->reports[i].job = job;
@@ -2146,7 +2166,8 @@ static int do_report_many(conn_t *c, void *arg, err_t *e)
     if (rc >= 0 && a->claim) {
         struct claim_args cl = {
             a->bot_id,     a->claim->ops,      a->claim->ops ? a->claim->nops : 0,
-            a->claim->max, a->claim->lease_ms, NULL};
+            a->claim->max, a->claim->lease_ms, a->claim->brief,
+            NULL};
         rc = do_claim(c, &cl, e);
         a->claim->jobs = cl.jobs;
     }
@@ -2169,7 +2190,7 @@ static int pg_job_complete(store_t *base, const char *id, const char *bot_id, co
                            err_t *e)
 {
     struct backend_finish a = {id,          bot_id, lease, true, result, NULL,
-                               duration_ms, NULL,   false, NULL, false};
+                               duration_ms, NULL,   false, NULL, false,  false};
     return finish((pg_t *)base, &a, job, repeated, e);
 }
 
@@ -2177,8 +2198,8 @@ static int pg_job_fail(store_t *base, const char *id, const char *bot_id, const 
                        const char *error, const store_retry_t *retry, int64_t duration_ms,
                        json_t **job, bool *repeated, err_t *e)
 {
-    struct backend_finish a = {id,          bot_id, lease, false, NULL, error,
-                               duration_ms, NULL,   false, retry, false};
+    struct backend_finish a = {id,          bot_id, lease, false, NULL,  error,
+                               duration_ms, NULL,   false, retry, false, false};
     return finish((pg_t *)base, &a, job, repeated, e);
 }
 

@@ -91,6 +91,7 @@
       " VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, nullif(?8, 0), ?9)"                                 \
       " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING")               \
     X(job_get, "SELECT {job} FROM jobs WHERE id = ?1")                                             \
+    X(job_summary, "SELECT {summary} FROM jobs WHERE id = ?1")                                     \
     X(job_by_key, "SELECT {job} FROM jobs WHERE idempotency_key = ?1")                             \
     X(job_history, "SELECT {attempt} FROM attempts WHERE job_id = ?1 ORDER BY attempt")            \
     X(job_events, "SELECT {event} FROM job_events WHERE job_id = ?1 ORDER BY seq")                 \
@@ -1509,6 +1510,7 @@ struct claim_args {
     size_t nops;
     int max;
     int64_t lease_ms;
+    bool brief; /* each job is its summary */
     json_t *jobs;
 };
 
@@ -1573,7 +1575,10 @@ static int claim_one(sq_t *s, struct claim_args *a, const char *id, const char *
     if (rc <= 0)
         return rc;
     rc = run(s, ST_attempt_start, e, "t", id);
-    if (rc >= 0)
+    if (rc >= 0 && a->brief &&
+        (rc = fetch(s, ST_job_summary, REC_KIND_JOB_SUMMARY, true, &job, e, "t", id)) == 0)
+        rc = err_set(e, JOBD_EINTERNAL, "job %s was claimed and is gone", id);
+    else if (rc >= 0 && !a->brief)
         rc = get_job(s, id, &job, e);
     if (rc < 0)
         return rc;
@@ -1645,7 +1650,7 @@ static int sq_job_create_claim(store_t *base, const job_spec_t *spec, bool brief
 {
     sq_t *s = (sq_t *)base;
     struct create_claim_args a = {{spec, 1, brief, NULL},
-                                  {bot_id, &spec->operation, 1, 1, lease_ms, NULL}};
+                                  {bot_id, &spec->operation, 1, 1, lease_ms, false, NULL}};
     int rc = tx_write(s, do_create_claim, &a, e);
 
     if (rc < 0) {
@@ -1660,10 +1665,10 @@ static int sq_job_create_claim(store_t *base, const job_spec_t *spec, bool brief
 }
 
 static int sq_job_claim(store_t *base, const char *bot_id, const char *const *ops, size_t nops,
-                        int max, int64_t lease_ms, json_t **jobs, err_t *e)
+                        int max, int64_t lease_ms, bool brief, json_t **jobs, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct claim_args a = {bot_id, ops, ops ? nops : 0, max, lease_ms, NULL};
+    struct claim_args a = {bot_id, ops, ops ? nops : 0, max, lease_ms, brief, NULL};
     return backend_deliver(tx_write(s, do_claim, &a, e), &a.jobs, jobs);
 }
 
@@ -1779,8 +1784,16 @@ static int finish_job(sq_t *s, const struct backend_finish *a, int64_t now, cons
  * status it is in now) without reading it back. */
 static int finished_job(sq_t *s, struct backend_finish *a, const char *status, err_t *e)
 {
+    int rc;
+
     if (!a->brief)
         return get_job(s, a->id, &a->job, e);
+    if (a->summary) {
+        rc = fetch(s, ST_job_summary, REC_KIND_JOB_SUMMARY, true, &a->job, e, "t", a->id);
+        if (rc == 0)
+            return err_set(e, JOBD_ENOTFOUND, "no job with id %s", str(a->id));
+        return rc < 0 ? rc : JOBD_OK;
+    }
     a->job = backend_brief(a->id, status);
     return JOBD_OK;
 }
@@ -1891,7 +1904,8 @@ static int do_report_many(sq_t *s, void *arg, err_t *e)
     if (rc >= 0 && a->claim) {
         struct claim_args c = {
             a->bot_id,     a->claim->ops,      a->claim->ops ? a->claim->nops : 0,
-            a->claim->max, a->claim->lease_ms, NULL};
+            a->claim->max, a->claim->lease_ms, a->claim->brief,
+            NULL};
         rc = do_claim(s, &c, e);
         a->claim->jobs = c.jobs;
     }
@@ -1912,7 +1926,7 @@ static int sq_job_complete(store_t *base, const char *id, const char *bot_id, co
 {
     sq_t *s = (sq_t *)base;
     struct backend_finish a = {id,          bot_id, lease, true, result, NULL,
-                               duration_ms, NULL,   false, NULL, false};
+                               duration_ms, NULL,   false, NULL, false,  false};
     return finish(s, &a, job, repeated, e);
 }
 
@@ -1921,8 +1935,8 @@ static int sq_job_fail(store_t *base, const char *id, const char *bot_id, const 
                        json_t **job, bool *repeated, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct backend_finish a = {id,          bot_id, lease, false, NULL, error,
-                               duration_ms, NULL,   false, retry, false};
+    struct backend_finish a = {id,          bot_id, lease, false, NULL,  error,
+                               duration_ms, NULL,   false, retry, false, false};
     return finish(s, &a, job, repeated, e);
 }
 

@@ -53,7 +53,8 @@ def _read(rel):
 def job_fields():
     """[(name, type)] of JOB_FIELDS in src/store/record.h, in order."""
     text = _read("src/store/record.h")
-    block = text[text.index("#define JOB_FIELDS(X)"):text.index("#define BOT_FIELDS(X)")]
+    start = text.index("#define JOB_FIELDS(X)")
+    block = text[start:text.index("#define", start + 1)]
     return re.findall(r"X\((\w+),\s*(REC_\w+)\)", block)
 
 

@@ -74,7 +74,7 @@ static json_t *finish_jobs(fixture_t *f, int n)
                 &(job_spec_t){.operation = "sum", .input = input, .priority = 0, .max_attempts = 3},
                 &job, &e),
             JOBD_OK);
-        assert_int_equal(store_job_claim(f->store, f->bot_id, ops, 1, 1, 30000, &jobs, &e),
+        assert_int_equal(store_job_claim(f->store, f->bot_id, ops, 1, 1, 30000, false, &jobs, &e),
                          JOBD_OK);
         assert_int_equal(json_array_size(jobs), 1);
         json_t *claimed = json_array_get(jobs, 0);

@@ -217,6 +217,26 @@ static void test_waitq_take_and_give(void **state)
     json_decref(sum);
 }
 
+/* The summary is a part of the job: each of its fields is a job field of
+ * the same type, named once. */
+static void test_summary_is_part_of_the_job(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < record_job_summary_nfields; i++) {
+        const record_field_t *s = &record_job_summary_fields[i];
+        size_t found = 0;
+        for (size_t j = 0; j < record_job_nfields; j++)
+            if (strcmp(record_job_fields[j].name, s->name) == 0) {
+                found++;
+                assert_int_equal(record_job_fields[j].type, s->type);
+            }
+        if (found != 1)
+            fail_msg("summary field %s is in JOB_FIELDS %zu times", s->name, found);
+        for (size_t k = 0; k < i; k++)
+            assert_string_not_equal(record_job_summary_fields[k].name, s->name);
+    }
+}
+
 static void test_record_values(void **state)
 {
     json_t *v;
@@ -343,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_routes_unknown_and_wrong_method),
         cmocka_unit_test(test_waitq_wakes_matching_waiters),
         cmocka_unit_test(test_waitq_take_and_give),
+        cmocka_unit_test(test_summary_is_part_of_the_job),
         cmocka_unit_test(test_waitq_wakes_one_per_job),
         cmocka_unit_test(test_record_values),
         cmocka_unit_test(test_ids),

@@ -134,7 +134,7 @@ static json_t *claim(struct fixture *f, const char *bot, int max, int64_t lease_
     json_t *jobs;
     err_t e;
 
-    assert_ok(store_job_claim(f->s, bot, ops, 1, max, lease_ms, &jobs, &e), &e);
+    assert_ok(store_job_claim(f->s, bot, ops, 1, max, lease_ms, false, &jobs, &e), &e);
     assert_true(json_is_array(jobs));
     return jobs;
 }
@@ -418,7 +418,7 @@ static void test_claim_filter_and_max(void **state)
     json_decref(create(f, other, 0));
 
     /* Only the operations asked for. */
-    assert_ok(store_job_claim(f->s, f->bot, only_other, 1, 10, 30000, &jobs, &e), &e);
+    assert_ok(store_job_claim(f->s, f->bot, only_other, 1, 10, 30000, false, &jobs, &e), &e);
     assert_int_equal(json_array_size(jobs), 2);
     json_array_foreach(jobs, i, job) assert_string_equal(sget(job, "operation"), other);
     json_decref(jobs);
@@ -437,11 +437,11 @@ static void test_claim_filter_and_max(void **state)
     /* Across operations, priority decides; a repeated operation is harmless. */
     json_decref(create(f, other, 1));
     urgent = create(f, f->op, 9);
-    assert_ok(store_job_claim(f->s, f->bot, both, 3, 1, 30000, &jobs, &e), &e);
+    assert_ok(store_job_claim(f->s, f->bot, both, 3, 1, 30000, false, &jobs, &e), &e);
     assert_int_equal(json_array_size(jobs), 1);
     assert_string_equal(sget(json_array_get(jobs, 0), "id"), sget(urgent, "id"));
     json_decref(jobs);
-    assert_ok(store_job_claim(f->s, f->bot, both, 3, 5, 30000, &jobs, &e), &e);
+    assert_ok(store_job_claim(f->s, f->bot, both, 3, 5, 30000, false, &jobs, &e), &e);
     assert_int_equal(json_array_size(jobs), 1);
     assert_string_equal(sget(json_array_get(jobs, 0), "operation"), other);
     json_decref(jobs);
@@ -512,9 +512,9 @@ static void test_claim_unknown_bot(void **state)
     json_t *jobs = NULL, *job = create(f, f->op, 0), *got;
     err_t e;
 
-    assert_rc(
-        store_job_claim(f->s, "01937000-0000-7000-8000-000000000000", ops, 1, 1, 30000, &jobs, &e),
-        JOBD_EUNKNOWNBOT, &e);
+    assert_rc(store_job_claim(f->s, "01937000-0000-7000-8000-000000000000", ops, 1, 1, 30000, false,
+                              &jobs, &e),
+              JOBD_EUNKNOWNBOT, &e);
     assert_null(jobs);
     got = get(f, sget(job, "id"));
     assert_string_equal(sget(got, "status"), "pending");
@@ -637,7 +637,7 @@ static void *race(void *arg)
 
     for (;;) {
         json_t *jobs;
-        r->rc = store_job_claim(r->s, r->bot, ops, 1, 1, 30000, &jobs, &e);
+        r->rc = store_job_claim(r->s, r->bot, ops, 1, 1, 30000, false, &jobs, &e);
         if (r->rc != JOBD_OK)
             return NULL;
         if (json_array_size(jobs) == 0) {
@@ -1009,6 +1009,70 @@ static void test_report_many_brief(void **state)
     json_decref(a);
     json_decref(b);
     json_decref(c);
+}
+
+/* Fail unless `part` has exactly the summary fields (and `extra`), each as
+ * in `whole`, the same job read whole. */
+static void assert_summary(const json_t *part, const json_t *whole, const char *const *extra)
+{
+    assert_fields(part, record_job_summary_fields, record_job_summary_nfields, extra);
+    for (size_t i = 0; i < record_job_summary_nfields; i++) {
+        const char *name = record_job_summary_fields[i].name;
+        if (!json_equal(json_object_get(part, name), json_object_get(whole, name)))
+            fail_msg("summary field %s differs from the whole job's", name);
+    }
+}
+
+/* A brief claim answers with each job's summary and its lease; a brief
+ * report that asks for a summary (a log line at info) gets the summary of
+ * the job as it now is, whatever became of it. */
+static void test_claim_and_report_summaries(void **state)
+{
+    struct fixture *f = *state;
+    const char *ops[] = {f->op};
+    const char *const lease_fields[] = {"lease", "lease_expires_at", NULL};
+    json_t *jobs, *job, *whole, *res = json_integer(7);
+    store_retry_t later = {.base_ms = 3600000, .max_ms = 3600000};
+    job_report_t r[4] = {{.ok = true, .result = res},
+                         {.error = "bad"},
+                         {.error = "busy", .retry = &later},
+                         {.ok = true, .result = res}};
+    const char *want[4] = {"succeeded", "failed", "scheduled", "succeeded"};
+    size_t i;
+    err_t e;
+
+    for (i = 0; i < 3; i++)
+        json_decref(create(f, f->op, (int64_t)i));
+    assert_ok(store_job_claim(f->s, f->bot, ops, 1, 3, 30000, true, &jobs, &e), &e);
+    assert_int_equal(json_array_size(jobs), 3);
+    json_array_foreach(jobs, i, job)
+    {
+        whole = get(f, sget(job, "id"));
+        assert_summary(job, whole, lease_fields);
+        assert_string_equal(sget(job, "status"), "processing");
+        assert_string_equal(sget(job, "bot_name"), "bot-1");
+        assert_int_equal(strlen(sget(job, "lease")), 32);
+        json_decref(whole);
+        r[i].id = sget(job, "id");
+        r[i].lease = sget(job, "lease");
+        r[i].brief = r[i].summary = true;
+    }
+    r[3].id = r[0].id; /* a repeat: answered from the attempt it repeats */
+    r[3].lease = r[0].lease;
+    r[3].brief = r[3].summary = true;
+    assert_ok(store_job_report_many(f->s, f->bot, r, 4, NULL, &e), &e);
+    assert_true(r[3].repeated);
+    assert_int_equal(iget(r[0].job, "result"), 7);
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(r[i].rc, JOBD_OK);
+        whole = get(f, r[i].id);
+        assert_summary(r[i].job, whole, NULL);
+        assert_string_equal(sget(r[i].job, "status"), want[i]);
+        json_decref(whole);
+        json_decref(r[i].job);
+    }
+    json_decref(jobs);
+    json_decref(res);
 }
 
 /* Every kind of report in one batch gets the answer it would get alone,
@@ -2101,6 +2165,7 @@ int main(void)
         T(test_report_many),
         T(test_report_many_with_claim),
         T(test_report_many_brief),
+        T(test_claim_and_report_summaries),
         T(test_report_many_mixed),
         T(test_complete_and_repeat),
         T(test_fail_and_repeat),

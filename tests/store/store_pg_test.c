@@ -70,7 +70,7 @@ static void finished_job(store_t *s, const char *op, char id[64])
     assert_ok(create(s, op, &job, &e), &e);
     json_decref(job);
     assert_ok(store_job_claim(s, json_string_value(json_object_get(bot, "id")), o, 1, 1, 30000,
-                              &jobs, &e),
+                              false, &jobs, &e),
               &e);
     assert_int_equal(json_array_size(jobs), 1);
     job = json_array_get(jobs, 0);
@@ -474,7 +474,7 @@ static void test_statements_walk_indexes(void **state)
     bot_id = json_string_value(json_object_get(bot, "id"));
     for (int round = 0; round < 8; round++) {
         json_t *claimed;
-        assert_ok(store_job_claim(s, bot_id, o, 1, 4, 30000, &claimed, &e), &e);
+        assert_ok(store_job_claim(s, bot_id, o, 1, 4, 30000, false, &claimed, &e), &e);
         assert_int_equal(json_array_size(claimed), 4);
         for (int i = 0; i < 4; i++) {
             job = json_array_get(claimed, (size_t)i);
@@ -491,7 +491,7 @@ static void test_statements_walk_indexes(void **state)
         }
         json_decref(claimed);
     }
-    assert_ok(store_job_claim(s, bot_id, o, 1, 2, 30000, &jobs, &e), &e);
+    assert_ok(store_job_claim(s, bot_id, o, 1, 2, 30000, false, &jobs, &e), &e);
     job = json_array_get(jobs, 0);
     assert_ok(store_job_complete(s, json_string_value(json_object_get(job, "id")), bot_id,
                                  json_string_value(json_object_get(job, "lease")), result, 1, &v,

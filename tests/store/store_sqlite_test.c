@@ -426,7 +426,7 @@ static void test_fsync_only_for_changes(void **state)
     before = fsyncs(x->s);
     assert_true(before >= 1);
     for (int i = 0; i < 20; i++) {
-        assert_ok(store_job_claim(x->s, bot_id, names, 1, 1, 30000, &jobs, &e), &e);
+        assert_ok(store_job_claim(x->s, bot_id, names, 1, 1, 30000, false, &jobs, &e), &e);
         assert_int_equal(json_array_size(jobs), 0);
         json_decref(jobs);
         assert_ok(store_lease_expire(x->s, clock_now_ms(), &n, &e), &e);
