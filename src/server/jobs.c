@@ -196,6 +196,18 @@ static int hand_off(server_t *srv, const req_t *req, const job_spec_t *spec, jso
     }
     got = json_string_value(json_object_get(json_array_get(claimed, 0), "id"));
     *pending = !got || strcmp(got, str_field(job, "id")) != 0;
+    /* The submitter sees the job as it now is, processing, but not its
+     * lease: the fencing token is the bot's alone. */
+    if (!*pending) {
+        json_t *now = json_deep_copy(json_array_get(claimed, 0));
+        json_object_del(now, "lease");
+        json_object_del(now, "lease_expires_at");
+        json_decref(job);
+        job = req->minimal ? json_pack("{s:O,s:O}", "id", json_object_get(now, "id"), "status",
+                                       json_object_get(now, "status"))
+                           : json_incref(now);
+        json_decref(now);
+    }
     if (json_array_size(claimed) == 0) {
         json_decref(claimed);
         claimed = NULL;

@@ -59,6 +59,11 @@ class LongPoll(harness.E2ETestCase):
         self.wait_for(lambda: stats()["waiting_claims"] == 1, 5, "the claim to wait")
         before = stats()
         job = self.submit(jobd, "sum", 613, 342)
+        # The submitter sees the job as it is once the call returns, but not the
+        # bot's lease.
+        self.assertEqual((job["status"], job["bot_id"]), ("processing", bot))
+        self.assertNotIn("lease", job)
+        self.assertNotIn("lease_expires_at", job)
         reply, _ = join()
         self.assertEqual(reply.status, 200, reply.body)
         [got] = reply.body["jobs"]
@@ -100,7 +105,10 @@ class LongPoll(harness.E2ETestCase):
         t.start()
         self.wait_for(lambda: stats()["waiting_claims"] == 1, 5, "the report's claim to wait")
         handed = stats()["handed_claims"]
-        second = self.submit(jobd, "sum", 3, 4)
+        r = jobd.request("POST", "/jobs", {"operation": "sum", "input": {"a": 3, "b": 4}},
+                         headers={"Prefer": "return=minimal"})
+        second = self.expect(r, 201, "minimal submit")
+        self.assertEqual(second, {"id": second["id"], "status": "processing"})
         t.join(15 * harness.SLOW)
         reply = done["reply"]
         self.assertEqual(reply.status, 200, reply.body)
