@@ -129,7 +129,8 @@
     X(job_finish,                                                                                  \
       "UPDATE jobs SET status = ?3, result = ?4, error = ?5, duration_ms = ?6,"                    \
       " finished_at = ?7, failures = failures + ?8, lease = NULL,"                                 \
-      " lease_expires_at = NULL WHERE id = ?1 AND lease = ?2 AND status = 'processing'")           \
+      " lease_expires_at = NULL WHERE id = ?1 AND lease = ?2 AND status = 'processing'"            \
+      " AND bot_id = ?9")                                                                          \
     X(job_reschedule, "UPDATE jobs SET status = 'scheduled', run_at = ?3, error = ?4,"             \
                       " duration_ms = ?5, failures = failures + 1, claimed_at = NULL,"             \
                       " bot_id = NULL, bot_name = NULL, lease = NULL, lease_expires_at = NULL,"    \
@@ -1761,8 +1762,8 @@ static int finish_job(sq_t *s, const struct backend_finish *a, int64_t now, cons
 
     *status = a->ok ? "succeeded" : "failed";
     if (a->ok) {
-        rc = run(s, ST_job_finish, e, "tttjtiii", a->id, a->lease, "succeeded", a->result, NULL,
-                 a->duration_ms, now, (int64_t)0);
+        rc = run(s, ST_job_finish, e, "tttjtiiit", a->id, a->lease, "succeeded", a->result, NULL,
+                 a->duration_ms, now, (int64_t)0, a->bot_id);
         return export_enqueue(s, a->id, now, rc, e);
     }
     if (a->retry) {
@@ -1775,13 +1776,14 @@ static int finish_job(sq_t *s, const struct backend_finish *a, int64_t now, cons
                        now + backend_retry_delay(a->retry, failures + 1), a->error, a->duration_ms);
         }
     }
-    rc = run(s, ST_job_finish, e, "tttjtiii", a->id, a->lease, "failed", NULL, a->error,
-             a->duration_ms, now, (int64_t)1);
+    rc = run(s, ST_job_finish, e, "tttjtiiit", a->id, a->lease, "failed", NULL, a->error,
+             a->duration_ms, now, (int64_t)1, a->bot_id);
     return export_enqueue(s, a->id, now, rc, e);
 }
 
-/* The job a finish call answers with: whole, or brief (its id and the
- * status it is in now) without reading it back. */
+/* The job a finish call answers with: whole; or brief, its summary
+ * (a->summary) or only its id and the status it is in now, which needs no
+ * read. */
 static int finished_job(sq_t *s, struct backend_finish *a, const char *status, err_t *e)
 {
     int rc;
@@ -1831,27 +1833,33 @@ static int do_finish(sq_t *s, void *arg, err_t *e)
     const char *outcome = a->ok ? "succeeded" : "failed", *now_status;
     char status[16], lease[72], holder[64];
     int64_t now = clock_now_ms();
-    int rc;
-
-    rc = read_holder(s, a->id, status, lease, holder, e);
-    if (rc < 0)
-        return rc;
     /* The usual report, of the attempt that runs, is settled by the job's
      * row alone: a job holds a lease exactly while its attempt under that
-     * lease runs. */
-    if (strcmp(status, "processing") == 0 && strcmp(lease, a->lease) == 0) {
-        if (strcmp(holder, a->bot_id) != 0)
-            return err_set(e, JOBD_EMISMATCH, "lease %s of job %s is held by bot %s, not by bot %s",
-                           a->lease, a->id, holder, a->bot_id);
-    } else if ((rc = settle_by_attempt(s, a, status, e)) != 0) {
-        return rc < 0 ? rc : JOBD_OK;
+     * lease runs, so job_finish, which changes the row only while it is
+     * processing under this lease for this bot, finishes it at once.  A
+     * report it leaves alone (a repeat, a stale lease, another bot's), and
+     * a retryable failure (which needs the job's budget), is looked into
+     * first. */
+    int rc = a->ok || !a->retry ? finish_job(s, a, now, &now_status, e) : 0;
+
+    if (rc == 0) {
+        if ((rc = read_holder(s, a->id, status, lease, holder, e)) < 0)
+            return rc;
+        if (strcmp(status, "processing") == 0 && strcmp(lease, a->lease) == 0) {
+            if (strcmp(holder, a->bot_id) != 0)
+                return err_set(e, JOBD_EMISMATCH,
+                               "lease %s of job %s is held by bot %s, not by bot %s", a->lease,
+                               a->id, holder, a->bot_id);
+        } else if ((rc = settle_by_attempt(s, a, status, e)) != 0) {
+            return rc < 0 ? rc : JOBD_OK;
+        }
+        rc = finish_job(s, a, now, &now_status, e);
+        if (rc == 0)
+            return err_set(e, JOBD_EINTERNAL,
+                           "job %s is %s, not processing under lease %s, although that attempt is "
+                           "still running",
+                           a->id, status, a->lease);
     }
-    rc = finish_job(s, a, now, &now_status, e);
-    if (rc == 0)
-        return err_set(e, JOBD_EINTERNAL,
-                       "job %s is %s, not processing under lease %s, although that attempt is "
-                       "still running",
-                       a->id, status, a->lease);
     if (rc >= 0)
         rc = run(s, ST_attempt_end, e, "tttit", a->id, a->lease, outcome, now,
                  a->ok ? NULL : a->error);
