@@ -180,8 +180,8 @@ static void specs_free(job_spec_t *specs, size_t n)
  * reply shows) and *pending (whether the job is left pending for another
  * claim: another job came first, or the bot went away); 1 if no bot waits
  * (nothing done); or a JOBD_E* code. */
-static int hand_off(server_t *srv, const req_t *req, const job_spec_t *spec, json_t **jobs,
-                    bool *pending, err_t *e)
+static int hand_off(server_t *srv, const req_t *req, reply_t *rep, const job_spec_t *spec,
+                    json_t **jobs, bool *pending, err_t *e)
 {
     json_t *job, *claimed;
     const char *got;
@@ -203,10 +203,7 @@ static int hand_off(server_t *srv, const req_t *req, const job_spec_t *spec, jso
         json_object_del(now, "lease");
         json_object_del(now, "lease_expires_at");
         json_decref(job);
-        job = req->minimal ? json_pack("{s:O,s:O}", "id", json_object_get(now, "id"), "status",
-                                       json_object_get(now, "status"))
-                           : json_incref(now);
-        json_decref(now);
+        job = reply_job(req, rep, now);
     }
     if (json_array_size(claimed) == 0) {
         json_decref(claimed);
@@ -252,7 +249,7 @@ void jobs_submit(server_t *srv, req_t *req, reply_t *rep)
             goto out_error;
         }
     }
-    rc = batch ? 1 : hand_off(srv, req, &specs[0], &jobs, &pending, &e);
+    rc = batch ? 1 : hand_off(srv, req, rep, &specs[0], &jobs, &pending, &e);
     if (rc < 0 || (rc == 1 &&
                    store_job_create_many(srv->store, specs, n, req->minimal, &jobs, &e) != JOBD_OK))
         goto out_error;
