@@ -136,14 +136,14 @@ static int repair(datalake_t *d, err_t *e)
     return JOBD_OK;
 }
 
-static part_t *part_for(datalake_t *d, part_t *parts, int *nparts, const json_t *job)
+static part_t *part_for(datalake_t *d, part_t *parts, int *nparts, const store_export_job_t *job)
 {
-    const char *finished = json_string_value(json_object_get(job, "finished_at"));
-    char rel[256];
+    char rel[256], finished[32] = "unknown";
 
-    /* finished_at is RFC 3339 text; its first 10 characters are the date. */
-    snprintf(rel, sizeof rel, "date=%.10s/part-%s.jsonl", finished ? finished : "unknown",
-             d->server_id);
+    /* The first 10 characters of the RFC 3339 time are the date. */
+    if (job->finished)
+        clock_format_ms(job->finished_at, finished, sizeof finished, 'T');
+    snprintf(rel, sizeof rel, "date=%.10s/part-%s.jsonl", finished, d->server_id);
     for (int i = 0; i < *nparts; i++)
         if (strcmp(parts[i].rel, rel) == 0)
             return &parts[i];
@@ -242,24 +242,19 @@ static int write_batch(datalake_t *d, int *n, bool *more, err_t *e)
     part_t parts[MAX_FILES];
     int nparts = 0, written = 0, rc;
     size_t fetched = 0;
-    json_t *jobs, *job, *ids = json_array(), *files = json_object();
-    size_t i;
+    store_export_t *batch = NULL;
+    json_t *ids = json_array(), *files = json_object();
 
-    if ((rc = store_export_pending(d->store, d->server_id, BATCH, &jobs, e)) != JOBD_OK)
+    if ((rc = store_export_pending(d->store, d->server_id, BATCH, &batch, e)) != JOBD_OK)
         goto out_free;
-    fetched = json_array_size(jobs);
-    json_array_foreach(jobs, i, job)
-    {
+    fetched = batch->n;
+    for (size_t i = 0; i < batch->n; i++) {
+        const store_export_job_t *job = &batch->jobs[i];
         part_t *p = part_for(d, parts, &nparts, job);
-        char *line;
         if (!p)
             break; /* too many dates in one batch; the rest go next time */
-        line = json_dumps(job, JSON_COMPACT);
-        if (!line)
-            abort();
-        part_append(p, line, strlen(line));
-        free(line);
-        json_array_append(ids, json_object_get(job, "id"));
+        part_append(p, job->line, job->len);
+        json_array_append_new(ids, json_string(job->id));
     }
     for (int k = 0; k < nparts; k++) {
         if ((rc = part_write(d, &parts[k], e)) != JOBD_OK) {
@@ -281,7 +276,7 @@ static int write_batch(datalake_t *d, int *n, bool *more, err_t *e)
 out_free_parts:
     for (int k = 0; k < nparts; k++)
         free(parts[k].buf);
-    json_decref(jobs);
+    store_export_free(batch);
 out_free:
     json_decref(ids);
     json_decref(files);

@@ -45,7 +45,7 @@ char *backend_sql(const char *sql)
     } subst[] = {
         {"{job}", record_job_columns},     {"{summary}", record_job_summary_columns},
         {"{bot}", record_bot_columns},     {"{attempt}", record_attempt_columns},
-        {"{event}", record_event_columns},
+        {"{event}", record_event_columns}, {"{job_json}", record_job_json_sqlite},
     };
     char *out = NULL;
     size_t len = 0;
@@ -68,6 +68,44 @@ char *backend_sql(const char *sql)
     if (fclose(f) != 0)
         abort();
     return out;
+}
+
+void backend_export_add(store_export_t **batch, const char *id, bool finished, int64_t finished_at,
+                        const char *line, size_t len)
+{
+    store_export_t *b = *batch;
+    store_export_job_t *j;
+
+    if (!b && !(b = *batch = calloc(1, sizeof *b)))
+        abort();
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->jobs = realloc(b->jobs, b->cap * sizeof *b->jobs);
+        if (!b->jobs)
+            abort();
+    }
+    j = &b->jobs[b->n++];
+    j->id = strdup(id);
+    j->line = strndup(line, len);
+    if (!j->id || !j->line)
+        abort();
+    j->finished = finished;
+    j->finished_at = finished_at;
+    j->len = len;
+}
+
+void backend_export_add_record(store_export_t **batch, const json_t *job)
+{
+    const char *finished = json_string_value(json_object_get(job, "finished_at"));
+    long long ms = 0;
+    bool has_finished = finished && record_parse_time(finished, &ms);
+    char *line = json_dumps(job, JSON_COMPACT);
+
+    if (!line)
+        abort();
+    backend_export_add(batch, json_string_value(json_object_get(job, "id")), has_finished, ms, line,
+                       strlen(line));
+    free(line);
 }
 
 const char *backend_when(int64_t ms, char buf[32])

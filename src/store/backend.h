@@ -27,10 +27,22 @@ enum rec_kind {
 /* The fields of kind k, in column order.  OUT: *n, how many. */
 const record_field_t *backend_fields(enum rec_kind k, size_t *n);
 
-/* The SQL text `sql` with {job}, {bot}, {attempt} and {event} replaced by the column
- * lists of record.h, so that what a SELECT reads is exactly what the API
- * shows.  A new string the caller frees with free(). */
+/* The SQL text `sql` with {job}, {summary}, {bot}, {attempt} and {event}
+ * replaced by the column lists of record.h, so that what a SELECT reads is
+ * exactly what the API shows, and {job_json} by a job's record as SQLite's
+ * json_object() expression (record_job_json_sqlite).  A new string the
+ * caller frees with free(). */
 char *backend_sql(const char *sql);
+
+/* Add one job to an export batch (store_export_pending), copying id and
+ * line (len bytes, no NUL needed).  *batch is made on first use. */
+void backend_export_add(store_export_t **batch, const char *id, bool finished, int64_t finished_at,
+                        const char *line, size_t len);
+
+/* The same for a job read as a whole record (REC_KIND_JOB): written as
+ * compact JSON here, by the backend that cannot have its database write
+ * it. */
+void backend_export_add_record(store_export_t **batch, const json_t *job);
 
 /* RFC 3339 text of ms, written into buf and returned. */
 const char *backend_when(int64_t ms, char buf[32]);

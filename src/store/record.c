@@ -28,7 +28,8 @@ const record_field_t record_event_fields[] = {EVENT_FIELDS(REC_ENTRY)};
 const size_t record_event_nfields = sizeof record_event_fields / sizeof record_event_fields[0];
 #undef REC_ENTRY
 
-static char job_cols[1024], summary_cols[512], bot_cols[512], attempt_cols[512], event_cols[256];
+static char job_cols[1024], summary_cols[512], bot_cols[512], attempt_cols[512], event_cols[256],
+    job_json[2048];
 static pthread_once_t cols_once = PTHREAD_ONCE_INIT;
 
 static void join(char *out, size_t len, const record_field_t *f, size_t n)
@@ -38,6 +39,22 @@ static void join(char *out, size_t len, const record_field_t *f, size_t n)
         used += (size_t)snprintf(out + used, len - used, "%s%s", i ? ", " : "", f[i].name);
 }
 
+/* json_object('name', value, ...) of the fields, each value written as
+ * record_value shows it: a JSON column through json() so that it is
+ * embedded rather than quoted, a time through jobd_time(). */
+static void join_json(char *out, size_t len, const record_field_t *f, size_t n)
+{
+    size_t used = (size_t)snprintf(out, len, "json_object(");
+    for (size_t i = 0; i < n; i++) {
+        const char *wrap = f[i].type == REC_JSON   ? "json"
+                           : f[i].type == REC_TIME ? "jobd_time"
+                                                   : "";
+        used += (size_t)snprintf(out + used, len - used, "%s'%s', %s(%s)", i ? ", " : "", f[i].name,
+                                 wrap, f[i].name);
+    }
+    snprintf(out + used, len - used, ")");
+}
+
 static void build_cols(void)
 {
     join(job_cols, sizeof job_cols, record_job_fields, record_job_nfields);
@@ -45,6 +62,7 @@ static void build_cols(void)
     join(bot_cols, sizeof bot_cols, record_bot_fields, record_bot_nfields);
     join(attempt_cols, sizeof attempt_cols, record_attempt_fields, record_attempt_nfields);
     join(event_cols, sizeof event_cols, record_event_fields, record_event_nfields);
+    join_json(job_json, sizeof job_json, record_job_fields, record_job_nfields);
 }
 
 const char *record_job_columns(void)
@@ -75,6 +93,12 @@ const char *record_event_columns(void)
 {
     pthread_once(&cols_once, build_cols);
     return event_cols;
+}
+
+const char *record_job_json_sqlite(void)
+{
+    pthread_once(&cols_once, build_cols);
+    return job_json;
 }
 
 static bool parse_int(const char *text, long long *out)

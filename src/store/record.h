@@ -115,6 +115,14 @@ const char *record_bot_columns(void);
 const char *record_attempt_columns(void);
 const char *record_event_columns(void);
 
+/* A job's record as one SQL expression of SQLite's: json_object() over
+ * JOB_FIELDS, each value as record_value() shows it (a JSON column
+ * embedded through json(), a time through the SQL function jobd_time(ms),
+ * which the SQLite backend defines with clock_format_ms).  Its text is the
+ * JSON of the same object a row read through record_value makes.  Static,
+ * built on first use; thread-safe. */
+const char *record_job_json_sqlite(void);
+
 /* Convert one column, given as the database's text form (NULL for SQL
  * NULL), to its JSON value.  Returns a new reference, or NULL if the text
  * does not parse as the field's type (a corrupt row). */

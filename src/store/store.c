@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A URL, or a conninfo string: it starts with a keyword (letters and _)
@@ -204,9 +205,22 @@ int store_bot_list(store_t *s, json_t **bots, err_t *e)
     return s->backend->bot_list(s, bots, e);
 }
 
-int store_export_pending(store_t *s, const char *server_id, int limit, json_t **jobs, err_t *e)
+int store_export_pending(store_t *s, const char *server_id, int limit, store_export_t **batch,
+                         err_t *e)
 {
-    return s->backend->export_pending(s, server_id, limit, jobs, e);
+    return s->backend->export_pending(s, server_id, limit, batch, e);
+}
+
+void store_export_free(store_export_t *batch)
+{
+    if (!batch)
+        return;
+    for (size_t i = 0; i < batch->n; i++) {
+        free(batch->jobs[i].id);
+        free(batch->jobs[i].line);
+    }
+    free(batch->jobs);
+    free(batch);
 }
 
 int store_export_mark(store_t *s, const char *server_id, const json_t *ids, const json_t *files,

@@ -325,12 +325,35 @@ int store_bot_list(store_t *s, json_t **bots, err_t *e);
  * Several servers sharing a database each export under their own
  * `server_id` (their files are named by it): a job goes to one of them. */
 
+/* One job of an export batch, as the datalake writes it. */
+typedef struct store_export_job {
+    char *id;
+    bool finished;       /* false only for a row without finished_at (a damaged one) */
+    int64_t finished_at; /* ms since the epoch: the day's file it goes to */
+    char *line;          /* the job's record (record.h JOB_FIELDS, the object GET
+                            /jobs/{id} answers) as one line of JSON, without '\n' */
+    size_t len;          /* strlen(line) */
+} store_export_job_t;
+
+/* A batch of jobs to export.  Owns every string in it; store_export_free. */
+typedef struct store_export {
+    store_export_job_t *jobs;
+    size_t n, cap;
+} store_export_t;
+
 /* Up to `limit` finished, unexported jobs, oldest finish first, claimed for
  * server_id's export: no other server gets them while it may still mark
  * them (PostgreSQL; SQLite has one server per database and ignores
  * server_id).  Calling it again before marking returns the same jobs
- * first.  OUT: *jobs, an array. */
-int store_export_pending(store_t *s, const char *server_id, int limit, json_t **jobs, err_t *e);
+ * first.  Each comes as its datalake line, written by the database
+ * (SQLite's json_object) where it can, which spares the writer building
+ * and freeing a JSON tree per job.  OUT: *batch, freed with
+ * store_export_free(). */
+int store_export_pending(store_t *s, const char *server_id, int limit, store_export_t **batch,
+                         err_t *e);
+
+/* Free a batch of store_export_pending (NULL is fine). */
+void store_export_free(store_export_t *batch);
 
 /* Mark the jobs whose ids are in `ids` (array of strings) exported and set
  * the recorded size of each file in `files` ({"relative/path": size}).

@@ -63,7 +63,8 @@ struct store_backend {
                      err_t *e);
     int (*bot_get)(store_t *s, const char *id, json_t **bot, err_t *e);
     int (*bot_list)(store_t *s, json_t **bots, err_t *e);
-    int (*export_pending)(store_t *s, const char *server_id, int limit, json_t **jobs, err_t *e);
+    int (*export_pending)(store_t *s, const char *server_id, int limit, store_export_t **batch,
+                          err_t *e);
     int (*export_mark)(store_t *s, const char *server_id, const json_t *ids, const json_t *files,
                        err_t *e);
     int (*export_files)(store_t *s, json_t **files, err_t *e);

@@ -131,7 +131,7 @@
     " l AS (SELECT id FROM jobs WHERE id = ANY (ARRAY(SELECT r_id FROM v)) AND bot_id = $1"        \
     "  ORDER BY id FOR UPDATE),"                                                                   \
     " j AS (UPDATE jobs SET status = CASE WHEN r_ok THEN 'succeeded' ELSE 'failed' END,"           \
-    "  result = r_result::jsonb, error = r_error, duration_ms = r_ms, finished_at = $2,"           \
+    "  result = r_result::json, error = r_error, duration_ms = r_ms, finished_at = $2,"            \
     "  failures = failures + CASE WHEN r_ok THEN 0 ELSE 1 END, lease = NULL,"                      \
     "  lease_expires_at = NULL FROM v WHERE id = ANY (ARRAY(SELECT id FROM l)) AND id = r_id"      \
     "  AND lease = r_lease AND bot_id = $1 RETURNING {job}, r_lease, r_ok, r_error),"              \
@@ -172,13 +172,13 @@
     X(job_by_key, "SELECT {job} FROM jobs WHERE idempotency_key = $1")                             \
     X(job_insert,                                                                                  \
       "INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at,"            \
-      " max_attempts, run_at, idempotency_key) VALUES ($1, $2, $3::jsonb, $4, $5, 0, $6, $7,"      \
+      " max_attempts, run_at, idempotency_key) VALUES ($1, $2, $3::json, $4, $5, 0, $6, $7,"       \
       " nullif($8::bigint, 0), $9)"                                                                \
       " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"                \
       " RETURNING {job}")                                                                          \
     X(job_insert_many,                                                                             \
       "WITH n AS (INSERT INTO jobs (id, operation, input, priority, status, attempts, created_at," \
-      "  max_attempts, run_at) SELECT s->>'id', s->>'operation', (s->>'input')::jsonb,"            \
+      "  max_attempts, run_at) SELECT s->>'id', s->>'operation', (s->>'input')::json,"             \
       "  (s->>'priority')::bigint, s->>'status', 0, $2, (s->>'max_attempts')::bigint,"             \
       "  nullif((s->>'run_at')::bigint, 0) FROM jsonb_array_elements($1::jsonb) AS s"              \
       "  RETURNING {job})"                                                                         \
@@ -209,7 +209,7 @@
     X(attempt_end, "UPDATE attempts SET outcome = $3, ended_at = $4, error = $5"                   \
                    " WHERE job_id = $1 AND lease = $2 AND outcome = 'running'")                    \
     X(job_finish,                                                                                  \
-      "WITH j AS (UPDATE jobs SET status = $3, result = $4::jsonb, error = $5, duration_ms = $6,"  \
+      "WITH j AS (UPDATE jobs SET status = $3, result = $4::json, error = $5, duration_ms = $6,"   \
       "  finished_at = $7, failures = failures + $8, lease = NULL, lease_expires_at = NULL"        \
       "  WHERE id = $1 AND lease = $2 AND status = 'processing' RETURNING id, finished_at)"        \
       " INSERT INTO export_queue (job_id, finished_at) SELECT id, finished_at FROM j")             \
@@ -245,10 +245,10 @@
     X(lease_renew, "UPDATE jobs SET lease_expires_at = $2"                                         \
                    " WHERE bot_id = $1 AND status = 'processing'")                                 \
     X(lease_renew_one, "UPDATE jobs SET lease_expires_at = $3,"                                    \
-                       " progress = coalesce($4::jsonb, progress)"                                 \
+                       " progress = coalesce($4::json, progress)"                                  \
                        " WHERE id = $1 AND bot_id = $2 AND status = 'processing'")                 \
     X(lease_renew_many,                                                                            \
-      "UPDATE jobs SET lease_expires_at = $3, progress = coalesce(h_progress::jsonb, progress)"    \
+      "UPDATE jobs SET lease_expires_at = $3, progress = coalesce(h_progress::json, progress)"     \
       " FROM (SELECT h->>'id' AS h_id, h->>'progress' AS h_progress"                               \
       "  FROM jsonb_array_elements($2::jsonb) AS h ORDER BY 1) AS h"                               \
       " WHERE id = h_id AND bot_id = $1 AND status = 'processing' RETURNING id")                   \
@@ -2770,11 +2770,27 @@ static int do_export_pending(conn_t *c, void *arg, err_t *e)
                  (int64_t)a->limit, now, now - EXPORT_TAKEOVER_MS);
 }
 
-static int pg_export_pending(store_t *base, const char *server_id, int limit, json_t **jobs,
-                             err_t *e)
+/* PostgreSQL's json_build_object would write its own spacing; the lines
+ * are written from the records as the API shows them instead. */
+static int pg_export_pending(store_t *base, const char *server_id, int limit,
+                             store_export_t **batch, err_t *e)
 {
     struct export_args a = {.server_id = str(server_id), .limit = limit};
-    return backend_deliver(tx_write((pg_t *)base, do_export_pending, &a, e), &a.out, jobs);
+    store_export_t *b = NULL;
+    json_t *job;
+    size_t i;
+    int rc = tx_write((pg_t *)base, do_export_pending, &a, e);
+
+    if (rc != JOBD_OK) {
+        json_decref(a.out);
+        return rc;
+    }
+    json_array_foreach(a.out, i, job) backend_export_add_record(&b, job);
+    json_decref(a.out);
+    *batch = b ? b : calloc(1, sizeof *b);
+    if (!*batch)
+        abort();
+    return JOBD_OK;
 }
 
 static int do_export_mark(conn_t *c, void *arg, err_t *e)

@@ -177,7 +177,8 @@
     X(bot_heartbeat, "UPDATE bots SET state = ?2, last_seen_at = ?3 WHERE id = ?1")                \
     X(bot_get, "SELECT {bot} FROM bots WHERE id = ?1")                                             \
     X(bot_list, "SELECT {bot} FROM bots ORDER BY registered_at, id")                               \
-    X(export_pending, "SELECT {job} FROM jobs WHERE id IN (SELECT job_id FROM export_queue"        \
+    X(export_pending, "SELECT id, finished_at, {job_json} FROM jobs WHERE id IN (SELECT job_id"    \
+                      "  FROM export_queue"                                                        \
                       "  INDEXED BY export_queue_order ORDER BY finished_at, job_id LIMIT ?1)"     \
                       " ORDER BY finished_at, id")                                                 \
     X(export_enqueue, "INSERT INTO export_queue (job_id, finished_at) VALUES (?1, ?2)")            \
@@ -1014,6 +1015,25 @@ static void configure_sqlite(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* jobd_time(ms): the SQL function {job_json} shows a time with, so that a
+ * line SQLite writes shows it as record_value does (clock_format_ms); NULL
+ * stays NULL. */
+static void sql_jobd_time(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    char text[32];
+
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
+        return; /* the result is NULL unless set */
+    if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER) {
+        sqlite3_result_error(ctx, "jobd_time: a time column holds something else than an integer",
+                             -1);
+        return;
+    }
+    clock_format_ms(sqlite3_value_int64(argv[0]), text, sizeof text, 'T');
+    sqlite3_result_text(ctx, text, -1, SQLITE_TRANSIENT);
+}
+
 static int sq_open(const char *db, store_t **out, err_t *e)
 {
     static pthread_once_t configured = PTHREAD_ONCE_INIT;
@@ -1050,6 +1070,14 @@ static int sq_open(const char *db, store_t **out, err_t *e)
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    rc = sqlite3_create_function(s->db, "jobd_time", 1,
+                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                 sql_jobd_time, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = err_set(e, JOBD_EDBDOWN, "cannot define SQL function jobd_time on %s: %s", db,
+                     sqlite3_errmsg(s->db));
+        goto out_close_db;
+    }
     /* synchronous=FULL until open_wal below hands the fsync to wal_sync: a
      * call that returned has reached the disk, even in WAL mode, so a job
      * once acknowledged survives a power cut (unless store_set_sync relaxes
@@ -2507,20 +2535,45 @@ struct export_args {
     int limit;
     const json_t *ids, *files;
     json_t *out;
+    store_export_t *batch;
 };
 
+/* Each job comes as the line SQLite's json_object() wrote ({job_json}):
+ * building a jansson record and writing it out cost the writer more than
+ * the rest of its work, all of it inside the connection's lock. */
 static int do_export_pending(sq_t *s, void *arg, err_t *e)
 {
     struct export_args *a = arg;
-    return fetch(s, ST_export_pending, REC_KIND_JOB, false, &a->out, e, "i", (int64_t)a->limit);
+    sqlite3_stmt *st = s->st[ST_export_pending];
+    int rc = query(s, ST_export_pending, e, "i", (int64_t)a->limit);
+
+    while (rc >= 0 && (rc = step(s, ST_export_pending, e)) == 1) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        const char *line = (const char *)sqlite3_column_text(st, 2);
+        if (!id || !line)
+            return err_set(e, JOBD_EDB, "export_pending: a job without %s",
+                           id ? "a record (json_object gave NULL)" : "an id");
+        backend_export_add(&a->batch, id, sqlite3_column_type(st, 1) == SQLITE_INTEGER,
+                           sqlite3_column_int64(st, 1), line, (size_t)sqlite3_column_bytes(st, 2));
+    }
+    return rc;
 }
 
-static int sq_export_pending(store_t *base, const char *server_id, int limit, json_t **jobs,
-                             err_t *e)
+static int sq_export_pending(store_t *base, const char *server_id, int limit,
+                             store_export_t **batch, err_t *e)
 {
     sq_t *s = (sq_t *)base;
     struct export_args a = {.limit = limit};
-    return backend_deliver(tx_read(s, do_export_pending, &a, e), &a.out, jobs);
+    int rc = tx_read(s, do_export_pending, &a, e);
+
+    if (rc != JOBD_OK) {
+        store_export_free(a.batch);
+        return rc;
+    }
+    *batch = a.batch ? a.batch : calloc(1, sizeof **batch);
+    if (!*batch)
+        abort();
+    return JOBD_OK;
 }
 
 static int do_export_mark(sq_t *s, void *arg, err_t *e)

@@ -1,5 +1,6 @@
 """test_pg_servers.py - several jobd servers on one PostgreSQL (label pg): a claim waiting on
-one server is woken by a job submitted through another, and 5,000 jobs submitted across 3
+one server is woken by a job submitted through another, a job's input and result read
+back as sent (numbers past 64-bit integers, key order), and 5,000 jobs submitted across 3
 servers and worked by 6 bots spread over them all succeed once, are never held by two bots
 at once, and reach the datalake exactly once across every server's part files."""
 
@@ -28,6 +29,29 @@ class PgServers(harness.PgTestCase):
         body = self.expect(got["r"], 200, "the claim waiting on A")
         self.assertEqual([j["id"] for j in body["jobs"]], [job["id"]])
         self.assertLess(woken_after, 0.5 * harness.SLOW, "woken within 500 ms")
+
+    def test_numbers_and_key_order_kept(self):
+        """Regression: PostgreSQL's jsonb wrote 1e20 out as 21 digits, which jobd could not
+        read back, so the submit failed with database_error; it also sorted the keys.  Since
+        migration 0010 the input and the result read back as they were sent."""
+        (a,) = self.start_servers(1)
+        sent = {"z": 1e20, "a": -1.5e300, "m": [0.1, {"y": 2, "b": 1}]}
+        job = self.expect(a.request("POST", "/jobs", {"operation": "pg_json", "input": sent}),
+                          201, "POST /jobs with 1e20 in its input")
+        got = self.get_job(a, job["id"])["input"]
+        self.assertEqual(got, sent)
+        self.assertEqual(list(got), ["z", "a", "m"], "the keys in the order sent")
+        self.assertEqual(list(got["m"][1]), ["y", "b"])
+        bot = self.register_bot(a, "json", ["pg_json"])
+        claimed = self.claim_one(a, bot, ["pg_json"])
+        self.assertEqual(claimed["input"], sent)
+        self.expect(a.request("POST", f"/jobs/{job['id']}/complete",
+                              {"bot_id": bot, "lease": claimed["lease"], "result": sent,
+                               "duration_ms": 1}),
+                    200, "complete with 1e20 in its result")
+        result = self.get_job(a, job["id"])["result"]
+        self.assertEqual(result, sent)
+        self.assertEqual(list(result), ["z", "a", "m"])
 
     def test_5000_jobs_3_servers_6_bots(self):
         n = 5000

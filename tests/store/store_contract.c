@@ -1768,7 +1768,7 @@ static void drain(struct fixture *f)
     err_t e;
 
     for (;;) {
-        assert_ok(store_export_pending(f->s, SERVER, 500, &jobs, &e), &e);
+        jobs = testdb_export(f->s, SERVER, 500);
         if (json_array_size(jobs) == 0) {
             json_decref(jobs);
             return;
@@ -1779,6 +1779,152 @@ static void drain(struct fixture *f)
         json_decref(ids);
         json_decref(jobs);
     }
+}
+
+/* Fail unless `got` is `want` written the same way: the same values, and
+ * the same keys in the same order. */
+static void assert_same_json(const json_t *got, const json_t *want, const char *what)
+{
+    char *a = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *b = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!a || !b || strcmp(a, b) != 0)
+        fail_msg("%s is not kept as sent:\n  got  %s\n  sent %s", what, a ? a : "(null)",
+                 b ? b : "(null)");
+    free(a);
+    free(b);
+}
+
+/* A job's input, result and progress come back as they were sent: numbers
+ * past 64-bit integers (1e20 and 1.5e300 are JSON numbers like any other),
+ * and keys in their order.  PostgreSQL's jsonb wrote 1e20 out as 21 digits,
+ * which jansson cannot read as a number, so such a job could not be
+ * submitted (regression, fixed by migration 0010); it also sorted the keys.
+ * Each statement that writes one of them: the single and the batch
+ * submit, the single and the batch report, a heartbeat's progress. */
+static void test_json_kept_as_sent(void **state)
+{
+    struct fixture *f = *state;
+    json_t *input = json_loads("{\"z\": 1e20, \"a\": -1.5e300, \"m\": [0.1, 9223372036854775807,"
+                               " {\"y\": 2, \"b\": 1}], \"big\": 123456789012345678901234.5}",
+                               0, NULL);
+    const job_spec_t spec = {.operation = f->op, .input = input, .max_attempts = 1};
+    const job_spec_t specs[] = {spec, spec};
+    json_t *one, *many, *claimed, *got, *hb, *reply, *job;
+    job_report_t report;
+    bool repeated;
+    size_t i;
+    err_t e;
+
+    assert_non_null(input);
+    assert_ok(store_job_create(f->s, &spec, &one, &e), &e);
+    assert_same_json(json_object_get(one, "input"), input, "a submitted job's input");
+    assert_ok(store_job_create_many(f->s, specs, 2, false, &many, &e), &e);
+    json_array_foreach(many, i, job)
+        assert_same_json(json_object_get(job, "input"), input, "a batch-submitted job's input");
+
+    claimed = claim(f, f->bot, 10, 30000);
+    assert_int_equal(json_array_size(claimed), 3);
+    hb = json_pack("[{s:O,s:O},{s:O,s:O}]", "id", json_object_get(json_array_get(claimed, 0), "id"),
+                   "progress", input, "id", json_object_get(json_array_get(claimed, 1), "id"),
+                   "progress", input);
+    assert_ok(store_bot_heartbeat(f->s, f->bot, "processing", 30000, hb, &reply, &e), &e);
+    json_decref(reply);
+    for (i = 0; i < 2; i++) {
+        assert_ok(store_job_get(f->s, sget(json_array_get(claimed, i), "id"), &got, &e), &e);
+        assert_same_json(json_object_get(got, "progress"), input, "a heartbeat's progress");
+        json_decref(got);
+    }
+
+    job = json_array_get(claimed, 0);
+    assert_ok(store_job_complete(f->s, sget(job, "id"), f->bot, sget(job, "lease"), input, 1, &got,
+                                 &repeated, &e),
+              &e);
+    assert_same_json(json_object_get(got, "result"), input, "a completed job's result");
+    json_decref(got);
+    job = json_array_get(claimed, 1);
+    report = (job_report_t){
+        .id = sget(job, "id"), .lease = sget(job, "lease"), .ok = true, .result = input};
+    job = json_array_get(claimed, 2);
+    job_report_t reports[] = {
+        report, {.id = sget(job, "id"), .lease = sget(job, "lease"), .ok = true, .result = input}};
+    assert_ok(store_job_report_many(f->s, f->bot, reports, 2, NULL, &e), &e);
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(reports[i].rc, JOBD_OK);
+        assert_same_json(json_object_get(reports[i].job, "result"), input,
+                         "a batch-reported job's result");
+        json_decref(reports[i].job);
+    }
+    json_decref(hb);
+    json_decref(claimed);
+    json_decref(many);
+    json_decref(one);
+    json_decref(input);
+}
+
+/* The datalake line is the record GET /jobs/{id} shows, value for value,
+ * whoever writes it (SQLite's json_object, or jansson on PostgreSQL): text
+ * that needs escaping, numbers at the edges, nested input, times before
+ * 1970 and in year 1, and the null fields of each way a job ends. */
+static void test_export_line_is_the_record(void **state)
+{
+    struct fixture *f = *state;
+    const char *text = "quote\" back\\ nl\n tab\t bell\a del\x7f é 漢 😀 a/b <\\u0000>";
+    json_t *input = json_pack("{s:s, s:I, s:I, s:f, s:f, s:{s:[i, n, b, b, {}, []]}, s:s}", "s",
+                              text, "min", (json_int_t)INT64_MIN, "max", (json_int_t)INT64_MAX,
+                              "tenth", 0.1, "huge", 1.5e300, "nested", "a", 1, 0, 1, "empty", "");
+    const job_spec_t specs[] = {
+        {.operation = f->op,
+         .input = input,
+         .priority = -5,
+         .max_attempts = 1,
+         .idempotency_key = "clé 漢 \"k\""},
+        {.operation = f->op, .input = input, .max_attempts = 1, .run_at = -62135596800000},
+        {.operation = f->op, .input = input, .max_attempts = 1, .run_at = -1},
+    };
+    json_t *jobs, *claimed, *pending, *line, *db,
+        *result = json_pack("{s:s,s:[f]}", "r", text, "v", 1.25);
+    bool repeated;
+    size_t i;
+    err_t e;
+
+    drain(f);
+    assert_ok(store_job_create_many(f->s, specs, 3, false, &jobs, &e), &e);
+    claimed = claim(f, f->bot, 10, 30000);
+    assert_int_equal(json_array_size(claimed), 3);
+    json_array_foreach(claimed, i, line)
+    {
+        json_t *job = NULL;
+        if (i == 0)
+            assert_ok(store_job_complete(f->s, sget(line, "id"), f->bot, sget(line, "lease"),
+                                         result, 7, &job, &repeated, &e),
+                      &e);
+        else if (i == 1)
+            assert_ok(store_job_fail(f->s, sget(line, "id"), f->bot, sget(line, "lease"), text,
+                                     NULL, 0, &job, &repeated, &e),
+                      &e);
+        else
+            assert_ok(store_job_cancel(f->s, sget(line, "id"), text, &job, &e), &e);
+        json_decref(job);
+    }
+
+    pending = testdb_export(f->s, SERVER, 10);
+    assert_int_equal(json_array_size(pending), 3);
+    json_array_foreach(pending, i, line)
+    {
+        assert_ok(store_job_get(f->s, sget(line, "id"), &db, &e), &e);
+        json_object_del(db, "history");
+        json_object_del(db, "events");
+        if (!json_equal(line, db)) {
+            char *a = json_dumps(line, JSON_SORT_KEYS), *b = json_dumps(db, JSON_SORT_KEYS);
+            fail_msg("export line %zu is not the job's record:\n  line %s\n  job  %s", i, a, b);
+        }
+        json_decref(db);
+    }
+    json_decref(pending);
+    json_decref(claimed);
+    json_decref(jobs);
+    json_decref(result);
+    json_decref(input);
 }
 
 static void test_export(void **state)
@@ -1800,13 +1946,13 @@ static void test_export(void **state)
     json_decref(got);
 
     /* Finished jobs only, oldest finish first, as job objects. */
-    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
+    pending = testdb_export(f->s, SERVER, 10);
     assert_int_equal(json_array_size(pending), 2);
     assert_string_equal(sget(json_array_get(pending, 0), "id"), sget(b, "id"));
     assert_string_equal(sget(json_array_get(pending, 1), "id"), sget(a, "id"));
     assert_fields(json_array_get(pending, 0), record_job_fields, record_job_nfields, NULL);
     json_decref(pending);
-    assert_ok(store_export_pending(f->s, SERVER, 1, &pending, &e), &e);
+    pending = testdb_export(f->s, SERVER, 1);
     assert_int_equal(json_array_size(pending), 1);
     json_decref(pending);
 
@@ -1814,7 +1960,7 @@ static void test_export(void **state)
     ids = json_pack("[OO]", json_object_get(b, "id"), json_object_get(a, "id"));
     files = json_pack("{s:i,s:i}", "2026/11/28.jsonl", 120, "2026/11/27.jsonl", 40);
     assert_ok(store_export_mark(f->s, SERVER, ids, files, &e), &e);
-    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
+    pending = testdb_export(f->s, SERVER, 10);
     assert_int_equal(json_array_size(pending), 0);
     json_decref(pending);
     assert_ok(store_export_files(f->s, &got, &e), &e);
@@ -1862,7 +2008,7 @@ static void test_export_follows_retry(void **state)
               &e);
     assert_string_equal(sget(job, "status"), "failed");
     json_decref(job);
-    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
+    pending = testdb_export(f->s, SERVER, 10);
     assert_int_equal(json_array_size(pending), 1);
     assert_string_equal(sget(json_array_get(pending, 0), "status"), "failed");
     json_decref(pending);
@@ -1873,7 +2019,7 @@ static void test_export_follows_retry(void **state)
     ids = json_pack("[O]", json_object_get(claimed, "id"));
     assert_rc(store_export_mark(f->s, SERVER, ids, NULL, &e), JOBD_EDB, &e);
     assert_contains(e.msg, "retried");
-    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
+    pending = testdb_export(f->s, SERVER, 10);
     assert_int_equal(json_array_size(pending), 0);
     json_decref(pending);
 
@@ -1895,7 +2041,7 @@ static void test_export_follows_retry(void **state)
     assert_int_equal(report.rc, JOBD_OK);
     json_decref(report.job);
 
-    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
+    pending = testdb_export(f->s, SERVER, 10);
     assert_int_equal(json_array_size(pending), 3);
     assert_string_equal(sget(json_array_get(pending, 0), "id"),
                         json_string_value(json_array_get(ids, 0)));
@@ -1948,7 +2094,7 @@ static void export_only(struct fixture *f, json_t *const *jobs)
     json_t *pending, *ids = json_array();
     err_t e;
 
-    assert_ok(store_export_pending(f->s, SERVER, 1000, &pending, &e), &e);
+    pending = testdb_export(f->s, SERVER, 1000);
     for (; *jobs; jobs++)
         json_array_append(ids, json_object_get(*jobs, "id"));
     assert_ok(store_export_mark(f->s, SERVER, ids, NULL, &e), &e);
@@ -2091,7 +2237,7 @@ static void test_migrate_keeps_export_queue(void **state)
     assert_ok(store_migrate_up(f->s, &e), &e);
     assert_ok(store_prepare(f->s, &e), &e);
 
-    assert_ok(store_export_pending(f->s, SERVER, 10, &pending, &e), &e);
+    pending = testdb_export(f->s, SERVER, 10);
     assert_int_equal(json_array_size(pending), 1);
     assert_string_equal(sget(json_array_get(pending, 0), "id"), sget(waiting, "id"));
     json_decref(pending);
@@ -2181,6 +2327,8 @@ int main(void)
         T(test_bots),
         T(test_stats),
         T(test_export),
+        T(test_export_line_is_the_record),
+        T(test_json_kept_as_sent),
         T(test_export_follows_retry),
         T(test_purge),
         T(test_migrate_keeps_export_queue),

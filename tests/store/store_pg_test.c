@@ -94,7 +94,7 @@ static void drain(store_t *s, const char *server)
     err_t e;
 
     do {
-        assert_ok(store_export_pending(s, server, 500, &jobs, &e), &e);
+        jobs = testdb_export(s, server, 500);
         ids = json_array();
         json_array_foreach(jobs, i, job) json_array_append(ids, json_object_get(job, "id"));
         assert_ok(store_export_mark(s, server, ids, NULL, &e), &e);
@@ -186,9 +186,9 @@ static void test_export_claimed_per_server(void **state)
     drain(s, "server-a");
     finished_job(s, "pg-export", id1);
     finished_job(s, "pg-export", id2);
-    assert_ok(store_export_pending(s, "server-a", 1, &a, &e), &e);
+    a = testdb_export(s, "server-a", 1);
     assert_int_equal(json_array_size(a), 1);
-    assert_ok(store_export_pending(s, "server-b", 10, &b, &e), &e);
+    b = testdb_export(s, "server-b", 10);
     assert_int_equal(json_array_size(b), 1);
     assert_string_not_equal(json_string_value(json_object_get(json_array_get(a, 0), "id")),
                             json_string_value(json_object_get(json_array_get(b, 0), "id")));
@@ -202,11 +202,11 @@ static void test_export_claimed_per_server(void **state)
 
     /* Claimed by b and not marked: b gets it again, a does not. */
     json_decref(a);
-    assert_ok(store_export_pending(s, "server-a", 10, &a, &e), &e);
+    a = testdb_export(s, "server-a", 10);
     assert_int_equal(json_array_size(a), 0);
     json_decref(a);
     json_decref(b);
-    assert_ok(store_export_pending(s, "server-b", 10, &b, &e), &e);
+    b = testdb_export(s, "server-b", 10);
     assert_int_equal(json_array_size(b), 1);
     json_decref(b);
     store_free(s);

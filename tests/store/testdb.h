@@ -23,6 +23,12 @@ char *testdb_path(const char *name);
 /* Open `db`, apply every migration and prepare; fails the test otherwise. */
 store_t *testdb_open(const char *db);
 
+/* store_export_pending's batch read back as records: an array of the job
+ * objects its lines hold.  Fails the test unless every line is one JSON
+ * object whose "id" is the job's, and the batch's finish time is the
+ * record's.  A new reference. */
+json_t *testdb_export(store_t *s, const char *server_id, int limit);
+
 /* Fail the test unless `call` returned `want`, showing the message. */
 #define assert_rc(call, want, e)                                                                   \
     do {                                                                                           \
