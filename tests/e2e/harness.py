@@ -35,6 +35,11 @@ JOBCTL_BIN = os.environ.get("JOBCTL_BIN", "")
 # Sanitizer builds run several times slower; timing limits are multiplied by this.
 SLOW = float(os.environ.get("JOBD_E2E_SLOW", "1"))
 
+# The engine every jobd of a test runs on: "sqlite" (its data directory's jobd.db) or
+# "postgresql" (a database of the test's own on the throwaway cluster of scripts/test,
+# JOBD_TEST_PG).  CMake registers each engine-neutral test once per engine (e2e_both).
+ENGINE = os.environ.get("JOBD_E2E_ENGINE", "sqlite")
+
 ADMIN_TOKEN = "e2e-admin-token-7f3a9c"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z$")
@@ -87,14 +92,15 @@ def normalise_api_job(job):
 
 
 def normalise_db_row(row):
-    """A jobs-table row (sqlite3.Row) reduced like normalise_api_job()."""
+    """A jobs-table row (sqlite3.Row, or PgRow) reduced like normalise_api_job()."""
     out = {}
     for name, kind in job_fields():
         v = row[name]
         if v is None:
             out[name] = None
         elif kind == "REC_JSON":
-            out[name] = json.loads(v) if isinstance(v, str) else v
+            # SQLite hands over the JSON text; pg_rows the value, already read.
+            out[name] = v if isinstance(row, PgRow) else json.loads(v)
         elif kind == "REC_TIME":
             out[name] = int(v) if isinstance(v, int) or str(v).isdigit() else parse_time(v)
         elif kind == "REC_INT":
@@ -230,10 +236,11 @@ class Proc:
 class Jobd(Proc):
     """The server, with helpers for its HTTP API, its database and its datalake."""
 
-    def __init__(self, name, data_dir, port, token, args, log_path):
+    def __init__(self, name, data_dir, port, token, args, log_path, db_url=None):
         self.data_dir = data_dir
         self.port = port
         self.token = token
+        self.db_url = db_url  # PostgreSQL: the database it runs on; None: SQLite
         self.url = f"http://127.0.0.1:{port}"
         env = dict(os.environ)
         env.pop("JOBD_ADMIN_TOKEN", None)
@@ -270,6 +277,11 @@ class Jobd(Proc):
         return os.path.join(self.data_dir, "jobd.db")
 
     def db_query(self, sql, params=()):
+        """The rows of sql (SQL both engines read alike, `?` for each of params), each
+        indexed by column name."""
+        if self.db_url:
+            values = iter(params)
+            return pg_rows(self.db_url, re.sub(r"\?", lambda _: _pg_literal(next(values)), sql))
         conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
         conn.row_factory = sqlite3.Row
         try:
@@ -278,6 +290,11 @@ class Jobd(Proc):
             conn.close()
 
     def db_columns(self, table="jobs"):
+        if self.db_url:
+            return [r["name"] for r in self.db_query(
+                "SELECT column_name AS name FROM information_schema.columns"
+                " WHERE table_schema = 'public' AND table_name = ? ORDER BY ordinal_position",
+                (table,))]
         return [r["name"] for r in self.db_query(f"PRAGMA table_info({table})")]
 
     def db_jobs(self):
@@ -331,6 +348,12 @@ class E2ETestCase(unittest.TestCase):
             if not bins[b] or not os.access(bins[b], os.X_OK):
                 self.fail(f"{b} binary not found (set {b.upper().replace('-', '_')}_BIN; "
                           f"got {bins[b]!r})")
+        if ENGINE == "postgresql" or isinstance(self, PgTestCase):
+            # Registered before _stop_all, so it runs after it (cleanups are LIFO).
+            self.db_url = pg_database(f"e2e_{os.getpid()}_{self._testMethodName.lower()}")
+            self.addCleanup(pg_drop_database, self.db_url)
+        else:
+            self.db_url = None
         self.tmp = tempfile.mkdtemp(prefix=f"jobd-e2e-{self._testMethodName}-")
         self.procs = []
         self.addCleanup(self._stop_all)
@@ -369,8 +392,13 @@ class E2ETestCase(unittest.TestCase):
     def start_jobd(self, data_dir=None, port=None, token=ADMIN_TOKEN, args=(), name="jobd"):
         """Start jobd (by default on a fresh port and <tmp>/data) and wait for /health."""
         data_dir = data_dir or os.path.join(self.tmp, "data")
+        db_url = args[list(args).index("--db") + 1] if "--db" in args else None
+        if ENGINE == "postgresql" and db_url is None:
+            db_url = self.db_url  # every jobd of the test on the test's database
+            args = ("--db", db_url, *args)
         for attempt in range(3):
-            p = Jobd(name, data_dir, port or free_port(), token, list(args), self._log_path(name))
+            p = Jobd(name, data_dir, port or free_port(), token, list(args), self._log_path(name),
+                     db_url)
             self.procs.append(p)
             try:
                 p.wait_ready()
@@ -562,22 +590,40 @@ def psql(url, sql):
     return r.stdout
 
 
+class PgRow(dict):
+    """A row of pg_rows: its JSON columns hold values, not JSON text."""
+
+
 def pg_rows(url, sql):
-    """The rows of query sql as dicts (JSON values as Python values, BIGINT as int)."""
-    return json.loads(psql(url, f"SELECT coalesce(json_agg(t), '[]') FROM ({sql}) t"))
+    """The rows of query sql as PgRow dicts (JSON values as Python values, BIGINT as
+    int)."""
+    rows = json.loads(psql(url, f"SELECT coalesce(json_agg(t), '[]') FROM ({sql}) t"))
+    return [PgRow(r) for r in rows]
+
+
+def _pg_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise TypeError(f"db_query parameter {v!r}: only None, int and str")
+    return str(v) if isinstance(v, int) else "'" + v.replace("'", "''") + "'"
+
+
+def pg_database(name):
+    """Create database `name` (cut to 63 characters) on JOBD_TEST_PG; returns its URL."""
+    name = name[:63]
+    psql(PG_URL, f"CREATE DATABASE {name}")
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def pg_drop_database(url):
+    psql(PG_URL, f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
 
 class PgTestCase(E2ETestCase):
     """A test on the throwaway PostgreSQL that scripts/test starts: each test gets a database
-    of its own (self.db_url), dropped after every process is stopped."""
-
-    def setUp(self):
-        name = f"e2e_{os.getpid()}_{self._testMethodName.lower()}"[:63]
-        psql(PG_URL, f"CREATE DATABASE {name}")
-        # Registered before E2ETestCase's cleanup, so it runs after it (cleanups are LIFO).
-        self.addCleanup(psql, PG_URL, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        self.db_url = PG_URL.rsplit("/", 1)[0] + "/" + name
-        super().setUp()
+    of its own (self.db_url, made by E2ETestCase.setUp), dropped after every process is
+    stopped."""
 
     def start_servers(self, n, args=()):
         """n jobd servers jobd-1..n on self.db_url with server ids s1..sn, sharing one data
@@ -661,4 +707,13 @@ def main_pg():
 
 
 def main():
+    if ENGINE == "postgresql" and not PG_URL:
+        print("skipped: JOBD_E2E_ENGINE=postgresql, but JOBD_TEST_PG is not set (scripts/test"
+              " starts a PostgreSQL and sets it)")
+        sys.exit(SKIP)
     unittest.main(verbosity=2)
+
+
+def sqlite_only(why):
+    """Skip a test (or a class of tests) on PostgreSQL, saying why it is SQLite's alone."""
+    return unittest.skipIf(ENGINE == "postgresql", f"SQLite only: {why}")
