@@ -537,9 +537,10 @@ static int serve(server_t *srv)
         goto out_refuse;
     if (pthread_create(&tick, NULL, ticker, srv) != 0)
         abort();
-    log_info("jobd listening on %.*s:%d (schema version %d, data in %s, sync %s, admin %s)",
+    log_info("jobd listening on %.*s:%d (%s, schema version %d, datalake in %s, sync %s, "
+             "admin %s)",
              (int)(strrchr(srv->cfg.listen, ':') - srv->cfg.listen), srv->cfg.listen, port,
-             srv->schema_version, srv->cfg.data_dir, srv->cfg.sync_name,
+             store_where(srv->store), srv->schema_version, srv->cfg.data_dir, srv->cfg.sync_name,
              srv->cfg.admin_token[0] ? "enabled" : "disabled");
 
     sigwait(&sigs, &sig);

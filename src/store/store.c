@@ -25,6 +25,11 @@ static bool is_postgres(const char *db)
     return p > db && *p == '=';
 }
 
+const char *store_where(const store_t *s)
+{
+    return s->where;
+}
+
 int store_open(const char *db, store_t **out, err_t *e)
 {
     if (!db || !*db)

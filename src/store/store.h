@@ -37,6 +37,11 @@ typedef struct store store_t;
  * OUT: *out, freed with store_free(). */
 int store_open(const char *db, store_t **out, err_t *e);
 
+/* Which database s is, for the log, never with a password: "SQLite database
+ * /var/lib/jobd/jobd.db" or "PostgreSQL database jobd on db1:5432 as jobd".
+ * Valid while s is. */
+const char *store_where(const store_t *s);
+
 /* Close the database and free s.  store_free(NULL) is a no-op. */
 void store_free(store_t *s);
 

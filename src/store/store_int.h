@@ -18,6 +18,7 @@ typedef struct store_backend store_backend_t;
 /* The head of every backend's own store struct. */
 struct store {
     const store_backend_t *backend;
+    char where[512]; /* store_where(): set by the backend's open */
 };
 
 struct store_backend {

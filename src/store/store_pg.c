@@ -1295,6 +1295,11 @@ static int pg_open(const char *db, store_t **out, err_t *e)
         store_pg_backend.free(&s->base);
         return rc;
     }
+    /* What the connection reached (defaults and PG* variables filled in),
+     * not the conninfo, which may hold a password. */
+    snprintf(s->base.where, sizeof s->base.where, "PostgreSQL database %s on %s:%s as %s",
+             PQdb(s->conns[0].pg), PQhost(s->conns[0].pg), PQport(s->conns[0].pg),
+             PQuser(s->conns[0].pg));
     *out = &s->base;
     return JOBD_OK;
 }

@@ -1108,6 +1108,8 @@ static int sq_open(const char *db, store_t **out, err_t *e)
         goto out_close_db;
     if ((rc = open_wal(s, e)) < 0)
         goto out_stop_checkpointer;
+    snprintf(s->base.where, sizeof s->base.where, "SQLite database %s",
+             sqlite3_db_filename(s->db, "main") ? sqlite3_db_filename(s->db, "main") : db);
     *out = &s->base;
     return JOBD_OK;
 out_stop_checkpointer:

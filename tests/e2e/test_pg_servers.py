@@ -1,6 +1,7 @@
 """test_pg_servers.py - several jobd servers on one PostgreSQL (label pg): a claim waiting on
 one server is woken by a job submitted through another, a job's input and result read
-back as sent (numbers past 64-bit integers, key order), and 5,000 jobs submitted across 3
+back as sent (numbers past 64-bit integers, key order), a password in --db is never
+logged, and 5,000 jobs submitted across 3
 servers and worked by 6 bots spread over them all succeed once, are never held by two bots
 at once, and reach the datalake exactly once across every server's part files."""
 
@@ -29,6 +30,18 @@ class PgServers(harness.PgTestCase):
         body = self.expect(got["r"], 200, "the claim waiting on A")
         self.assertEqual([j["id"] for j in body["jobs"]], [job["id"]])
         self.assertLess(woken_after, 0.5 * harness.SLOW, "woken within 500 ms")
+
+    def test_password_never_logged(self):
+        """A password in --db reaches libpq, never the log: the start line names the
+        database by what the connection reached.  (The cluster trusts local connections, so
+        any password is accepted.)"""
+        host = self.db_url.split("@", 1)[1]
+        url = f"postgresql://postgres:s3cret-in-url@{host}"
+        jobd = self.start_jobd(args=("--db", url, "--server-id", "s1"))
+        name = host.rsplit("/", 1)[1]
+        self.wait_log(jobd, f"PostgreSQL database {name} on 127.0.0.1:")
+        self.assertIn(" as postgres,", jobd.log())
+        self.assertNotIn("s3cret", jobd.log())
 
     def test_numbers_and_key_order_kept(self):
         """Regression: PostgreSQL's jsonb wrote 1e20 out as 21 digits, which jobd could not

@@ -3,6 +3,7 @@ completed by a real bot, and then the API, the database row and the datalake lin
 say the same thing, with the same field names (the original system wrote "sum" where
 the schema said "result", and its datalake disagreed with its database)."""
 
+import os
 import re
 
 import harness
@@ -14,6 +15,13 @@ class SeedScenario(harness.E2ETestCase):
     def test_sum_613_342_is_recorded_once_and_consistently(self):
         jobd = self.start_jobd()
         self.wait_log(jobd, f"jobd listening on 127.0.0.1:{jobd.port}")
+        # The start line names the database it runs on, which the operator cannot
+        # otherwise tell from the log.
+        if jobd.db_url:
+            where = "PostgreSQL database " + jobd.db_url.rsplit("/", 1)[1] + " on 127.0.0.1:"
+        else:
+            where = "SQLite database " + os.path.realpath(jobd.db_path) + ","
+        self.assertIn(where, jobd.log())
         health = jobd.request("GET", "/health")
         self.assertEqual(health.body["status"], "ok", health.body)
         self.assertEqual(health.body["database"], "ok", health.body)
