@@ -5,6 +5,7 @@
  * makes one store call, logs the state change in words, and wakes waiting
  * claims or the datalake writer when its change concerns them.
  */
+#include "claimnote.h"
 #include "clock.h"
 #include "datalake.h"
 #include "id.h"
@@ -67,6 +68,19 @@ static void log_finished(const json_t *job)
              what, result ? "=" : "failed with", result ? result : str_field(job, "error"),
              str_field(job, "bot_name"),
              (long long)json_integer_value(json_object_get(job, "duration_ms")));
+    free(result);
+}
+
+/* The same line for a report whose job was not read back (claimnote.h):
+ * the operation, input and bot from the claim's note, the result and
+ * duration from the report itself, as the job now records them. */
+static void log_finished_noted(const job_report_t *r, const claimnote_t *note)
+{
+    char *result = json_dumps(r->result, JSON_COMPACT | JSON_ENCODE_ANY);
+
+    log_info("job %s %s: %s = %.200s by %s in %lld ms", id_short(r->id),
+             str_field(r->job, "status"), note->what, result ? result : "?", note->bot_name,
+             (long long)r->duration_ms);
     free(result);
 }
 
@@ -428,9 +442,17 @@ static void reply_claim(server_t *srv, const req_t *req, reply_t *rep, const cla
     }
     json_array_foreach(jobs, i, job)
     {
+        char what[CLAIMNOTE_WHAT];
+
+        if (!log_enabled(LOG_INFO))
+            break;
         log_info("job %s claimed by %s (attempt %lld)", id_short(str_field(job, "id")),
                  str_field(job, "bot_name"),
                  (long long)json_integer_value(json_object_get(job, "attempts")));
+        if (srv->notes) {
+            describe(str_field(job, "operation"), json_object_get(job, "input"), what, sizeof what);
+            claimnote_put(srv->notes, str_field(job, "id"), what, str_field(job, "bot_name"));
+        }
     }
     /* A claim that took a wake and filled its max passes a wake on: more
      * may be pending (waitq.h). */
@@ -517,14 +539,23 @@ static int parse_report(const server_t *srv, const json_t *obj, int ok, job_repo
 /* How much of its job the store answers a report with: a minimal reply
  * shows only the job's id and status, and a log line of info its summary
  * (record.h): neither needs the whole job read back. */
-static void report_shape(const req_t *req, job_report_t *r)
+/* How much of its job a report reads back: under `Prefer: return=minimal`
+ * only the id and status, plus the summary for its log line, unless the
+ * claim left a note of what the line needs (*noted; a failure always reads
+ * the summary, whose attempts and retry time its line shows). */
+static void report_shape(server_t *srv, const req_t *req, job_report_t *r, claimnote_t *note,
+                         bool *noted)
 {
+    bool info = log_enabled(LOG_INFO);
+
+    *noted = req->minimal && info && r->ok && srv->notes && claimnote_take(srv->notes, r->id, note);
     r->brief = req->minimal;
-    r->summary = req->minimal && log_enabled(LOG_INFO);
+    r->summary = req->minimal && info && !*noted;
 }
 
-/* Log what a report did; true if it finished the job (for the datalake). */
-static bool log_report(const job_report_t *r)
+/* Log what a report did; true if it finished the job (for the datalake).
+ * `note`: the claim's note when the job was not read back (noted). */
+static bool log_report(const job_report_t *r, const claimnote_t *note, bool noted)
 {
     const json_t *job = r->job;
 
@@ -536,7 +567,7 @@ static bool log_report(const job_report_t *r)
     if (r->repeated) {
         log_info("job %s: repeated %s from %s ignored (already recorded)",
                  id_short(str_field(job, "id")), r->ok ? "complete" : "fail",
-                 str_field(job, "bot_name"));
+                 noted ? note->bot_name : str_field(job, "bot_name"));
         return false;
     }
     if (strcmp(str_field(job, "status"), "scheduled") == 0) {
@@ -546,7 +577,10 @@ static bool log_report(const job_report_t *r)
                  str_field(job, "run_at"), r->error);
         return false;
     }
-    log_finished(job);
+    if (noted)
+        log_finished_noted(r, note);
+    else
+        log_finished(job);
     return true;
 }
 
@@ -556,23 +590,28 @@ static void finish(server_t *srv, req_t *req, reply_t *rep, bool ok)
     json_t *body = NULL;
     const char *bot_id;
     job_report_t r = {.id = req->params[0]};
+    claimnote_t note;
+    bool noted = false;
     err_t e;
 
-    report_shape(req, &r);
     if (validate_body(req->body, req->body_len, false, &body, &e) != JOBD_OK ||
         validate_string(body, "bot_id", true, MAX_ID, &bot_id, &e) != JOBD_OK ||
-        parse_report(srv, body, ok, &r, &e) != JOBD_OK ||
-        store_job_report_many(srv->store, bot_id, &r, 1, NULL, &e) != JOBD_OK) {
-        reply_err(rep, &e);
-        json_decref(body);
-        return;
-    }
-    if (log_report(&r))
+        parse_report(srv, body, ok, &r, &e) != JOBD_OK)
+        goto out_error;
+    report_shape(srv, req, &r, &note, &noted);
+    if (store_job_report_many(srv->store, bot_id, &r, 1, NULL, &e) != JOBD_OK)
+        goto out_error;
+    if (log_report(&r, &note, noted))
         datalake_notify(srv->datalake);
     if (r.rc != JOBD_OK)
         reply_err(rep, &r.err);
     else
         reply_json(rep, 200, reply_job(req, rep, r.job));
+    json_decref(body);
+    return;
+
+out_error:
+    reply_err(rep, &e);
     json_decref(body);
 }
 
@@ -617,6 +656,10 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
 {
     json_t *body = NULL, *items, *results, *item, *claim_obj;
     job_report_t *r = NULL;
+    struct {
+        claimnote_t note;
+        bool noted;
+    } *notes = NULL; /* report_shape's, one per report */
     job_claim_t claim = {0};
     claim_req_t c;
     const char *bot_id;
@@ -658,7 +701,8 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
         claim.brief = req->minimal;
     }
     r = calloc(n, sizeof *r);
-    if (!r)
+    notes = calloc(n, sizeof *notes);
+    if (!r || !notes)
         abort();
     json_array_foreach(items, i, item)
     {
@@ -671,8 +715,10 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
             err_prefix(&e, "results[%zu]: ", i);
             goto out_error;
         }
-        report_shape(req, &r[i]);
     }
+    /* Once every report is valid, so that no note is taken for nothing. */
+    for (i = 0; i < n; i++)
+        report_shape(srv, req, &r[i], &notes[i].note, &notes[i].noted);
     /* Read before the claim looks, as jobs_claim does. */
     seq = waitq_seq(srv->waitq);
     if (store_job_report_many(srv->store, bot_id, r, n, claim_obj ? &claim : NULL, &e) != JOBD_OK)
@@ -680,7 +726,7 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
 
     results = json_array();
     for (i = 0; i < n; i++) {
-        finished |= log_report(&r[i]);
+        finished |= log_report(&r[i], &notes[i].note, notes[i].noted);
         if (r[i].rc == JOBD_OK)
             json_array_append_new(results, json_pack("{s:s,s:o}", "id", r[i].id, "job",
                                                      reply_job(req, rep, r[i].job)));
@@ -695,12 +741,14 @@ void jobs_report_batch(server_t *srv, req_t *req, reply_t *rep)
         reply_claim(srv, req, rep, &c, bot_id, claim.jobs, results, seq);
     else
         reply_json(rep, 200, json_pack("{s:o}", "results", results));
+    free(notes);
     free(r);
     json_decref(body);
     return;
 
 out_error:
     reply_err(rep, &e);
+    free(notes);
     free(r);
     json_decref(body);
 }

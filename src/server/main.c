@@ -4,6 +4,7 @@
  * ticker thread (long-poll deadlines, lease expiry, retention), and the
  * orderly stop on SIGTERM.
  */
+#include "claimnote.h"
 #include "clock.h"
 #include "datalake.h"
 #include "http.h"
@@ -527,6 +528,7 @@ static int serve(server_t *srv)
         store_set_sync(srv->store, srv->cfg.sync, &e) != JOBD_OK)
         goto out_refuse;
     srv->waitq = waitq_new();
+    srv->notes = claimnote_new();
     if (store_watch(srv->store, on_job, srv->waitq, &e) != JOBD_OK)
         goto out_refuse;
     if (datalake_open(srv->cfg.data_dir, srv->cfg.server_id, srv->store, &srv->datalake, &e) !=
@@ -569,6 +571,7 @@ out_free:
     datalake_close(srv->datalake);
     store_free(srv->store); /* first: its watch thread wakes the wait queue */
     waitq_free(srv->waitq);
+    claimnote_free(srv->notes);
     return rc;
 }
 

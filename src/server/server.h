@@ -17,6 +17,7 @@
 
 typedef struct waitq waitq_t;
 typedef struct datalake datalake_t;
+typedef struct claimnotes claimnotes_t;
 
 typedef struct server_config {
     char listen[256];      /* "host:port"; port 0 picks a free one */
@@ -44,6 +45,7 @@ typedef struct server {
     store_t *store;
     waitq_t *waitq;
     datalake_t *datalake;
+    claimnotes_t *notes; /* claimnote.h; NULL: every report reads its job for the log */
     int schema_version;
     volatile int stopping; /* set once by the signal path; read by handlers */
     int64_t started_ms;    /* wall clock at start: bots get time to heartbeat after a restart */

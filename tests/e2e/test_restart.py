@@ -1,7 +1,8 @@
 """test_restart.py - jobd stopped (SIGTERM) in the middle of 300 jobs and started again
 on the same data directory and port: bots ride it out, every job ends succeeded exactly
 once in the database and the datalake, none is left stuck in processing, and every
-program exits 0 on SIGTERM."""
+program exits 0 on SIGTERM; a claim cut off by the shutdown is not lost; and a job claimed
+before the restart is logged as fully when it finishes after it."""
 
 import threading
 
@@ -107,6 +108,35 @@ class Restart(harness.E2ETestCase):
         lost = {i: lease for i, lease in leased.items() if lease not in received}
         self.assertEqual(lost, {}, f"{len(lost)} jobs leased to {bot} although no claim reply "
                          f"carried their lease ({len(received)} replies did)")
+
+    def test_finish_line_without_the_claims_note(self):
+        """A report under `Prefer: return=minimal` logs its job's finish from the note its
+        claim left (claimnote.h), not from a read of the job.  A job claimed before a
+        restart has no note in the new process: its finish line reads the job and says
+        the same, operation, input and bot included."""
+        minimal = {"Prefer": "return=minimal"}
+        jobd = self.start_jobd()
+        bot = self.register_bot(jobd, "hand", ["sum"])
+        before = self.submit(jobd, "sum", 613, 342)
+        after = self.submit(jobd, "sum", 1, 2)
+        r = jobd.request("POST", "/jobs/claim", {"bot_id": bot, "operations": ["sum"], "max": 2},
+                         headers=minimal)
+        leases = {j["id"]: j["lease"] for j in self.expect(r, 200, "claim")["jobs"]}
+        self.assertEqual(set(leases), {before["id"], after["id"]})
+
+        def complete(server, job, result):
+            r = server.request("POST", f"/jobs/{job['id']}/complete",
+                               {"bot_id": bot, "lease": leases[job["id"]], "result": result,
+                                "duration_ms": 3}, headers=minimal)
+            self.assertEqual(self.expect(r, 200, "complete")["status"], "succeeded")
+
+        complete(jobd, after, 3)  # with the note
+        self.wait_job_log(jobd, after["id"], r"job (\S+) succeeded: 1 sum 2 = 3 by hand in 3 ms")
+        self.assertEqual(jobd.stop(), 0)
+        jobd2 = self.start_jobd(data_dir=jobd.data_dir, port=jobd.port, name="jobd-2")
+        complete(jobd2, before, 955)  # no note: read back
+        self.wait_job_log(jobd2, before["id"],
+                          r"job (\S+) succeeded: 613 sum 342 = 955 by hand in 3 ms")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "claimnote.h"
 #include "err.h"
 #include "id.h"
 #include "log.h"
@@ -17,6 +18,7 @@
 #include "validate.h"
 #include "waitq.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void test_body_malformed_names_line_and_column(void **state)
@@ -340,6 +342,47 @@ static void test_waitq_wakes_one_per_job(void **state)
 }
 
 /* Callers that build a log line's text with work of their own ask first. */
+/* A note is taken once; a later claim of the job replaces it; notes of
+ * many jobs live side by side (up to slot collisions, which only drop a
+ * note); a text that does not fit is not noted, rather than cut. */
+static void test_claimnotes(void **state)
+{
+    claimnotes_t *t = claimnote_new();
+    claimnote_t n;
+    char id[64], what[32], long_what[CLAIMNOTE_WHAT + 1];
+    int kept = 0;
+    (void)state;
+
+    assert_false(claimnote_take(t, "0193a000-0000-7000-8000-000000000001", &n));
+    claimnote_put(t, "0193a000-0000-7000-8000-000000000001", "613 sum 342", "bot-1");
+    claimnote_put(t, "0193a000-0000-7000-8000-000000000001", "613 sum 342", "bot-2");
+    assert_true(claimnote_take(t, "0193a000-0000-7000-8000-000000000001", &n));
+    assert_string_equal(n.what, "613 sum 342");
+    assert_string_equal(n.bot_name, "bot-2");
+    assert_false(claimnote_take(t, "0193a000-0000-7000-8000-000000000001", &n));
+
+    for (int i = 0; i < 400; i++) {
+        snprintf(id, sizeof id, "0193a000-0000-7000-8000-%012d", i);
+        snprintf(what, sizeof what, "%d sum %d", i, i);
+        claimnote_put(t, id, what, "bot-1");
+    }
+    for (int i = 0; i < 400; i++) {
+        snprintf(id, sizeof id, "0193a000-0000-7000-8000-%012d", i);
+        snprintf(what, sizeof what, "%d sum %d", i, i);
+        if (claimnote_take(t, id, &n)) {
+            assert_string_equal(n.what, what); /* a note is its own job's or none */
+            kept++;
+        }
+    }
+    assert_true(kept > 300); /* 400 jobs in 4096 slots: few collide */
+
+    memset(long_what, 'x', sizeof long_what - 1);
+    long_what[sizeof long_what - 1] = '\0';
+    claimnote_put(t, "0193a000-0000-7000-8000-000000000002", long_what, "bot-1");
+    assert_false(claimnote_take(t, "0193a000-0000-7000-8000-000000000002", &n));
+    claimnote_free(t);
+}
+
 static void test_log_enabled(void **state)
 {
     (void)state;
@@ -368,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_record_values),
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_log_enabled),
+        cmocka_unit_test(test_claimnotes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
