@@ -442,7 +442,7 @@ static void reply_claim(server_t *srv, const req_t *req, reply_t *rep, const cla
     }
     json_array_foreach(jobs, i, job)
     {
-        char what[CLAIMNOTE_WHAT];
+        char what[256]; /* as log_finished's: a longer one is not noted (claimnote_put) */
 
         if (!log_enabled(LOG_INFO))
             break;
