@@ -32,11 +32,21 @@ static char job_cols[1024], summary_cols[512], bot_cols[512], attempt_cols[512],
     job_json[2048];
 static pthread_once_t cols_once = PTHREAD_ONCE_INIT;
 
+/* The buffers are sized for record.h's lists; one that outgrows its buffer
+ * is a bug to stop at, not SQL to cut short. */
+static size_t fits(size_t used, size_t len)
+{
+    if (used >= len)
+        abort();
+    return used;
+}
+
 static void join(char *out, size_t len, const record_field_t *f, size_t n)
 {
     size_t used = 0;
     for (size_t i = 0; i < n; i++)
-        used += (size_t)snprintf(out + used, len - used, "%s%s", i ? ", " : "", f[i].name);
+        used = fits(
+            used + (size_t)snprintf(out + used, len - used, "%s%s", i ? ", " : "", f[i].name), len);
 }
 
 /* json_object('name', value, ...) of the fields, each value written as
@@ -44,15 +54,16 @@ static void join(char *out, size_t len, const record_field_t *f, size_t n)
  * embedded rather than quoted, a time through jobd_time(). */
 static void join_json(char *out, size_t len, const record_field_t *f, size_t n)
 {
-    size_t used = (size_t)snprintf(out, len, "json_object(");
+    size_t used = fits((size_t)snprintf(out, len, "json_object("), len);
     for (size_t i = 0; i < n; i++) {
         const char *wrap = f[i].type == REC_JSON   ? "json"
                            : f[i].type == REC_TIME ? "jobd_time"
                                                    : "";
-        used += (size_t)snprintf(out + used, len - used, "%s'%s', %s(%s)", i ? ", " : "", f[i].name,
-                                 wrap, f[i].name);
+        used = fits(used + (size_t)snprintf(out + used, len - used, "%s'%s', %s(%s)", i ? ", " : "",
+                                            f[i].name, wrap, f[i].name),
+                    len);
     }
-    snprintf(out + used, len - used, ")");
+    fits(used + (size_t)snprintf(out + used, len - used, ")"), len);
 }
 
 static void build_cols(void)
