@@ -52,36 +52,42 @@ static const char *str_field(const json_t *obj, const char *name)
 }
 
 /* Log a finished job the way the seed's operators read it:
- * "job 4b1de16e succeeded: 792 sum 943 = 1735 by bot-1 in 3 ms". */
+ * "job 4b1de16e succeeded: 792 sum 943 = 1735 by bot-1 in 3 ms"; `what`
+ * describes its input (describe()), `result` is NULL for a failure. */
+static void log_finish_line(const char *id, const char *status, const char *what,
+                            const json_t *result, const char *error, const char *bot_name,
+                            long long duration_ms)
+{
+    char *text = result ? json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+    log_info("job %s %s: %s %s %.200s by %s in %lld ms", id_short(id), status, what,
+             text ? "=" : "failed with", text ? text : error, bot_name, duration_ms);
+    free(text);
+}
+
+/* The line of a job read back after its finish. */
 static void log_finished(const json_t *job)
 {
     char what[256];
-    char *result = NULL;
     const char *status = str_field(job, "status");
 
-    if (!log_enabled(LOG_INFO)) /* spare the dump of the result */
+    if (!log_enabled(LOG_INFO)) /* spare the description and the dump of the result */
         return;
     describe(str_field(job, "operation"), json_object_get(job, "input"), what, sizeof what);
-    if (strcmp(status, "succeeded") == 0)
-        result = json_dumps(json_object_get(job, "result"), JSON_COMPACT | JSON_ENCODE_ANY);
-    log_info("job %s %s: %s %s %.200s by %s in %lld ms", id_short(str_field(job, "id")), status,
-             what, result ? "=" : "failed with", result ? result : str_field(job, "error"),
-             str_field(job, "bot_name"),
-             (long long)json_integer_value(json_object_get(job, "duration_ms")));
-    free(result);
+    log_finish_line(str_field(job, "id"), status, what,
+                    strcmp(status, "succeeded") == 0 ? json_object_get(job, "result") : NULL,
+                    str_field(job, "error"), str_field(job, "bot_name"),
+                    (long long)json_integer_value(json_object_get(job, "duration_ms")));
 }
 
-/* The same line for a report whose job was not read back (claimnote.h):
- * the operation, input and bot from the claim's note, the result and
+/* The line of a successful report whose job was not read back
+ * (claimnote.h): the input and bot from the claim's note, the result and
  * duration from the report itself, as the job now records them. */
 static void log_finished_noted(const job_report_t *r, const claimnote_t *note)
 {
-    char *result = json_dumps(r->result, JSON_COMPACT | JSON_ENCODE_ANY);
-
-    log_info("job %s %s: %s = %.200s by %s in %lld ms", id_short(r->id),
-             str_field(r->job, "status"), note->what, result ? result : "?", note->bot_name,
-             (long long)r->duration_ms);
-    free(result);
+    log_finish_line(r->id, str_field(r->job, "status"), note->what,
+                    r->result ? r->result : json_null(), NULL, note->bot_name,
+                    (long long)r->duration_ms);
 }
 
 /* Admin endpoints compare the bearer token in constant time, so that the
