@@ -37,7 +37,8 @@ SLOW = float(os.environ.get("JOBD_E2E_SLOW", "1"))
 
 # The engine every jobd of a test runs on: "sqlite" (its data directory's jobd.db) or
 # "postgresql" (a database of the test's own on the throwaway cluster of scripts/test,
-# JOBD_TEST_PG).  CMake registers each engine-neutral test once per engine (e2e_both).
+# JOBD_TEST_PG).  tests/e2e/CMakeLists.txt registers each engine-neutral test once per
+# engine (e2e_also_on_pg).
 ENGINE = os.environ.get("JOBD_E2E_ENGINE", "sqlite")
 
 ADMIN_TOKEN = "e2e-admin-token-7f3a9c"
@@ -713,7 +714,3 @@ def main():
         sys.exit(SKIP)
     unittest.main(verbosity=2)
 
-
-def sqlite_only(why):
-    """Skip a test (or a class of tests) on PostgreSQL, saying why it is SQLite's alone."""
-    return unittest.skipIf(ENGINE == "postgresql", f"SQLite only: {why}")
