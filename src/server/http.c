@@ -579,14 +579,17 @@ int http_start(server_t *srv, http_t **out, int *port, err_t *e)
         if (pthread_create(&h->threads[h->nthreads], NULL, request_thread, h) != 0)
             abort();
     /* Poll mode with a thread pool: no FD_SETSIZE limit, and unlike the
-     * single-thread epoll mode it does not stall on bursts of clients. */
+     * single-thread epoll mode it does not stall on bursts of clients.  The
+     * logger comes first: libmicrohttpd warns (through it, at every start)
+     * when it does not, since what the options before it say goes to its
+     * own logger. */
     h->daemon = MHD_start_daemon(
         MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)IO_THREADS, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, NULL, MHD_OPTION_END);
+        on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)IO_THREADS,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        (unsigned)1, MHD_OPTION_END);
     if (!h->daemon) {
         stop_threads(h);
         pthread_mutex_destroy(&h->io_mu);

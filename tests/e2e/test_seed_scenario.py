@@ -22,6 +22,10 @@ class SeedScenario(harness.E2ETestCase):
         else:
             where = "SQLite database " + os.path.realpath(jobd.db_path) + ","
         self.assertIn(where, jobd.log())
+        # A clean start warns of nothing (libmicrohttpd once warned, at every start, of
+        # the order of jobd's own options).
+        self.assertEqual([l for l in jobd.log().splitlines() if " WARN " in l or " ERROR " in l],
+                         [], "warnings or errors at a clean start")
         health = jobd.request("GET", "/health")
         self.assertEqual(health.body["status"], "ok", health.body)
         self.assertEqual(health.body["database"], "ok", health.body)
