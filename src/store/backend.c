@@ -70,14 +70,19 @@ char *backend_sql(const char *sql)
     return out;
 }
 
-void backend_export_add(store_export_t **batch, const char *id, bool finished, int64_t finished_at,
+store_export_t *backend_export_new(void)
+{
+    store_export_t *b = calloc(1, sizeof *b);
+    if (!b)
+        abort();
+    return b;
+}
+
+void backend_export_add(store_export_t *b, const char *id, bool finished, int64_t finished_at,
                         const char *line, size_t len)
 {
-    store_export_t *b = *batch;
     store_export_job_t *j;
 
-    if (!b && !(b = *batch = calloc(1, sizeof *b)))
-        abort();
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 64;
         b->jobs = realloc(b->jobs, b->cap * sizeof *b->jobs);
@@ -94,7 +99,7 @@ void backend_export_add(store_export_t **batch, const char *id, bool finished, i
     j->len = len;
 }
 
-void backend_export_add_record(store_export_t **batch, const json_t *job)
+void backend_export_add_record(store_export_t *b, const json_t *job)
 {
     const char *finished = json_string_value(json_object_get(job, "finished_at"));
     long long ms = 0;
@@ -103,7 +108,7 @@ void backend_export_add_record(store_export_t **batch, const json_t *job)
 
     if (!line)
         abort();
-    backend_export_add(batch, json_string_value(json_object_get(job, "id")), has_finished, ms, line,
+    backend_export_add(b, json_string_value(json_object_get(job, "id")), has_finished, ms, line,
                        strlen(line));
     free(line);
 }

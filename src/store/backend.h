@@ -34,15 +34,18 @@ const record_field_t *backend_fields(enum rec_kind k, size_t *n);
  * caller frees with free(). */
 char *backend_sql(const char *sql);
 
-/* Add one job to an export batch (store_export_pending), copying id and
- * line (len bytes, no NUL needed).  *batch is made on first use. */
-void backend_export_add(store_export_t **batch, const char *id, bool finished, int64_t finished_at,
+/* A new, empty export batch (store_export_pending; store_export_free). */
+store_export_t *backend_export_new(void);
+
+/* Add one job to an export batch, copying id and line (len bytes, no NUL
+ * needed). */
+void backend_export_add(store_export_t *b, const char *id, bool finished, int64_t finished_at,
                         const char *line, size_t len);
 
 /* The same for a job read as a whole record (REC_KIND_JOB): written as
  * compact JSON here, by the backend that cannot have its database write
  * it. */
-void backend_export_add_record(store_export_t **batch, const json_t *job);
+void backend_export_add_record(store_export_t *b, const json_t *job);
 
 /* RFC 3339 text of ms, written into buf and returned. */
 const char *backend_when(int64_t ms, char buf[32]);

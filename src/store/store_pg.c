@@ -2781,7 +2781,7 @@ static int pg_export_pending(store_t *base, const char *server_id, int limit,
                              store_export_t **batch, err_t *e)
 {
     struct export_args a = {.server_id = str(server_id), .limit = limit};
-    store_export_t *b = NULL;
+    store_export_t *b;
     json_t *job;
     size_t i;
     int rc = tx_write((pg_t *)base, do_export_pending, &a, e);
@@ -2790,11 +2790,10 @@ static int pg_export_pending(store_t *base, const char *server_id, int limit,
         json_decref(a.out);
         return rc;
     }
-    json_array_foreach(a.out, i, job) backend_export_add_record(&b, job);
+    b = backend_export_new();
+    json_array_foreach(a.out, i, job) backend_export_add_record(b, job);
     json_decref(a.out);
-    *batch = b ? b : calloc(1, sizeof *b);
-    if (!*batch)
-        abort();
+    *batch = b;
     return JOBD_OK;
 }
 

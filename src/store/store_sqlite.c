@@ -2555,7 +2555,7 @@ static int do_export_pending(sq_t *s, void *arg, err_t *e)
         if (!id || !line)
             return err_set(e, JOBD_EDB, "export_pending: a job without %s",
                            id ? "a record (json_object gave NULL)" : "an id");
-        backend_export_add(&a->batch, id, sqlite3_column_type(st, 1) == SQLITE_INTEGER,
+        backend_export_add(a->batch, id, sqlite3_column_type(st, 1) == SQLITE_INTEGER,
                            sqlite3_column_int64(st, 1), line, (size_t)sqlite3_column_bytes(st, 2));
     }
     return rc;
@@ -2565,16 +2565,14 @@ static int sq_export_pending(store_t *base, const char *server_id, int limit,
                              store_export_t **batch, err_t *e)
 {
     sq_t *s = (sq_t *)base;
-    struct export_args a = {.limit = limit};
+    struct export_args a = {.limit = limit, .batch = backend_export_new()};
     int rc = tx_read(s, do_export_pending, &a, e);
 
     if (rc != JOBD_OK) {
         store_export_free(a.batch);
         return rc;
     }
-    *batch = a.batch ? a.batch : calloc(1, sizeof **batch);
-    if (!*batch)
-        abort();
+    *batch = a.batch;
     return JOBD_OK;
 }
 
