@@ -170,16 +170,19 @@ static bs_t *bs_open(ctx_t *x)
     return b;
 }
 
-static int put_cmd(char *out, size_t len, long i)
+static int put_cmd(char *out, size_t len, long i, int64_t due)
 {
     char body[96];
-    int n = snprintf(body, sizeof body, "%ld %ld %lld", i, 2 * i, (long long)bench_now_ns());
+    int n = snprintf(body, sizeof body, "%ld %ld %lld", i, 2 * i,
+                     (long long)(due ? due : bench_now_ns()));
     return snprintf(out, len, "put 0 0 60 %d\r\n%s\r\n", n, body);
 }
 
-/* Put n jobs, `pipeline` commands written before their replies are read.
+/* Put n jobs, stamped with `due` (0: now; see producer_ops_t), `pipeline`
+ * commands written before their replies are read.
  * Returns how many were INSERTED.  OUT (optional): *last_id. */
-static long put_jobs(bs_t *b, long first, long n, int pipeline, unsigned long long *last_id)
+static long put_jobs(bs_t *b, long first, long n, int pipeline, unsigned long long *last_id,
+                     int64_t due)
 {
     char cmds[PIPELINE * 128], line[128];
     long ok = 0;
@@ -188,7 +191,7 @@ static long put_jobs(bs_t *b, long first, long n, int pipeline, unsigned long lo
         long k = n - i < pipeline ? n - i : pipeline;
         size_t len = 0;
         for (long j = 0; j < k; j++)
-            len += (size_t)put_cmd(cmds + len, sizeof cmds - len, first + i + j);
+            len += (size_t)put_cmd(cmds + len, sizeof cmds - len, first + i + j, due);
         if (!send_all(b, cmds, len))
             return ok;
         for (long j = 0; j < k; j++) {
@@ -328,7 +331,7 @@ static long preload(ctx_t *x, const char *row, long n)
         return 0;
     while (got < n && bench_now_ns() < deadline) {
         long k = n - got < 100 * PIPELINE ? n - got : 100 * PIPELINE;
-        if ((put = put_jobs(b, got, k, PIPELINE, NULL)) < k) {
+        if ((put = put_jobs(b, got, k, PIPELINE, NULL, 0)) < k) {
             note_error(x, "put");
             break;
         }
@@ -383,7 +386,7 @@ static void enqueue(ctx_t *x, const char *row, int pipeline)
     t0 = bench_now_ns();
     end = t0 + (int64_t)(o->seconds * 1e9);
     while (bench_now_ns() < end)
-        n += put_jobs(b, n, pipeline, pipeline, NULL);
+        n += put_jobs(b, n, pipeline, pipeline, NULL, 0);
     s = (double)(bench_now_ns() - t0) / 1e9;
     bench_emit(o, row, "rate", (double)n / s, "1 connection, %s; %ld jobs in %.1f s",
                pipeline > 1 ? "64 puts pipelined" : "one put at a time", n, s);
@@ -400,9 +403,9 @@ static void *producer_open(void *arg, int index)
     return b;
 }
 
-static bool producer_submit(void *conn, long k)
+static bool producer_submit(void *conn, long k, int64_t due)
 {
-    return put_jobs(conn, k, 1, 1, NULL) == 1;
+    return put_jobs(conn, k, 1, 1, NULL, due) == 1;
 }
 
 static void producer_close(void *conn)
@@ -577,7 +580,7 @@ static void conns(ctx_t *x)
     bs_t *b = bs_open(x);
     unsigned long long id = 0;
 
-    if (!b || put_jobs(b, 1, 1, 1, &id) != 1) {
+    if (!b || put_jobs(b, 1, 1, 1, &id, 0) != 1) {
         bench_say("beanstalkd: cannot put the job to peek");
         bs_close(b);
         return;

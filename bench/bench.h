@@ -98,13 +98,16 @@ void bench_conns_level(const bench_opts_t *o, int n, void *(*fn)(void *), void *
  * threads, each with its own connection (open/close), share one schedule in
  * which job k (0 <= k < scheduled) is due at start + k ms; whichever thread
  * is free takes the next job, so one slow reply does not hold the rest back.
- * submit() stamps the job with bench_now_ns() and returns whether it went in.
+ * submit() stamps job k with `due`, the time it was due (not when it was
+ * sent: a server that takes submits slower than the schedule makes the
+ * producer fall behind, and that wait is part of every later job's latency),
+ * and returns whether it went in.
  * Stops early when *stop becomes non-zero, and at twice the scheduled time
  * when the server cannot keep up (bounded runs).  Returns the count submitted;
  * OUT: *seconds from the first slot to the last reply. */
 typedef struct producer_ops {
     void *(*open)(void *arg, int index); /* NULL: this thread submits nothing */
-    bool (*submit)(void *conn, long k);
+    bool (*submit)(void *conn, long k, int64_t due);
     void (*close)(void *conn);
 } producer_ops_t;
 

@@ -217,7 +217,7 @@ static void *producer_main(void *p_)
     while (!atomic_load(p->stop) && bench_now_ns() < p->cutoff &&
            (k = atomic_fetch_add(p->slot, 1)) < p->scheduled) {
         bench_sleep_until(p->t0 + k * 1000000);
-        if (p->ops->submit(conn, k))
+        if (p->ops->submit(conn, k, p->t0 + k * 1000000))
             atomic_fetch_add(p->sent, 1);
     }
     p->ops->close(conn);

@@ -105,14 +105,17 @@ static bool register_bot(ctx_t *x, httpc_t *c, const char *name, char bot_id[128
     return id != NULL;
 }
 
-static void job_body(sb_t *b, const char *op, long i)
+/* Job i of op, stamped with t for the latency workload. */
+static void job_body(sb_t *b, const char *op, long i, int64_t t)
 {
     sb_printf(b, "{\"operation\":\"%s\",\"input\":{\"a\":%ld,\"b\":%ld,\"t\":%lld}}", op, i, 2 * i,
-              (long long)bench_now_ns());
+              (long long)t);
 }
 
-/* Submit n jobs as single requests or one array; returns the status. */
-static long submit(httpc_t *c, sb_t *b, const char *op, long first, long n, bool array)
+/* Submit n jobs as single requests or one array, stamped with `due` (0:
+ * now; see producer_ops_t); returns the status. */
+static long submit_due(httpc_t *c, sb_t *b, const char *op, long first, long n, bool array,
+                       int64_t due)
 {
     sb_clear(b);
     if (array)
@@ -120,11 +123,16 @@ static long submit(httpc_t *c, sb_t *b, const char *op, long first, long n, bool
     for (long i = 0; i < n; i++) {
         if (i)
             sb_printf(b, ",");
-        job_body(b, op, first + i);
+        job_body(b, op, first + i, due ? due : bench_now_ns());
     }
     if (array)
         sb_printf(b, "]");
     return httpc_request(c, "/jobs", b->s, b->len);
+}
+
+static long submit(httpc_t *c, sb_t *b, const char *op, long first, long n, bool array)
+{
+    return submit_due(c, b, op, first, n, array, 0);
 }
 
 /* A leased job as the bench needs it. */
@@ -630,10 +638,10 @@ static void *producer_open(void *arg, int index)
     return p;
 }
 
-static bool producer_submit(void *conn, long k)
+static bool producer_submit(void *conn, long k, int64_t due)
 {
     producer_conn_t *p = conn;
-    long st = submit(p->c, &p->b, p->x->op, k, 1, false);
+    long st = submit_due(p->c, &p->b, p->x->op, k, 1, false, due);
     if (st != 201)
         note_error(p->x, "submit", st, p->c);
     return st == 201;
