@@ -223,9 +223,14 @@ struct heard {
 static void on_job(void *arg, const char *operation)
 {
     struct heard *h = arg;
+    const char *op = operation ? operation : "(any)";
+    bool known = false;
+
     pthread_mutex_lock(&h->mu);
-    if (h->n < 16)
-        snprintf(h->ops[h->n++], sizeof h->ops[0], "%s", operation ? operation : "(any)");
+    for (int i = 0; i < h->n && !known; i++)
+        known = strcmp(h->ops[i], op) == 0;
+    if (!known && h->n < 16)
+        snprintf(h->ops[h->n++], sizeof h->ops[0], "%s", op);
     pthread_cond_broadcast(&h->cond);
     pthread_mutex_unlock(&h->mu);
 }
@@ -526,6 +531,237 @@ static void test_statements_walk_indexes(void **state)
     PQfinish(raw);
 }
 
+/* ---- group commit ------------------------------------------------------------ */
+
+/* This server's group commit, as /stats shows it. */
+static void write_counts(store_t *s, int64_t *calls, int64_t *commits)
+{
+    json_t *stats, *pg;
+    err_t e;
+
+    assert_ok(store_stats(s, &stats, &e), &e);
+    pg = json_object_get(stats, "postgresql");
+    *calls = json_integer_value(json_object_get(pg, "write_calls"));
+    *commits = json_integer_value(json_object_get(pg, "commits"));
+    json_decref(stats);
+}
+
+struct grouper {
+    store_t *s;
+    const char *bot; /* hand each job to this bot (store_job_create_claim); NULL: submit */
+    const char *op;
+    int done, handed;
+};
+
+static void *submit_many(void *arg)
+{
+    struct grouper *g = arg;
+    json_t *input = json_object(), *job, *claimed;
+    job_spec_t spec = {.operation = g->op, .input = input, .max_attempts = 3};
+    err_t e;
+
+    for (int i = 0; i < 25; i++) {
+        int rc = g->bot
+                     ? store_job_create_claim(g->s, &spec, true, g->bot, 30000, &job, &claimed, &e)
+                     : store_job_create(g->s, &spec, &job, &e);
+        if (rc != JOBD_OK)
+            break;
+        if (g->bot) {
+            g->handed += (int)json_array_size(claimed);
+            json_decref(claimed);
+        }
+        json_decref(job);
+        g->done++;
+    }
+    json_decref(input);
+    return NULL;
+}
+
+/* Concurrent writes of one server share commits: 8 threads submitting at
+ * once take fewer commits than calls, and every call that returned is
+ * there.  In a group, each call's jobs are announced as its own would be:
+ * the submitted ones are heard by another server, and the ones handed to a
+ * waiting bot, never pending for anyone else, are not. */
+static void test_group_commit(void **state)
+{
+    store_t *a = testdb_open(db_url()), *b = testdb_open(db_url());
+    struct heard h = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    json_t *ops = ops1("pg-group-handed"), *bot, *jobs;
+    job_filter_t filter = {.operation = "pg-group", .limit = 1000};
+    struct grouper g[8];
+    pthread_t t[8];
+    int64_t calls0, commits0, calls, commits;
+    int handed = 0;
+    err_t e;
+
+    assert_ok(store_watch(b, on_job, &h, &e), &e);
+    assert_ok(store_bot_register(a, "pg-grouped-bot", ops, &bot, &e), &e);
+    write_counts(a, &calls0, &commits0);
+    for (int i = 0; i < 8; i++) {
+        g[i] = (struct grouper){a, i % 2 ? json_string_value(json_object_get(bot, "id")) : NULL,
+                                i % 2 ? "pg-group-handed" : "pg-group", 0, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, submit_many, &g[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(g[i].done, 25);
+        handed += g[i].handed;
+    }
+    write_counts(a, &calls, &commits);
+    assert_int_equal(calls - calls0, 200);
+    assert_true(commits - commits0 < 200);
+    assert_int_equal(handed, 100);
+    assert_ok(store_job_list(a, &filter, &jobs, &e), &e);
+    assert_int_equal(json_array_size(jobs), 100);
+    json_decref(jobs);
+    assert_true(heard(&h, "pg-group", 2000));
+    assert_false(heard(&h, "pg-group-handed", 300));
+    json_decref(bot);
+    json_decref(ops);
+    store_free(b);
+    store_free(a);
+}
+
+/* A job of `op` claimed by bot `bot_id`: its id and lease. */
+static void held_job(store_t *s, const char *bot_id, const char *op, char id[64], char lease[80])
+{
+    const char *o[] = {op};
+    json_t *job, *jobs;
+    err_t e;
+
+    assert_ok(create(s, op, &job, &e), &e);
+    json_decref(job);
+    assert_ok(store_job_claim(s, bot_id, o, 1, 1, 60000, false, &jobs, &e), &e);
+    assert_int_equal(json_array_size(jobs), 1);
+    job = json_array_get(jobs, 0);
+    snprintf(id, 64, "%s", json_string_value(json_object_get(job, "id")));
+    snprintf(lease, 80, "%s", json_string_value(json_object_get(job, "lease")));
+    json_decref(jobs);
+}
+
+struct reporter {
+    store_t *s;
+    char bot[64], id[64], lease[80];
+    int rc;
+    err_t e;
+};
+
+static void *report(void *arg)
+{
+    struct reporter *r = arg;
+    json_t *result = json_integer(1), *job = NULL;
+    bool repeated;
+
+    r->rc = store_job_complete(r->s, r->id, r->bot, r->lease, result, 1, &job, &repeated, &r->e);
+    json_decref(job);
+    json_decref(result);
+    return NULL;
+}
+
+static void bot_id_of(store_t *s, const char *name, const char *op, char out[64])
+{
+    json_t *ops = ops1(op), *bot;
+    err_t e;
+
+    assert_ok(store_bot_register(s, name, ops, &bot, &e), &e);
+    snprintf(out, 64, "%s", json_string_value(json_object_get(bot, "id")));
+    json_decref(bot);
+    json_decref(ops);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Wait until n of jobd's sessions wait for a lock. */
+static void jobd_waiting(PGconn *raw, int n)
+{
+    for (int i = 0; i < 1000; i++) {
+        PGresult *r = PQexec(raw, "SELECT count(DISTINCT l.pid) FROM pg_locks l"
+                                  " JOIN pg_stat_activity a ON a.pid = l.pid"
+                                  " WHERE NOT l.granted AND a.application_name = 'jobd'"
+                                  " AND a.datname = current_database()");
+        bool there = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) == n;
+        PQclear(r);
+        if (there)
+            return;
+        sleep_ms(10);
+    }
+    fail_msg("%d of jobd's sessions did not come to wait for a lock", n);
+}
+
+/* Grouped calls hold each other's locks until the group commits, so a
+ * group can deadlock with another server's transaction where its calls
+ * alone would only have waited.  PostgreSQL then refuses one statement
+ * (40P01); the call it belonged to runs again, alone, once its group has
+ * committed, and succeeds.
+ *
+ * Set up: two reports wait on job rows `hold` has locked, so that both of
+ * the server's leaders are busy and the next two reports queue and run as
+ * one group: bot B's, which locks bot B's row, then bot A's, which waits
+ * for bot A's row, locked by `cross`.  Then `cross` asks for bot B's row:
+ * a cycle.  The group's call waited first and `cross` checks for deadlocks
+ * only after 10 s, so PostgreSQL picks the group's call. */
+static void test_group_deadlock_runs_alone(void **state)
+{
+    store_t *s = testdb_open(db_url());
+    PGconn *hold = raw_open(), *cross = raw_open(), *watch = raw_open();
+    struct reporter r[4] = {{.s = s}, {.s = s}, {.s = s}, {.s = s}};
+    char bot_a[64], bot_b[64], bot_c[64], sql[256];
+    pthread_t t[4];
+    PGresult *res;
+
+    bot_id_of(s, "pg-dl-a", "pg-deadlock", bot_a);
+    bot_id_of(s, "pg-dl-b", "pg-deadlock", bot_b);
+    bot_id_of(s, "pg-dl-c", "pg-deadlock", bot_c);
+    for (int i = 0; i < 4; i++) {
+        const char *bot = i < 2 ? bot_c : i == 2 ? bot_b : bot_a;
+        snprintf(r[i].bot, sizeof r[i].bot, "%s", bot);
+        held_job(s, bot, "pg-deadlock", r[i].id, r[i].lease);
+    }
+    raw_exec(hold, "BEGIN");
+    snprintf(sql, sizeof sql, "SELECT 1 FROM jobs WHERE id IN ('%s', '%s') FOR UPDATE", r[0].id,
+             r[1].id);
+    raw_exec(hold, sql);
+    raw_exec(cross, "SET deadlock_timeout = '10s'");
+    raw_exec(cross, "BEGIN");
+    snprintf(sql, sizeof sql, "SELECT 1 FROM bots WHERE id = '%s' FOR NO KEY UPDATE", bot_a);
+    raw_exec(cross, sql);
+
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, report, &r[i]), 0);
+        if (i == 1)
+            jobd_waiting(watch, 2); /* the two leaders, held */
+        else
+            sleep_ms(200); /* then B's report queued before A's */
+    }
+    raw_exec(hold, "COMMIT");
+    jobd_waiting(watch, 1); /* the group: B's row locked, A's report waiting */
+    snprintf(sql, sizeof sql, "UPDATE bots SET jobs_lost = jobs_lost WHERE id = '%s'", bot_b);
+    assert_true(PQsendQuery(cross, sql));
+    sleep_ms(100);
+    assert_true(PQconsumeInput(cross));
+    assert_true(PQisBusy(cross)); /* waiting for the group: the cycle is closed */
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    /* The group commits without A's report, which lost: `cross` goes on. */
+    while ((res = PQgetResult(cross))) {
+        assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+        PQclear(res);
+    }
+    raw_exec(cross, "COMMIT");
+    for (int i = 2; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        assert_ok(r[i].rc, &r[i].e);
+    PQfinish(watch);
+    PQfinish(cross);
+    PQfinish(hold);
+    store_free(s);
+}
+
 /* A pooled connection PostgreSQL dropped is re-made by the next call, which
  * succeeds: nothing was done on it yet. */
 static void test_reconnect(void **state)
@@ -599,6 +835,8 @@ int main(void)
         cmocka_unit_test(test_handoff_not_announced),
         cmocka_unit_test(test_announce_after_commit),
         cmocka_unit_test(test_statements_walk_indexes),
+        cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_group_deadlock_runs_alone),
         cmocka_unit_test(test_reconnect),
         cmocka_unit_test(test_concurrent_migrate),
     };
