@@ -28,7 +28,6 @@
 #include "id.h"
 #include "log.h"
 #include "migrations.h"
-#include "park.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -306,9 +305,6 @@ static const struct {
 #undef ST_DEF
 };
 
-/* A write call waiting for the group commit (see tx_write). */
-typedef struct pending_call pending_call_t;
-
 /* One connection of the pool. */
 typedef struct conn {
     PGconn *pg;       /* NULL until first needed */
@@ -316,14 +312,11 @@ typedef struct conn {
     unsigned gen;     /* the pool generation its statements were prepared for; 0: none */
     unsigned want;    /* the generation the current call needs; 0: no statements */
     bool busy;        /* taken by a call */
-    /* The current transaction (transact(), run_group()): */
-    const char *pre[6]; /* sent before the next statements: its BEGIN, a savepoint... */
-    int npre;           /* how many of pre[] are still to be sent */
-    bool fresh;         /* nothing of it was sent yet: a dropped connection may be remade */
-    bool grouped;       /* one of several calls in it: a call's commit is the group's */
-    bool committed;     /* its last statements carried its commit (pipe_run) */
-    char *pending;      /* the operations its commit made pending (pipe_run), or NULL */
-    char sqlstate[6];   /* of the last statement PostgreSQL refused */
+    /* The current transaction (transact()): */
+    const char *begin; /* its BEGIN, until sent with its first statements; NULL: sent */
+    bool sync_off;     /* with SET LOCAL synchronous_commit = off */
+    bool committed;    /* its last statements carried its commit (pipe_run) */
+    char *pending;     /* the operations its commit made pending (pipe_run), or NULL */
 } conn_t;
 
 /* The LISTEN side of store_watch. */
@@ -365,14 +358,6 @@ typedef struct pg {
     unsigned gen;         /* bumped by each store_prepare: connections re-prepare */
     atomic_bool sync_off; /* STORE_SYNC_NORMAL: commits do not wait for the WAL flush */
     conn_t conns[POOL_MAX];
-
-    /* Group commit (tx_write): write calls queue here while GROUPS_AT_ONCE
-     * leaders run theirs. */
-    pthread_mutex_t group_mu;
-    pending_call_t *queue, **queue_tail;
-    int leaders;
-    atomic_uint_fast64_t write_calls;   /* for /stats: calls per commit */
-    atomic_uint_fast64_t write_commits; /* transactions of write calls committed */
     watch_t watch;
     announcer_t announce;
 } pg_t;
@@ -423,7 +408,6 @@ static int pgerr(conn_t *c, const PGresult *r, const char *what, err_t *e)
     const char *column, *constraint;
     char buf[400];
 
-    snprintf(c->sqlstate, sizeof c->sqlstate, "%s", state ? state : "");
     if (PQstatus(c->pg) != CONNECTION_OK || state_down(state))
         return err_set(e, JOBD_EDBDOWN, "%s: %s", what,
                        one_line(primary ? primary : PQerrorMessage(c->pg), buf, sizeof buf));
@@ -602,21 +586,11 @@ static void pipe_result(conn_t *c, PGresult **r)
  * session that set jobd.announce (prepare_all). */
 static const char read_pending[] = "SELECT current_setting('jobd.pending', true)";
 
-/* The same for one call of a group (run_group), whose commit is the
- * group's: it also empties the note, so that the next call's are its own
- * (the hand-off drops what its insert noted).  OFFSET 0 keeps the read a
- * subquery, evaluated before the outer set_config. */
-static const char take_pending[] =
-    "SELECT p, set_config('jobd.pending', '', true)"
-    " FROM (SELECT current_setting('jobd.pending', true) AS p OFFSET 0) AS s";
-
-/* Run the n steps on c in one round trip, preceded by what c->pre[] still
- * holds (the transaction's BEGIN, a savepoint) and followed with `commit` by
- * its commit (then c->committed, and c->pending); in a group (c->grouped),
- * the commit is the group's, and `commit` only reads and empties the
- * call's note of pending operations into c->pending.  Returns JOBD_OK, or
- * the failure of the first step that failed; the steps after it did not
- * run, and the transaction is then aborted: transact() rolls it back.
+/* Run the n steps on c in one round trip, preceded by the transaction's
+ * BEGIN if it is not sent yet (c->begin), and followed with `commit` by its
+ * commit (then c->committed, and c->pending).  Returns JOBD_OK, or the
+ * failure of the first step that failed; the steps after it did not run,
+ * and the transaction is then aborted: transact() rolls it back.
  *
  * A pooled connection PostgreSQL dropped (a restart) fails the first round
  * trip of a transaction, when nothing is done yet: it is made again and the
@@ -626,32 +600,30 @@ static int ready(pg_t *s, conn_t *c, err_t *e);
 
 static int pipe_run(conn_t *c, step_t *steps, int n, bool commit, err_t *e)
 {
-    bool own = commit && !c->grouped; /* the COMMIT goes too */
+    const char *begin = c->begin;
     int rc = JOBD_OK, first = 1;
     PGresult *r;
 
 again:
     if (!PQenterPipelineMode(c->pg))
         return pipe_broken(c, "pipeline", e);
-    for (int i = 0; i < c->npre; i++)
-        if (!pipe_send(c, c->pre[i], NULL))
-            goto out_broken;
+    if (begin && (!pipe_send(c, begin, NULL) ||
+                  (c->sync_off && !pipe_send(c, "SET LOCAL synchronous_commit = off", NULL))))
+        goto out_broken;
     for (int i = 0; i < n; i++)
         if (!pipe_send(c, steps[i].sql, &steps[i]))
             goto out_broken;
-    if (commit && !pipe_send(c, own ? read_pending : take_pending, NULL))
-        goto out_broken;
-    if (own && !pipe_send(c, "COMMIT", NULL))
+    if (commit && (!pipe_send(c, read_pending, NULL) || !pipe_send(c, "COMMIT", NULL)))
         goto out_broken;
     if (!PQpipelineSync(c->pg))
         goto out_broken;
 
-    for (int i = 0; i < c->npre; i++) {
+    for (int i = 0; begin && i < 1 + c->sync_off; i++) {
         pipe_result(c, &r);
         if (!r)
             goto out_broken;
         if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == JOBD_OK)
-            rc = pgerr(c, r, c->pre[i], e);
+            rc = pgerr(c, r, "begin", e);
         PQclear(r);
     }
     for (int i = 0; i < n; i++) {
@@ -667,7 +639,7 @@ again:
             steps[i].r = NULL;
         }
     }
-    for (int i = 0; commit && i < 1 + own; i++) {
+    for (int i = 0; commit && i < 2; i++) {
         pipe_result(c, &r);
         if (!r)
             goto out_broken;
@@ -685,9 +657,8 @@ again:
         goto out_broken;
     }
     PQclear(r);
-    c->npre = 0;
-    c->fresh = false;
-    c->committed = own && rc == JOBD_OK;
+    c->begin = NULL;
+    c->committed = commit && rc == JOBD_OK;
     return rc;
 
 out_broken:
@@ -700,7 +671,7 @@ out_broken:
     c->pending = NULL;
     /* Not with the commit on board: PostgreSQL may have committed before
      * the connection failed (ready() drops a connection it closed first). */
-    if (c->fresh && !own && first-- > 0 && ready(c->owner, c, e) == JOBD_OK) {
+    if (begin && !commit && first-- > 0 && ready(c->owner, c, e) == JOBD_OK) {
         rc = JOBD_OK;
         goto again;
     }
@@ -915,7 +886,7 @@ static int get_job_full(conn_t *c, const char *id, json_t **out, err_t *e)
 static int exec_sql(conn_t *c, const char *sql, const char *what, err_t *e)
 {
     PGresult *r;
-    int rc = c->npre ? pipe_run(c, NULL, 0, false, e) : JOBD_OK;
+    int rc = c->begin ? pipe_run(c, NULL, 0, false, e) : JOBD_OK;
 
     if (rc < 0)
         return rc;
@@ -1245,42 +1216,15 @@ static void announcer_stop(pg_t *s)
 
 typedef int (*tx_fn)(conn_t *c, void *arg, err_t *e);
 
-/* Start a transaction on c, opened by `begin` (sync_off: with
- * synchronous_commit off), sent with the first statements (pipe_run). */
-static void tx_open(conn_t *c, const char *begin, bool sync_off, bool grouped)
-{
-    c->npre = 0;
-    c->pre[c->npre++] = begin;
-    if (sync_off)
-        c->pre[c->npre++] = "SET LOCAL synchronous_commit = off";
-    c->fresh = true;
-    c->grouped = grouped;
-    c->committed = false;
-    c->pending = NULL;
-}
-
-/* End c's transaction: announce what it made pending if it committed (or
- * may have: the connection failed during the commit; a wake-up too many
- * only costs a claim that finds nothing), roll back what is still open (a
- * failure, or a failed read before COMMIT) and give c back. */
-static void tx_close(pg_t *s, conn_t *c, char *pending, int rc)
-{
-    if (pending && (rc >= 0 || c->committed || rc == JOBD_EDBDOWN))
-        announce(s, pending);
-    c->npre = 0;
-    c->grouped = false;
-    if (c->pg && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
-        exec_sql(c, "ROLLBACK", "roll back", NULL);
-    release(s, c);
-}
-
-/* Run fn(c, arg, e) in one transaction opened by `begin`: commit if fn
- * returns >= 0, roll back otherwise.
+/* Run fn(c, arg, e) in one transaction opened by `begin` (sync_off: with
+ * synchronous_commit off): commit if fn returns >= 0, roll back otherwise.
  *
  * Round trips: the BEGIN goes with fn's first statements (pipe_run), and
  * fn may send its last ones with the commit; a transaction of one
  * statement is then one round trip, as an autocommit would be.  A `write`
- * transaction that made jobs pending announces them once committed. */
+ * transaction that made jobs pending announces them once committed (or
+ * once its commit's fate is unknown: a wake-up too many only costs a claim
+ * that finds nothing). */
 static int transact(pg_t *s, const char *begin, bool sync_off, bool write, tx_fn fn, void *arg,
                     err_t *e)
 {
@@ -1289,229 +1233,34 @@ static int transact(pg_t *s, const char *begin, bool sync_off, bool write, tx_fn
 
     if (rc < 0)
         return rc;
-    tx_open(c, begin, sync_off, false);
+    c->begin = begin;
+    c->sync_off = sync_off;
+    c->committed = false;
     rc = fn(c, arg, e);
     /* Not sent with fn's last statements: the commit alone (for a write,
-     * with its read of jobd.pending), one round trip.  Nothing to commit if
-     * fn sent nothing. */
-    if (rc >= 0 && !c->fresh && !c->committed)
+     * with its read of jobd.pending), one round trip. */
+    if (rc >= 0 && !c->begin && !c->committed)
         rc = write ? pipe_run(c, NULL, 0, true, e) : exec_sql(c, "COMMIT", "commit", e);
-    if (write && c->committed)
-        atomic_fetch_add(&s->write_commits, 1);
-    tx_close(s, c, c->pending, rc);
+    /* Committed, even if fn then failed reading the answers, or maybe
+     * committed (the connection failed during the commit). */
+    if (c->pending && (rc >= 0 || c->committed || rc == JOBD_EDBDOWN))
+        announce(s, c->pending);
     free(c->pending);
     c->pending = NULL;
+    c->begin = NULL;
+    /* Still open after a failure (fn's, or a failed read before COMMIT). */
+    if (PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        exec_sql(c, "ROLLBACK", "roll back", NULL);
+    release(s, c);
     return rc < 0 ? rc : JOBD_OK;
 }
 
 /* Changes: READ COMMITTED with the row locks of each statement (see
  * STATEMENTS), which is what keeps two servers apart. */
-static const char begin_write[] = "BEGIN ISOLATION LEVEL READ COMMITTED";
-
-/* Group commit: the write calls that arrive while GROUPS_AT_ONCE groups
- * are running queue, and the next free leader runs up to GROUP_MAX of them
- * in one transaction (run_group).  On this 2-core machine a transaction of
- * PostgreSQL costs about as much CPU as three inserts in it (pgbench: 4,400
- * one-insert transactions a second against 2,600 four-insert ones), so a
- * busy server does more by doing fewer.  Two groups at once, not one: a
- * call that waits for a row lock (another server's transaction holds it)
- * stalls the rest of its group, but not every write of the server; and a
- * quiet server's calls never wait for one another. */
-#define GROUPS_AT_ONCE 2
-
-/* Each call of a group runs in a savepoint, a subtransaction, and a
- * backend keeps the ids of at most 64 of them in shared memory
- * (PGPROC_MAX_CACHED_SUBXIDS); past that every snapshot in the cluster must
- * look them up in pg_subtrans. */
-#define GROUP_MAX 32
-
-/* What a queued call is waiting for (pending_call.state). */
-enum { CALL_QUEUED, CALL_LEAD, CALL_DONE };
-
-struct pending_call {
-    tx_fn fn;
-    void *arg;
-    err_t err; /* the call's failure, copied to the caller's err_t */
-    int rc;
-    bool again;       /* lost a deadlock inside its group: runs again alone */
-    atomic_int state; /* CALL_*: parked on until it leaves CALL_QUEUED */
-    pending_call_t *next;
-};
-
-/* A failure that ends a group: every call that had not failed by itself
- * fails with it. */
-static void fail_calls(pending_call_t *batch, int rc, const err_t *err)
-{
-    for (pending_call_t *w = batch; w; w = w->next)
-        if (w->rc >= 0) {
-            w->rc = rc;
-            w->err = *err;
-        }
-}
-
-/* Append the operations in `more` to *pending (both '\n'-terminated
- * lines, or NULL), taking ownership of more. */
-static void pending_add(char **pending, char *more)
-{
-    size_t a, b;
-
-    if (!*pending) {
-        *pending = more;
-        return;
-    }
-    if (!more)
-        return;
-    a = strlen(*pending);
-    b = strlen(more);
-    if (!(*pending = realloc(*pending, a + b + 1)))
-        abort();
-    memcpy(*pending + a, more, b + 1);
-    free(more);
-}
-
-/* PostgreSQL broke a deadlock (40P01) or a serialization conflict (40001)
- * by refusing this statement: the call did nothing wrong, and alone in a
- * transaction of its own it holds no other call's locks. */
-static bool lost_a_race(const conn_t *c)
-{
-    return strcmp(c->sqlstate, "40P01") == 0 || strcmp(c->sqlstate, "40001") == 0;
-}
-
-/* Run a batch of write calls in one transaction, each in a savepoint of its
- * own when there are several, so that one call's failure undoes only that
- * call, then commit once.  A call alone is exactly transact().  A call of
- * a group that lost a deadlock to another server's transaction (which the
- * group's other calls' locks may have caused) is marked to run again
- * alone: its function then runs twice, so every tx_fn sets its outputs
- * anew each time it runs. */
-static void run_group(pg_t *s, pending_call_t *batch)
-{
-    static const char savepoint[] = "SAVEPOINT call";
-    char *pending = NULL;
-    conn_t *c;
-    err_t err;
-    int rc;
-
-    if (!batch->next) {
-        batch->rc = transact(s, begin_write, atomic_load(&s->sync_off), true, batch->fn, batch->arg,
-                             &batch->err);
-        return;
-    }
-    if ((rc = acquire(s, true, &c, &err)) < 0) {
-        fail_calls(batch, rc, &err);
-        return;
-    }
-    tx_open(c, begin_write, atomic_load(&s->sync_off), true);
-    for (pending_call_t *w = batch; w; w = w->next) {
-        /* Sent with the call's first statements, after what is still to be
-         * sent (the BEGIN, or the last call's release). */
-        c->pre[c->npre++] = savepoint;
-        w->rc = w->fn(c, w->arg, &w->err);
-        /* A call that sent nothing has nothing to release or undo. */
-        bool idle = c->npre > 0 && c->pre[c->npre - 1] == savepoint;
-        if (idle)
-            c->npre--;
-        if (w->rc >= 0) {
-            w->rc = JOBD_OK;
-            pending_add(&pending, c->pending);
-            c->pending = NULL;
-            if (!idle)
-                c->pre[c->npre++] = "RELEASE SAVEPOINT call";
-            continue;
-        }
-        free(c->pending);
-        c->pending = NULL;
-        if (PQstatus(c->pg) != CONNECTION_OK) {
-            err = w->err;
-            fail_calls(batch, w->rc, &err);
-            goto out_close;
-        }
-        if (idle)
-            continue;
-        w->again = lost_a_race(c);
-        c->pre[c->npre++] = "ROLLBACK TO SAVEPOINT call";
-        c->pre[c->npre++] = "RELEASE SAVEPOINT call";
-        if ((rc = pipe_run(c, NULL, 0, false, &err)) < 0) {
-            fail_calls(batch, rc, &err);
-            goto out_close;
-        }
-    }
-    c->grouped = false;
-    if ((rc = pipe_run(c, NULL, 0, true, &err)) < 0)
-        fail_calls(batch, rc, &err);
-    else
-        atomic_fetch_add(&s->write_commits, 1);
-    pending_add(&pending, c->pending);
-    c->pending = NULL;
-out_close:
-    tx_close(s, c, pending, rc);
-    free(pending);
-    for (pending_call_t *w = batch; w; w = w->next) {
-        if (!w->again)
-            continue;
-        pending_call_t *next = w->next;
-        w->next = NULL;
-        w->again = false;
-        run_group(s, w);
-        w->next = next;
-    }
-}
-
-/* Every change goes through here.  The caller runs its call at once if
- * fewer than GROUPS_AT_ONCE groups are running (alone, as a transaction of
- * its own), or queues it; a leader that ends its group hands the lead to the
- * first call queued, which takes up to GROUP_MAX queued calls as its group.
- * Each caller returns once its call is committed (or failed), so a reply
- * sent after store_* returns is durable. */
 static int tx_write(pg_t *s, tx_fn fn, void *arg, err_t *e)
 {
-    pending_call_t w = {.fn = fn, .arg = arg, .state = CALL_QUEUED};
-    pending_call_t *heir, **tail;
-
-    atomic_fetch_add(&s->write_calls, 1);
-    pthread_mutex_lock(&s->group_mu);
-    if (s->leaders < GROUPS_AT_ONCE) {
-        s->leaders++;
-        pthread_mutex_unlock(&s->group_mu);
-    } else {
-        *s->queue_tail = &w;
-        s->queue_tail = &w.next;
-        pthread_mutex_unlock(&s->group_mu);
-        park_wait(&w.state, CALL_QUEUED);
-        if (atomic_load(&w.state) == CALL_DONE)
-            goto out;
-        /* CALL_LEAD: w heads the group the last leader cut for us, and
-         * that leader's place is ours. */
-    }
-
-    run_group(s, &w);
-
-    /* The next group: up to GROUP_MAX calls off the head of the queue, cut
-     * here under the lock so that no other leader hands out the same. */
-    pthread_mutex_lock(&s->group_mu);
-    heir = s->queue;
-    if (heir) {
-        tail = &heir->next;
-        for (int n = 1; *tail && n < GROUP_MAX; n++)
-            tail = &(*tail)->next;
-        s->queue = *tail;
-        if (!s->queue)
-            s->queue_tail = &s->queue;
-        *tail = NULL;
-    } else {
-        s->leaders--;
-    }
-    pthread_mutex_unlock(&s->group_mu);
-    if (heir)
-        park_wake(&heir->state, CALL_LEAD);
-    for (pending_call_t *b = w.next, *next; b; b = next) {
-        next = b->next; /* read first: once woken, b's caller returns */
-        park_wake(&b->state, CALL_DONE);
-    }
-out:
-    if (w.rc < 0 && e)
-        *e = w.err;
-    return w.rc < 0 ? w.rc : JOBD_OK;
+    return transact(s, "BEGIN ISOLATION LEVEL READ COMMITTED", atomic_load(&s->sync_off), true, fn,
+                    arg, e);
 }
 
 /* Reads see one snapshot, e.g. a job and its history together. */
@@ -1537,8 +1286,6 @@ static int pg_open(const char *db, store_t **out, err_t *e)
         abort();
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->freed, NULL);
-    pthread_mutex_init(&s->group_mu, NULL);
-    s->queue_tail = &s->queue;
     pthread_mutex_init(&s->announce.mu, NULL);
     pthread_cond_init(&s->announce.cond, NULL);
     s->watch.stop[0] = s->watch.stop[1] = -1;
@@ -1569,7 +1316,6 @@ static void pg_free(store_t *base)
         if (s->conns[i].pg)
             PQfinish(s->conns[i].pg);
     pthread_mutex_destroy(&s->mu);
-    pthread_mutex_destroy(&s->group_mu);
     pthread_cond_destroy(&s->freed);
     pthread_mutex_destroy(&s->announce.mu);
     pthread_cond_destroy(&s->announce.cond);
@@ -1927,13 +1673,10 @@ static int create_many(conn_t *c, struct create_args *a, err_t *e)
 static int do_create(conn_t *c, void *arg, err_t *e)
 {
     struct create_args *a = arg;
-    int rc;
+    int rc = a->n > 1 ? create_many(c, a, e) : 1;
 
-    json_decref(a->jobs); /* run_group may run it again */
-    a->jobs = NULL;
-    if ((rc = a->n > 1 ? create_many(c, a, e) : 1) != 1)
+    if (rc != 1)
         return rc;
-
     a->jobs = json_array();
     for (size_t i = 0; i < a->n && rc >= 0; i++)
         rc = create_one(c, &a->specs[i], i, a->n, a->jobs, e);
@@ -2045,7 +1788,6 @@ static int claim_steps(struct claim_args *a, int64_t now, step_t steps[2], int *
     json_t *ops, *leases;
     int rc;
 
-    json_decref(a->jobs); /* run_group may run the claim again */
     a->jobs = json_array();
     if ((rc = step_set(&steps[0], ST_bot_seen, e, "ti", a->bot_id, now)) < 0)
         return rc;
@@ -2128,8 +1870,6 @@ static int do_create_claim(conn_t *c, void *arg, err_t *e)
     json_t *jobs;
     int n = 0, rc;
 
-    json_decref(a->job); /* run_group may run it again */
-    a->job = NULL;
     if (a->spec->idempotency_key) {
         jobs = json_array();
         rc = create_one(c, a->spec, 0, 1, jobs, e);
@@ -2423,10 +2163,6 @@ static int do_report_many(conn_t *c, void *arg, err_t *e)
 
     if (!answered)
         abort();
-    for (size_t i = 0; i < a->n; i++) { /* run_group may run it again */
-        json_decref(a->reports[i].job);
-        a->reports[i].job = NULL;
-    }
     rc = finish_many(c, a, answered, e);
     for (size_t i = 0; i < a->n && rc >= 0; i++)
         if (!answered[i])
@@ -2438,7 +2174,6 @@ static int do_report_many(conn_t *c, void *arg, err_t *e)
             a->claim->max, a->claim->lease_ms, a->claim->brief,
             NULL};
         rc = do_claim(c, &cl, e);
-        json_decref(a->claim->jobs);
         a->claim->jobs = cl.jobs;
     }
     return rc;
@@ -2741,16 +2476,8 @@ static int do_stats(conn_t *c, void *arg, err_t *e)
 
 static int pg_stats(store_t *base, json_t **stats, err_t *e)
 {
-    pg_t *s = (pg_t *)base;
     struct stats_args a = {NULL};
-    int rc = tx_read(s, do_stats, &a, e);
-    /* How well group commit does, on this server: write calls per commit. */
-    if (rc >= 0)
-        json_object_set_new(a.stats, "postgresql",
-                            json_pack("{s:I,s:I}", "write_calls",
-                                      (json_int_t)atomic_load(&s->write_calls), "commits",
-                                      (json_int_t)atomic_load(&s->write_commits)));
-    return backend_deliver(rc, &a.stats, stats);
+    return backend_deliver(tx_read((pg_t *)base, do_stats, &a, e), &a.stats, stats);
 }
 
 /* ---- bots ------------------------------------------------------------------ */
@@ -2962,7 +2689,6 @@ static int do_sweep(conn_t *c, void *arg, err_t *e)
 
     if (rc < 0)
         return rc;
-    json_decref(a->changes); /* run_group may run it again */
     a->changes = json_array();
     for (int i = 0; rc >= 0 && i < PQntuples(r); i++) {
         const char *id = PQgetvalue(r, i, 0), *name = PQgetvalue(r, i, 1);
