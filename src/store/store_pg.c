@@ -586,6 +586,21 @@ static void pipe_result(conn_t *c, PGresult **r)
  * session that set jobd.announce (prepare_all). */
 static const char read_pending[] = "SELECT current_setting('jobd.pending', true)";
 
+/* The BEGIN of a write transaction: READ COMMITTED with the row locks of
+ * each statement (see STATEMENTS), which is what keeps two servers apart. */
+static const char begin_write[] = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/* Note the '\n'-terminated operations in `lines` as made pending by c's
+ * commits (a call may commit more than once: do_report_many). */
+static void pending_add(conn_t *c, const char *lines)
+{
+    size_t had = c->pending ? strlen(c->pending) : 0, more = strlen(lines);
+
+    if (!(c->pending = realloc(c->pending, had + more + 1)))
+        abort();
+    memcpy(c->pending + had, lines, more + 1);
+}
+
 /* Run the n steps on c in one round trip, preceded by the transaction's
  * BEGIN if it is not sent yet (c->begin), and followed with `commit` by its
  * commit (then c->committed, and c->pending).  Returns JOBD_OK, or the
@@ -644,8 +659,8 @@ again:
         if (!r)
             goto out_broken;
         if (i == 0 && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
-            *PQgetvalue(r, 0, 0) && !(c->pending = strdup(PQgetvalue(r, 0, 0))))
-            abort();
+            *PQgetvalue(r, 0, 0))
+            pending_add(c, PQgetvalue(r, 0, 0));
         if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK &&
             rc == JOBD_OK)
             rc = pgerr(c, r, "commit", e);
@@ -1255,12 +1270,10 @@ static int transact(pg_t *s, const char *begin, bool sync_off, bool write, tx_fn
     return rc < 0 ? rc : JOBD_OK;
 }
 
-/* Changes: READ COMMITTED with the row locks of each statement (see
- * STATEMENTS), which is what keeps two servers apart. */
+/* Changes (begin_write). */
 static int tx_write(pg_t *s, tx_fn fn, void *arg, err_t *e)
 {
-    return transact(s, "BEGIN ISOLATION LEVEL READ COMMITTED", atomic_load(&s->sync_off), true, fn,
-                    arg, e);
+    return transact(s, begin_write, atomic_load(&s->sync_off), true, fn, arg, e);
 }
 
 /* Reads see one snapshot, e.g. a job and its history together. */
@@ -2098,42 +2111,70 @@ static json_t *report_item(const job_report_t *r)
 /* The common case of a batch in one statement (job_finish_many): the first
  * report of each job, a complete or a fail that is not retryable (the
  * backoff depends on the job's failures), finishes its job if the job is
- * processing under its lease and bot, exactly as do_finish would.  Sets
- * answered[i] for each report it answered; the others (a refusal to find
- * out, a repeat, a retryable failure, a later report of the same job) are
- * left to do_finish, in order and after these, which is the order in which
- * one-by-one reports would have seen them: only reports of the same job
- * affect each other. */
-static int finish_many(conn_t *c, struct report_args *a, bool *answered, err_t *e)
+ * processing under its lease and bot, exactly as do_finish would.  The
+ * others (a refusal to find out, a repeat, a retryable failure, a later
+ * report of the same job) are left to do_finish, in order and after these,
+ * which is the order in which one-by-one reports would have seen them: only
+ * reports of the same job affect each other.
+ *
+ * finish_many_step makes the statement's step (fb->st is then not ST_COUNT)
+ * and finish_many_read reads its answers into the reports, setting
+ * answered[i] for each one it answered. */
+struct finish_batch {
+    enum stmt_id st; /* the statement; ST_COUNT: none (no report for it) */
+    json_t *first;   /* job id -> the index of its first report */
+    bool whole;      /* every report is in the statement: only a refusal is left */
+};
+
+static int finish_many_step(struct report_args *a, struct finish_batch *fb, step_t *step, err_t *e)
 {
-    json_t *batch = json_array(), *first = json_object(), *item, *job;
+    json_t *batch = json_array(), *item;
     /* A bot id that is not UTF-8 holds no lease, and do_finish refuses its
      * reports without sending it to the database, which would refuse it. */
     json_t *bot = json_string(str(a->bot_id));
-    PGresult *r = NULL;
+    bool utf8 = bot != NULL;
     bool brief = true;    /* every report of the batch wants {id, status} at most */
     bool summary = false; /* ... or its summary */
-    enum stmt_id st;
     int rc = JOBD_OK;
 
-    for (size_t i = 0; bot && i < a->n; i++) {
+    json_decref(bot);
+    fb->first = json_object();
+    fb->st = ST_COUNT;
+    fb->whole = utf8;
+    for (size_t i = 0; utf8 && i < a->n; i++) {
         const job_report_t *rep = &a->reports[i];
-        if (json_object_get(first, str(rep->id)))
+        if (json_object_get(fb->first, str(rep->id))) {
+            fb->whole = false;
             continue;
-        json_object_set_new(first, str(rep->id), json_integer((json_int_t)i));
+        }
+        json_object_set_new(fb->first, str(rep->id), json_integer((json_int_t)i));
         if ((rep->ok || !rep->retry) && (item = report_item(rep))) {
             json_array_append_new(batch, item);
             brief = brief && rep->brief;
             summary = summary || rep->summary;
+        } else {
+            fb->whole = false;
         }
     }
     /* The least every report of the batch needs; backend_report_brief cuts
      * each one's down to what it asked for. */
-    st = !brief    ? ST_job_finish_many
-         : summary ? ST_job_finish_many_summary
-                   : ST_job_finish_many_brief;
-    if (json_array_size(batch) > 0)
-        rc = query(c, st, &r, e, "tij", str(a->bot_id), clock_now_ms(), batch);
+    if (json_array_size(batch) > 0) {
+        fb->st = !brief    ? ST_job_finish_many
+                 : summary ? ST_job_finish_many_summary
+                           : ST_job_finish_many_brief;
+        rc = step_set(step, fb->st, e, "tij", str(a->bot_id), clock_now_ms(), batch);
+    }
+    json_decref(batch);
+    return rc;
+}
+
+static int finish_many_read(struct report_args *a, struct finish_batch *fb, const PGresult *r,
+                            bool *answered, err_t *e)
+{
+    enum stmt_id st = fb->st;
+    json_t *job;
+    int rc = JOBD_OK;
+
     for (int row = 0; r && row < PQntuples(r) && rc >= 0; row++) {
         if (st == ST_job_finish_many_brief)
             job = backend_brief(PQgetvalue(r, row, 0), PQgetvalue(r, row, 1));
@@ -2141,41 +2182,71 @@ static int finish_many(conn_t *c, struct report_args *a, bool *answered, err_t *
             (rc = row_record(r, row, st,
                              st == ST_job_finish_many ? REC_KIND_JOB : REC_KIND_JOB_SUMMARY, &job,
                              e)) == 0) {
-            json_int_t i = json_integer_value(json_object_get(first, PQgetvalue(r, row, 0)));
+            json_int_t i = json_integer_value(json_object_get(fb->first, PQgetvalue(r, row, 0)));
             a->reports[i].rc = JOBD_OK;
             a->reports[i].job = job;
             a->reports[i].repeated = false;
             answered[i] = true;
         }
     }
-    PQclear(r);
-    json_decref(bot);
-    json_decref(first);
-    json_decref(batch);
     return rc;
 }
 
+/* Reports, then the claim if there is one, in one transaction.  When the
+ * statement takes every report (fb.whole: no retryable failure, no job
+ * twice), the claim and the commit go with it: one round trip, where a bot's
+ * report and its next claim took two (and a report alone two as well),
+ * and PostgreSQL is often a network hop away.  What the statement then
+ * leaves unanswered can only be a refusal or a repeat, which changes
+ * nothing: do_finish finds it out in a transaction after the commit, seeing
+ * what it would have seen a moment later. */
 static int do_report_many(conn_t *c, void *arg, err_t *e)
 {
     struct report_args *a = arg;
     bool *answered = calloc(a->n + 1, sizeof *answered);
-    int rc;
+    struct claim_args cl = {a->bot_id, NULL, 0, 0, 0, false, NULL};
+    struct finish_batch fb;
+    step_t steps[3] = {{0}};
+    int64_t now = clock_now_ms();
+    int n = 0, nclaim = 0, rc;
+    bool trip;
 
     if (!answered)
         abort();
-    rc = finish_many(c, a, answered, e);
-    for (size_t i = 0; i < a->n && rc >= 0; i++)
-        if (!answered[i])
-            rc = backend_report_each(c, finish_step, a->bot_id, &a->reports[i], 1, e);
-    free(answered);
-    if (rc >= 0 && a->claim) {
-        struct claim_args cl = {
+    if (a->claim)
+        cl = (struct claim_args){
             a->bot_id,     a->claim->ops,      a->claim->ops ? a->claim->nops : 0,
             a->claim->max, a->claim->lease_ms, a->claim->brief,
             NULL};
-        rc = do_claim(c, &cl, e);
-        a->claim->jobs = cl.jobs;
+    rc = finish_many_step(a, &fb, &steps[0], e);
+    n = fb.st != ST_COUNT;
+    trip = n && fb.whole;
+    if (rc == JOBD_OK && trip && a->claim)
+        rc = claim_steps(&cl, now, steps + n, &nclaim, e);
+    if (rc == JOBD_OK && n + nclaim > 0)
+        rc = pipe_run(c, steps, n + nclaim, trip, e);
+    if (rc == JOBD_OK && n)
+        rc = finish_many_read(a, &fb, steps[0].r, answered, e);
+    if (rc == JOBD_OK && trip && a->claim)
+        rc = claim_result(&cl, now, steps + n, nclaim, e);
+    steps_free(steps, n + nclaim);
+    json_decref(fb.first);
+    for (size_t i = 0; i < a->n && rc >= 0; i++) {
+        if (answered[i])
+            continue;
+        if (c->committed) { /* the round trip above committed: a new transaction */
+            c->begin = begin_write;
+            c->committed = false;
+        }
+        rc = backend_report_each(c, finish_step, a->bot_id, &a->reports[i], 1, e);
     }
+    free(answered);
+    if (rc >= 0 && a->claim && !trip)
+        rc = do_claim(c, &cl, e);
+    if (a->claim)
+        a->claim->jobs = cl.jobs;
+    else
+        json_decref(cl.jobs);
     return rc;
 }
 
