@@ -2199,7 +2199,11 @@ static int finish_many_read(struct report_args *a, struct finish_batch *fb, cons
  * and PostgreSQL is often a network hop away.  What the statement then
  * leaves unanswered can only be a refusal or a repeat, which changes
  * nothing: do_finish finds it out in a transaction after the commit, seeing
- * what it would have seen a moment later. */
+ * what it would have seen a moment later.  Should that transaction fail
+ * (the database went away just then), the call fails though the first one
+ * committed, as when a reply is lost on its way: the bot's reports are
+ * answered as repeats when it sends them again, and the jobs it was leased
+ * but never told of go back to pending when their leases run out. */
 static int do_report_many(conn_t *c, void *arg, err_t *e)
 {
     struct report_args *a = arg;
