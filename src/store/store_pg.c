@@ -875,18 +875,32 @@ static int get_bot(conn_t *c, const char *id, json_t **bot, err_t *e)
     return JOBD_OK;
 }
 
-/* The job with its history and events, as store_job_get shows it. */
-static int get_job_full(conn_t *c, const char *id, json_t **out, err_t *e)
+/* The job with its history and events, as store_job_get shows it: three
+ * statements in one round trip, and with `last` (the caller has nothing
+ * more to do in its transaction) the transaction's commit in it too. */
+static int get_job_full(conn_t *c, const char *id, bool last, json_t **out, err_t *e)
 {
-    json_t *job, *history = NULL, *events = NULL;
-    int rc = get_job(c, id, &job, e);
+    json_t *job = NULL, *history = NULL, *events = NULL;
+    step_t st[3] = {{0}};
+    int rc = step_set(&st[0], ST_job_get, e, "t", id);
 
-    if (rc < 0)
-        return rc;
-    rc = fetch(c, ST_job_history, REC_KIND_ATTEMPT, false, &history, e, "t", id);
-    if (rc >= 0)
-        rc = fetch(c, ST_job_events, REC_KIND_EVENT, false, &events, e, "t", id);
+    if (rc == JOBD_OK)
+        rc = step_set(&st[1], ST_job_history, e, "t", id);
+    if (rc == JOBD_OK)
+        rc = step_set(&st[2], ST_job_events, e, "t", id);
+    if (rc == JOBD_OK)
+        rc = pipe_run(c, st, 3, last, e);
+    if (rc == JOBD_OK && PQntuples(st[0].r) == 0)
+        rc = err_set(e, JOBD_ENOTFOUND, "no job with id %s", str(id));
+    if (rc == JOBD_OK)
+        rc = row_record(st[0].r, 0, ST_job_get, REC_KIND_JOB, &job, e);
+    if (rc == JOBD_OK)
+        rc = rows_record(st[1].r, ST_job_history, REC_KIND_ATTEMPT, &history, e);
+    if (rc == JOBD_OK)
+        rc = rows_record(st[2].r, ST_job_events, REC_KIND_EVENT, &events, e);
+    steps_free(st, 3);
     if (rc < 0) {
+        json_decref(events);
         json_decref(history);
         json_decref(job);
         return rc;
@@ -1723,7 +1737,7 @@ struct get_args {
 static int do_get(conn_t *c, void *arg, err_t *e)
 {
     struct get_args *a = arg;
-    return get_job_full(c, a->id, &a->job, e);
+    return get_job_full(c, a->id, true, &a->job, e);
 }
 
 static int pg_job_get(store_t *base, const char *id, json_t **job, err_t *e)
@@ -2323,7 +2337,7 @@ static int do_release(conn_t *c, void *arg, err_t *e)
     rc = takeback(c, a->id, lease, "released", now, a->reason, e);
     if (rc >= 0)
         rc = add_event(c, a->id, now, "release", a->reason, e);
-    return rc < 0 ? rc : get_job_full(c, a->id, &a->job, e);
+    return rc < 0 ? rc : get_job_full(c, a->id, true, &a->job, e);
 }
 
 static int pg_job_release(store_t *base, const char *id, const char *reason, json_t **job, err_t *e)
@@ -2347,7 +2361,7 @@ static int do_retry(conn_t *c, void *arg, err_t *e)
     rc = run(c, ST_job_retry, e, "t", a->id);
     if (rc >= 0)
         rc = add_event(c, a->id, clock_now_ms(), "retry", a->reason, e);
-    return rc < 0 ? rc : get_job_full(c, a->id, &a->job, e);
+    return rc < 0 ? rc : get_job_full(c, a->id, true, &a->job, e);
 }
 
 static int pg_job_retry(store_t *base, const char *id, const char *reason, json_t **job, err_t *e)
@@ -2377,7 +2391,7 @@ static int do_cancel(conn_t *c, void *arg, err_t *e)
         rc = run(c, ST_job_cancel, e, "tit", a->id, now, why);
     if (rc >= 0)
         rc = add_event(c, a->id, now, "cancel", a->reason, e);
-    return rc < 0 ? rc : get_job_full(c, a->id, &a->job, e);
+    return rc < 0 ? rc : get_job_full(c, a->id, true, &a->job, e);
 }
 
 static int pg_job_cancel(store_t *base, const char *id, const char *reason, json_t **job, err_t *e)
@@ -2415,7 +2429,7 @@ static int do_explain(conn_t *c, void *arg, err_t *e)
     const char *status;
     PGresult *order;
     int64_t expires, ahead = 0, live = 0;
-    int rc = get_job_full(c, a->id, &job, e);
+    int rc = get_job_full(c, a->id, false, &job, e);
 
     if (rc < 0)
         return rc;
