@@ -88,8 +88,8 @@
  * lock; export_claim and export_mark lock only export_queue rows, never a
  * job.
  *
- * Checklist: job_claim and queue_ahead walk jobs_claim, lease_expired
- * jobs_processing_bot, export_claim export_queue_order, schedule_due
+ * Checklist: job_claim and queue_ahead walk jobs_claim, lease_expired and
+ * processing_jobs jobs_processing_bot, export_claim export_queue_order, schedule_due
  * jobs_scheduled, job_purge jobs_finished and bots_stale bots_live
  * (migrations/postgresql,
  * docs/operations.md "Indexes"); their WHERE clauses repeat the indexes'
@@ -256,6 +256,8 @@
                   " ORDER BY attempt DESC LIMIT 1")                                                \
     X(bot_jobs, "SELECT id, lease FROM jobs WHERE bot_id = $1 AND status = 'processing'"           \
                 " ORDER BY id")                                                                    \
+    X(processing_jobs, "SELECT bot_id, id FROM jobs WHERE status = 'processing'"                   \
+                       " ORDER BY bot_id, id")                                                     \
     X(bot_jobs_lock, "SELECT id, lease FROM jobs WHERE bot_id = $1 AND status = 'processing'"      \
                      " ORDER BY id FOR UPDATE")                                                    \
     X(bots_stale, "SELECT id, name, last_seen_at, state FROM bots"                                 \
@@ -2824,16 +2826,33 @@ static int pg_bot_get(store_t *base, const char *id, json_t **bot, err_t *e)
 static int do_bot_list(conn_t *c, void *arg, err_t *e)
 {
     struct bot_args *a = arg;
-    json_t *bot;
+    json_t *by_bot = json_object(), *bot, *jobs;
+    step_t st[2] = {{0}};
     size_t i;
-    int rc = fetch(c, ST_bot_list, REC_KIND_BOT, false, &a->bots, e, "");
+    int rc = step_set(&st[0], ST_bot_list, e, "");
 
+    /* Every bot's jobs in one statement, not one per bot: one round trip. */
+    if (rc == JOBD_OK)
+        rc = step_set(&st[1], ST_processing_jobs, e, "");
+    if (rc == JOBD_OK)
+        rc = pipe_run(c, st, 2, true, e);
+    if (rc == JOBD_OK)
+        rc = rows_record(st[0].r, ST_bot_list, REC_KIND_BOT, &a->bots, e);
+    for (int row = 0; rc == JOBD_OK && row < PQntuples(st[1].r); row++) {
+        const char *owner = PQgetvalue(st[1].r, row, 0);
+        if (!(jobs = json_object_get(by_bot, owner)))
+            json_object_set_new(by_bot, owner, jobs = json_array());
+        json_array_append_new(jobs, json_string(PQgetvalue(st[1].r, row, 1)));
+    }
     json_array_foreach(a->bots, i, bot)
     {
         if (rc < 0)
             break;
-        rc = add_bot_jobs(c, bot, e);
+        jobs = json_object_get(by_bot, json_string_value(json_object_get(bot, "id")));
+        json_object_set_new(bot, "jobs", jobs ? json_incref(jobs) : json_array());
     }
+    steps_free(st, 2);
+    json_decref(by_bot);
     return rc < 0 ? rc : JOBD_OK;
 }
 

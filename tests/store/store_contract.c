@@ -1680,8 +1680,8 @@ static void test_explain_facts(void **state)
 static void test_bots(void **state)
 {
     struct fixture *f = *state;
-    json_t *bot, *bots, *ops = json_pack("[ss]", "sum", "product"), *item;
-    size_t i;
+    json_t *bot, *bots, *ops = json_pack("[ss]", "sum", "product"), *item, *held[2], *job;
+    size_t i, j;
     int found = 0;
     err_t e;
 
@@ -1700,17 +1700,33 @@ static void test_bots(void **state)
     assert_rc(store_bot_get(f->s, "01937000-0000-7000-8000-000000000000", &bot, &e),
               JOBD_EUNKNOWNBOT, &e);
 
-    /* Oldest registration first. */
+    /* Oldest registration first, each with the jobs it holds. */
+    held[0] = create_claimed(f, f->bot);
+    held[1] = create_claimed(f, f->bot);
     assert_ok(store_bot_list(f->s, &bots, &e), &e);
     json_array_foreach(bots, i, item)
     {
         assert_fields(item, record_bot_fields, record_bot_nfields, bot_extra);
-        if (strcmp(sget(item, "id"), f->bot) == 0)
+        if (strcmp(sget(item, "id"), f->bot) == 0) {
             assert_int_equal(found++, 0);
-        else if (strcmp(sget(item, "id"), f->bot2) == 0)
+            assert_int_equal(json_array_size(json_object_get(item, "jobs")), 2);
+            for (int k = 0; k < 2; k++) {
+                const char *want = sget(held[k], "id");
+                bool there = false;
+                json_array_foreach(json_object_get(item, "jobs"), j, job)
+                {
+                    there = there || strcmp(json_string_value(job), want) == 0;
+                }
+                assert_true(there);
+            }
+        } else if (strcmp(sget(item, "id"), f->bot2) == 0) {
             assert_int_equal(found++, 1);
+            assert_int_equal(json_array_size(json_object_get(item, "jobs")), 0);
+        }
     }
     assert_int_equal(found, 2);
+    json_decref(held[0]);
+    json_decref(held[1]);
     json_decref(bots);
     json_decref(ops);
 }

@@ -507,6 +507,8 @@ static void test_statements_walk_indexes(void **state)
     json_decref(jobs);
     assert_ok(store_bot_heartbeat(s, bot_id, "ready", 30000, NULL, &v, &e), &e);
     json_decref(v);
+    assert_ok(store_bot_list(s, &v, &e), &e);
+    json_decref(v);
     assert_ok(store_lease_expire(s, clock_now_ms(), &n, &e), &e);
     assert_ok(store_schedule_due(s, clock_now_ms(), &n, &e), &e);
     drain(s, "server-walk");
@@ -516,9 +518,13 @@ static void test_statements_walk_indexes(void **state)
     jobd_sessions_gone(raw);
 
     seq_scans(raw, after);
-    for (size_t i = 0; i < N_WALKED; i++)
-        if (after[i] != before[i])
+    for (size_t i = 0; i < N_WALKED; i++) {
+        /* The list of every bot reads every bot, as it should (bot_list);
+         * each bot's jobs in it come from an index (processing_jobs). */
+        long long listed = strcmp(walked_tables[i], "bots") == 0;
+        if (after[i] - before[i] != listed)
             fail_msg("%lld whole-table scans of %s", after[i] - before[i], walked_tables[i]);
+    }
     json_decref(input);
     json_decref(result);
     json_decref(ops);
