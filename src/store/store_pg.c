@@ -849,32 +849,49 @@ static int bot_jobs(conn_t *c, const char *bot_id, bool lock, json_t **out, err_
     return JOBD_OK;
 }
 
-/* Set bot's "jobs" to the ids of the jobs it holds. */
-static int add_bot_jobs(conn_t *c, json_t *bot, err_t *e)
+/* The bot of bot_get's result r (no row: JOBD_EUNKNOWNBOT), with "jobs"
+ * the ids of the jobs it holds, from bot_jobs' result `jobs`. */
+static int bot_of(const PGresult *r, const PGresult *jobs, const char *id, json_t **bot, err_t *e)
 {
-    json_t *jobs;
-    int rc = bot_jobs(c, json_string_value(json_object_get(bot, "id")), false, &jobs, e);
+    json_t *ids;
+    int rc;
+
+    if (PQntuples(r) == 0)
+        return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(id));
+    if ((rc = row_record(r, 0, ST_bot_get, REC_KIND_BOT, bot, e)) < 0)
+        return rc;
+    ids = json_array();
+    for (int i = 0; i < PQntuples(jobs); i++)
+        json_array_append_new(ids, json_string(PQgetvalue(jobs, i, 0)));
+    json_object_set_new(*bot, "jobs", ids);
+    return JOBD_OK;
+}
+
+/* Bot id with the jobs it holds: after the caller's `n` steps (whose results
+ * it reads itself), both statements in one round trip, and with `last` (it
+ * has nothing more to do in the transaction) the commit too.  steps[n] and
+ * steps[n + 1] are this function's; the caller frees all n + 2. */
+static int get_bot_after(conn_t *c, const char *id, step_t *steps, int n, bool last, json_t **bot,
+                         err_t *e)
+{
+    int rc = step_set(&steps[n], ST_bot_get, e, "t", id);
 
     if (rc == JOBD_OK)
-        json_object_set_new(bot, "jobs", jobs);
+        rc = step_set(&steps[n + 1], ST_bot_jobs, e, "t", id);
+    if (rc == JOBD_OK)
+        rc = pipe_run(c, steps, n + 2, last, e);
+    if (rc == JOBD_OK)
+        rc = bot_of(steps[n].r, steps[n + 1].r, id, bot, e);
     return rc;
 }
 
-static int get_bot(conn_t *c, const char *id, json_t **bot, err_t *e)
+static int get_bot(conn_t *c, const char *id, bool last, json_t **bot, err_t *e)
 {
-    json_t *b;
-    int rc = fetch(c, ST_bot_get, REC_KIND_BOT, true, &b, e, "t", id);
+    step_t st[2] = {{0}};
+    int rc = get_bot_after(c, id, st, 0, last, bot, e);
 
-    if (rc == 0)
-        return err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(id));
-    if (rc < 0)
-        return rc;
-    if ((rc = add_bot_jobs(c, b, e)) < 0) {
-        json_decref(b);
-        return rc;
-    }
-    *bot = b;
-    return JOBD_OK;
+    steps_free(st, 2);
+    return rc;
 }
 
 /* The job with its history and events, as store_job_get shows it: three
@@ -2447,7 +2464,7 @@ static int do_explain(conn_t *c, void *arg, err_t *e)
     expires = col_int(order, 0, 5);
     PQclear(order);
     if (rc >= 0 && strcmp(status, "processing") == 0)
-        rc = get_bot(c, json_string_value(json_object_get(job, "bot_id")), &bot, e);
+        rc = get_bot(c, json_string_value(json_object_get(job, "bot_id")), false, &bot, e);
     if (rc < 0)
         return rc;
     json_object_set_new(a->facts, "ahead", json_integer(ahead));
@@ -2591,7 +2608,7 @@ static int do_register(conn_t *c, void *arg, err_t *e)
 
     id_uuid7(id);
     rc = run(c, ST_bot_insert, e, "ttji", id, a->name, a->operations, clock_now_ms());
-    return rc < 0 ? rc : get_bot(c, id, &a->bot, e);
+    return rc < 0 ? rc : get_bot(c, id, true, &a->bot, e);
 }
 
 static int pg_bot_register(store_t *base, const char *name, const json_t *operations, json_t **bot,
@@ -2710,6 +2727,7 @@ static int do_heartbeat(conn_t *c, void *arg, err_t *e)
     struct bot_args *a = arg;
     json_t *verdicts, *item, *taken;
     int64_t now = clock_now_ms();
+    step_t tail[3] = {{0}};
     bool *held;
     char why[300];
     size_t i;
@@ -2738,9 +2756,14 @@ static int do_heartbeat(conn_t *c, void *arg, err_t *e)
         json_array_extend(json_object_get(verdicts, "lost"), taken);
         json_decref(taken);
     }
-    if ((rc = run(c, ST_bot_heartbeat, e, "tti", a->id, a->state, now)) == 0)
-        rc = err_set(e, JOBD_EUNKNOWNBOT, "no bot with id %s: register again", str(a->id));
-    if (rc < 0 || (rc = get_bot(c, a->id, &a->bot, e)) < 0)
+    /* The bot's new state, and the bot as it now is, with the commit: one
+     * round trip.  A bot that does not exist changed nothing, and bot_get
+     * finds no row (JOBD_EUNKNOWNBOT). */
+    rc = step_set(&tail[0], ST_bot_heartbeat, e, "tti", a->id, a->state, now);
+    if (rc == JOBD_OK)
+        rc = get_bot_after(c, a->id, tail, 1, true, &a->bot, e);
+    steps_free(tail, 3);
+    if (rc < 0)
         goto out_verdicts;
     json_object_set(verdicts, "held", json_object_get(a->bot, "jobs"));
     a->reply = json_pack("{s:o,s:o}", "bot", a->bot, "jobs", verdicts);
@@ -2814,7 +2837,7 @@ static int pg_bot_sweep(store_t *base, int64_t unhealthy_before, int64_t offline
 static int do_bot_get(conn_t *c, void *arg, err_t *e)
 {
     struct bot_args *a = arg;
-    return get_bot(c, a->id, &a->bot, e);
+    return get_bot(c, a->id, true, &a->bot, e);
 }
 
 static int pg_bot_get(store_t *base, const char *id, json_t **bot, err_t *e)
