@@ -18,7 +18,9 @@
  *
  * Round trips: a transaction's statements go in libpq pipelines (pipe_run),
  * its BEGIN with the first and, where the caller knows them to be the last,
- * its COMMIT with the last; a claim or a submit is one round trip.  New
+ * its COMMIT with the last.  A submit, a claim, a report with its next claim,
+ * a read of a job or of the bots is one round trip; a heartbeat two.  They
+ * are most of a request's time when PostgreSQL is a network hop away.  New
  * pending jobs are announced to the other servers after the commit, from a
  * connection of the announcer's own (announce(); migration 0007).
  */
@@ -317,6 +319,7 @@ typedef struct conn {
     /* The current transaction (transact()): */
     const char *begin; /* its BEGIN, until sent with its first statements; NULL: sent */
     bool sync_off;     /* with SET LOCAL synchronous_commit = off */
+    bool writes;       /* may change something (tx_write), so never sent twice with its commit */
     bool committed;    /* its last statements carried its commit (pipe_run) */
     char *pending;     /* the operations its commit made pending (pipe_run), or NULL */
 } conn_t;
@@ -686,9 +689,10 @@ out_broken:
     }
     free(c->pending);
     c->pending = NULL;
-    /* Not with the commit on board: PostgreSQL may have committed before
-     * the connection failed (ready() drops a connection it closed first). */
-    if (begin && !commit && first-- > 0 && ready(c->owner, c, e) == JOBD_OK) {
+    /* Not a write with the commit on board: PostgreSQL may have committed
+     * before the connection failed (ready() drops a connection it closed
+     * first).  A read's commit changes nothing and may be sent again. */
+    if (begin && (!commit || !c->writes) && first-- > 0 && ready(c->owner, c, e) == JOBD_OK) {
         rc = JOBD_OK;
         goto again;
     }
@@ -1283,6 +1287,7 @@ static int transact(pg_t *s, const char *begin, bool sync_off, bool write, tx_fn
         return rc;
     c->begin = begin;
     c->sync_off = sync_off;
+    c->writes = write;
     c->committed = false;
     rc = fn(c, arg, e);
     /* Not sent with fn's last statements: the commit alone (for a write,

@@ -548,6 +548,14 @@ static void test_reconnect(void **state)
     json_decref(bots);
     assert_ok(store_ping(s, &e), &e);
 
+    /* A read sends its commit with its statements, and may send them
+     * again: it changes nothing (a regression test: after 42144bd, the bot
+     * list failed when the closed connection was found only by sending). */
+    raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  " WHERE application_name = 'jobd' AND datname = current_database()");
+    assert_rc(store_job_get(s, "01937000-0000-7000-8000-000000000000", &job, &e), JOBD_ENOTFOUND,
+              &e);
+
     /* A submit is one round trip with its commit, which is never sent
      * twice: the closed connection is noticed before it is used. */
     raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
