@@ -834,21 +834,18 @@ static int get_job(conn_t *c, const char *id, json_t **job, err_t *e)
     return rc < 0 ? rc : JOBD_OK;
 }
 
-/* The jobs bot_id holds: their ids, or with `lock` [id, lease] pairs whose
- * rows stay locked until the transaction ends (to take them back).
- * OUT: *out, an array. */
-static int bot_jobs(conn_t *c, const char *bot_id, bool lock, json_t **out, err_t *e)
+/* The jobs bot_id holds, as [id, lease] pairs whose rows stay locked until
+ * the transaction ends (to take them back).  OUT: *out, an array. */
+static int bot_jobs_lock(conn_t *c, const char *bot_id, json_t **out, err_t *e)
 {
     PGresult *r;
-    int rc = query(c, lock ? ST_bot_jobs_lock : ST_bot_jobs, &r, e, "t", bot_id);
+    int rc = query(c, ST_bot_jobs_lock, &r, e, "t", bot_id);
 
     if (rc < 0)
         return rc;
     *out = json_array();
     for (int i = 0; i < PQntuples(r); i++)
-        json_array_append_new(*out,
-                              lock ? json_pack("[ss]", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1))
-                                   : json_string(PQgetvalue(r, i, 0)));
+        json_array_append_new(*out, json_pack("[ss]", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)));
     PQclear(r);
     return JOBD_OK;
 }
@@ -2630,7 +2627,7 @@ static int takeback_bot(conn_t *c, const char *bot_id, int64_t now, const char *
 {
     json_t *held, *pair;
     size_t i;
-    int rc = bot_jobs(c, bot_id, true, &held, e);
+    int rc = bot_jobs_lock(c, bot_id, &held, e);
 
     if (rc < 0)
         return rc;
