@@ -19,8 +19,9 @@
  * Round trips: a transaction's statements go in libpq pipelines (pipe_run),
  * its BEGIN with the first and, where the caller knows them to be the last,
  * its COMMIT with the last.  A submit, a claim, a report with its next claim,
- * a read of a job or of the bots is one round trip; a heartbeat two.  They
- * are most of a request's time when PostgreSQL is a network hop away.  New
+ * a read (a job, a page of jobs, the bots, the stats) is one round trip; a
+ * heartbeat two.  They are most of a request's time when PostgreSQL is a
+ * network hop away.  New
  * pending jobs are announced to the other servers after the commit, from a
  * connection of the announcer's own (announce(); migration 0007).
  */
@@ -1779,12 +1780,19 @@ static int do_list(conn_t *c, void *arg, err_t *e)
     /* "" sorts before every id (ids are COLLATE "C"), so the first page
      * needs no statement of its own. */
     const char *after = f->after ? f->after : "";
+    step_t st;
+    int rc = f->status
+                 ? step_set(&st, ST_job_list_status, e, "ttit", after, f->operation,
+                            (int64_t)f->limit, f->status)
+                 : step_set(&st, ST_job_list, e, "tti", after, f->operation, (int64_t)f->limit);
 
-    if (f->status)
-        return fetch(c, ST_job_list_status, REC_KIND_JOB, false, &a->jobs, e, "ttit", after,
-                     f->operation, (int64_t)f->limit, f->status);
-    return fetch(c, ST_job_list, REC_KIND_JOB, false, &a->jobs, e, "tti", after, f->operation,
-                 (int64_t)f->limit);
+    /* With the commit: one round trip. */
+    if (rc == JOBD_OK)
+        rc = pipe_run(c, &st, 1, true, e);
+    if (rc == JOBD_OK)
+        rc = rows_record(st.r, st.id, REC_KIND_JOB, &a->jobs, e);
+    steps_free(&st, 1);
+    return rc;
 }
 
 static int pg_job_list(store_t *base, const job_filter_t *f, json_t **jobs, err_t *e)
@@ -2572,7 +2580,7 @@ static int do_stats(conn_t *c, void *arg, err_t *e)
      * against 264. */
     step_t st[3] = {
         {.sql = "SET LOCAL enable_seqscan = on"}, {.id = ST_stats_jobs}, {.id = ST_stats_bots}};
-    int rc = pipe_run(c, st, 3, false, e);
+    int rc = pipe_run(c, st, 3, true, e); /* with the commit: one round trip */
 
     a->stats = backend_stats_new();
     for (int i = 0; rc == JOBD_OK && i < PQntuples(st[1].r); i++)

@@ -555,6 +555,14 @@ static void test_reconnect(void **state)
                   " WHERE application_name = 'jobd' AND datname = current_database()");
     assert_rc(store_job_get(s, "01937000-0000-7000-8000-000000000000", &job, &e), JOBD_ENOTFOUND,
               &e);
+    raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  " WHERE application_name = 'jobd' AND datname = current_database()");
+    assert_ok(store_job_list(s, &(job_filter_t){.limit = 10}, &bots, &e), &e);
+    json_decref(bots);
+    raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  " WHERE application_name = 'jobd' AND datname = current_database()");
+    assert_ok(store_stats(s, &bots, &e), &e);
+    json_decref(bots);
 
     /* A submit is one round trip with its commit, which is never sent
      * twice: the closed connection is noticed before it is used. */
