@@ -2256,7 +2256,7 @@ static int do_report_many(conn_t *c, void *arg, err_t *e)
     step_t steps[3] = {{0}};
     int64_t now = clock_now_ms();
     int n = 0, nclaim = 0, rc;
-    bool trip;
+    bool trip, claim_too; /* one round trip; the claim in it */
 
     if (!answered)
         abort();
@@ -2268,13 +2268,14 @@ static int do_report_many(conn_t *c, void *arg, err_t *e)
     rc = finish_many_step(a, &fb, &steps[0], e);
     n = fb.st != ST_COUNT;
     trip = n && fb.whole;
-    if (rc == JOBD_OK && trip && a->claim)
+    claim_too = trip && a->claim;
+    if (rc == JOBD_OK && claim_too)
         rc = claim_steps(&cl, now, steps + n, &nclaim, e);
     if (rc == JOBD_OK && n + nclaim > 0)
         rc = pipe_run(c, steps, n + nclaim, trip, e);
     if (rc == JOBD_OK && n)
         rc = finish_many_read(a, &fb, steps[0].r, answered, e);
-    if (rc == JOBD_OK && trip && a->claim)
+    if (rc == JOBD_OK && claim_too)
         rc = claim_result(&cl, now, steps + n, nclaim, e);
     steps_free(steps, n + nclaim);
     json_decref(fb.first);

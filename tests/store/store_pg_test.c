@@ -42,6 +42,14 @@ static void raw_exec(PGconn *pg, const char *sql)
     PQclear(r);
 }
 
+/* End every jobd session on the test database, as a restart or an admin's
+ * pg_terminate_backend would. */
+static void kill_jobd_sessions(PGconn *raw)
+{
+    raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  " WHERE application_name = 'jobd' AND datname = current_database()");
+}
+
 /* Submit a job of `op` with an empty input. */
 static int create(store_t *s, const char *op, json_t **job, err_t *e)
 {
@@ -270,8 +278,7 @@ static void test_watch(void **state)
 
     /* Every jobd connection dropped, as an admin shutdown would: the
      * listener reconnects and says it may have missed something. */
-    raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                  " WHERE application_name = 'jobd' AND datname = current_database()");
+    kill_jobd_sessions(raw);
     assert_true(heard(&h, "(any)", 5000));
     assert_ok(create(a, "pg-watch-2", &job, &e), &e);
     json_decref(job);
@@ -542,8 +549,7 @@ static void test_reconnect(void **state)
     err_t e;
 
     assert_ok(store_ping(s, &e), &e);
-    raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                  " WHERE application_name = 'jobd' AND datname = current_database()");
+    kill_jobd_sessions(raw);
     assert_ok(store_bot_list(s, &bots, &e), &e);
     json_decref(bots);
     assert_ok(store_ping(s, &e), &e);
@@ -551,23 +557,19 @@ static void test_reconnect(void **state)
     /* A read sends its commit with its statements, and may send them
      * again: it changes nothing (a regression test: after 42144bd, the bot
      * list failed when the closed connection was found only by sending). */
-    raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                  " WHERE application_name = 'jobd' AND datname = current_database()");
+    kill_jobd_sessions(raw);
     assert_rc(store_job_get(s, "01937000-0000-7000-8000-000000000000", &job, &e), JOBD_ENOTFOUND,
               &e);
-    raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                  " WHERE application_name = 'jobd' AND datname = current_database()");
+    kill_jobd_sessions(raw);
     assert_ok(store_job_list(s, &(job_filter_t){.limit = 10}, &bots, &e), &e);
     json_decref(bots);
-    raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                  " WHERE application_name = 'jobd' AND datname = current_database()");
+    kill_jobd_sessions(raw);
     assert_ok(store_stats(s, &bots, &e), &e);
     json_decref(bots);
 
     /* A submit is one round trip with its commit, which is never sent
      * twice: the closed connection is noticed before it is used. */
-    raw_exec(raw, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                  " WHERE application_name = 'jobd' AND datname = current_database()");
+    kill_jobd_sessions(raw);
     jobd_sessions_gone(raw);
     assert_ok(create(s, "pg-reconnect", &job, &e), &e);
     json_decref(job);
