@@ -20,7 +20,6 @@
 
 #define PIPELINE   64 /* puts written before their replies are read */
 #define MAX_ERRORS 100
-#define PRODUCERS  4
 
 typedef struct bs {
     int fd;
@@ -442,12 +441,12 @@ static void latency(ctx_t *x)
     bench_rss_reset(o);
     pthread_create(&workers, NULL, latency_workers_main, &lw);
     bench_sleep_until(bench_now_ns() + 500000000); /* every worker waits in reserve */
-    sent = bench_produce(&ops, x, PRODUCERS, total, &x->stop, &s);
+    sent = bench_produce(&ops, x, BENCH_PRODUCERS, total, &x->stop, &s);
     bench_wait_count(&x->done, sent, &x->stop, 30); /* the last jobs reach a bot */
     atomic_store(&x->stop, 1);
     pthread_join(workers, NULL);
-    bench_report_latency(o, "latency", &all, sent, total, s, PRODUCERS, atomic_load(&x->errors),
-                         "puts");
+    bench_report_latency(o, "latency", &all, sent, total, s, BENCH_PRODUCERS,
+                         atomic_load(&x->errors), "puts");
     samples_cleanup(&all);
 }
 

@@ -18,7 +18,6 @@
 #define MAX_ERRORS    100  /* a workload gives up after this many failed requests */
 #define LATENCY_WAIT  2000 /* ms a latency bot long-polls before asking again */
 #define LATENCY_BATCH 10   /* jobs a latency-batched bot claims at most */
-#define PRODUCERS     4    /* connections the latency producer spreads its schedule over */
 
 /* What the server offers, found by trying it (probe()). */
 typedef struct features {
@@ -687,11 +686,11 @@ static void latency_run(ctx_t *x, const char *row, bool batched)
     bench_rss_reset(o);
     bots_start(x, bots, o->bots, &cfg);
     bench_sleep_until(bench_now_ns() + 500000000); /* let every bot park its long poll */
-    sent = bench_produce(&ops, x, PRODUCERS, total, &x->stop, &s);
+    sent = bench_produce(&ops, x, BENCH_PRODUCERS, total, &x->stop, &s);
     bench_wait_count(&x->done, sent, &x->stop, 30); /* the last jobs reach a bot */
     atomic_store(&x->stop, 1);
     bots_join(bots, o->bots, &all);
-    bench_report_latency(o, row, &all, sent, total, s, PRODUCERS, atomic_load(&x->errors),
+    bench_report_latency(o, row, &all, sent, total, s, BENCH_PRODUCERS, atomic_load(&x->errors),
                          "submits");
     samples_cleanup(&all);
 }

@@ -24,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PRODUCERS 4 /* latency: connections the schedule is spread over, as for the others */
-
 typedef struct ctx {
     const bench_opts_t *o;
     int batch;
@@ -346,7 +344,7 @@ static void latency(ctx_t *x, PGconn *db)
         pthread_create(&bots[i].thread, NULL, lat_bot_main, &bots[i]);
     }
     bench_sleep_until(bench_now_ns() + 500000000); /* every bot waits on LISTEN */
-    sent = bench_produce(&ops, x, PRODUCERS, total, &x->stop, &s);
+    sent = bench_produce(&ops, x, BENCH_PRODUCERS, total, &x->stop, &s);
     bench_wait_count(&x->done, sent, &x->stop, 30); /* the last jobs reach a bot */
     atomic_store(&x->stop, 1);
     for (int i = 0; i < nbots; i++) {
@@ -354,8 +352,8 @@ static void latency(ctx_t *x, PGconn *db)
         samples_merge(&all, &bots[i].lat);
         samples_cleanup(&bots[i].lat);
     }
-    bench_report_latency(o, "latency", &all, sent, total, s, PRODUCERS, atomic_load(&x->errors),
-                         "inserts, each announced");
+    bench_report_latency(o, "latency", &all, sent, total, s, BENCH_PRODUCERS,
+                         atomic_load(&x->errors), "inserts, each announced");
     samples_cleanup(&all);
 }
 
