@@ -109,6 +109,7 @@ static bool complete(ctx_t *x, PGconn *db, const char *ids, const char *sums)
 typedef struct bot {
     ctx_t *x;
     pthread_t thread;
+    samples_t lat; /* latency: submit-to-claim times (us) */
 } bot_t;
 
 static void *bot_main(void *arg)
@@ -275,15 +276,9 @@ static bool await_notify(PGconn *db, int ms)
     return true;
 }
 
-typedef struct lat_bot {
-    ctx_t *x;
-    pthread_t thread;
-    samples_t lat;
-} lat_bot_t;
-
 static void *lat_bot_main(void *arg)
 {
-    lat_bot_t *bot = arg;
+    bot_t *bot = arg;
     ctx_t *x = bot->x;
     PGconn *db = connect_db(x->o->conninfo);
 
@@ -326,7 +321,7 @@ static void latency(ctx_t *x, PGconn *db)
 {
     static const producer_ops_t ops = {producer_open, producer_submit, producer_close};
     const bench_opts_t *o = x->o;
-    lat_bot_t bots[64];
+    bot_t bots[64];
     int nbots = o->bots < 64 ? o->bots : 64;
     long total = (long)(o->seconds * 1000), sent;
     samples_t all;
@@ -339,7 +334,7 @@ static void latency(ctx_t *x, PGconn *db)
     atomic_store(&x->errors, 0);
     bench_rss_reset(o);
     for (int i = 0; i < nbots; i++) {
-        bots[i] = (lat_bot_t){.x = x};
+        bots[i] = (bot_t){.x = x};
         samples_init(&bots[i].lat);
         pthread_create(&bots[i].thread, NULL, lat_bot_main, &bots[i]);
     }
