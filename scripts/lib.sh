@@ -50,6 +50,11 @@ jobd_bin() {
     find "$1" -type f -name "$2" -perm -u+x -not -path '*/CMakeFiles/*' 2>/dev/null | head -n 1
 }
 
+# free_port: a TCP port of 127.0.0.1 that nothing listens on (the kernel's pick).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # ---- a throwaway PostgreSQL for the tests -------------------------------------------------
 # pg_start DIR: initdb a cluster into DIR/data as a non-root user (PostgreSQL refuses to run
 # as root: the `postgres` user the package creates, else `nobody`), on a free port of
@@ -72,7 +77,7 @@ pg_start() {
         chown "$user" "$dir" || return 1
         as=(runuser -u "$user" --)
     fi
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    port=$(free_port)
     "${as[@]}" "$bin/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 \
         --locale=C >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
     cat >>"$dir/data/postgresql.conf" <<CONF
