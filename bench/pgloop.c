@@ -210,7 +210,7 @@ static void run_variant(ctx_t *x, PGconn *db, const char *row, int batch)
     bench_rss_emit(o, row);
 }
 
-/* ---- latency: producers insert with NOTIFY, bots LISTEN when idle ---- */
+/* ---- latency: producers insert, then announce; idle bots LISTEN ---- */
 
 static void *producer_open(void *arg, int index)
 {
