@@ -94,6 +94,10 @@ typedef struct conns_part {
 void bench_conns_level(const bench_opts_t *o, int n, void *(*fn)(void *), void *arg,
                        const char *what);
 
+/* The latency producer's connections, the same for every target so that each
+ * server is offered the schedule the same way. */
+#define BENCH_PRODUCERS 4
+
 /* The latency workload's producer, the same for every target: `producers`
  * threads, each with its own connection (open/close), share one schedule in
  * which job k (0 <= k < scheduled) is due at start + k ms; whichever thread
@@ -105,10 +109,6 @@ void bench_conns_level(const bench_opts_t *o, int n, void *(*fn)(void *), void *
  * Stops early when *stop becomes non-zero, and at twice the scheduled time
  * when the server cannot keep up (bounded runs).  Returns the count submitted;
  * OUT: *seconds from the first slot to the last reply. */
-/* The latency producer's connections, the same for every target so that each
- * server is offered the schedule the same way. */
-#define BENCH_PRODUCERS 4
-
 typedef struct producer_ops {
     void *(*open)(void *arg, int index); /* NULL: this thread submits nothing */
     bool (*submit)(void *conn, long k, int64_t due);
